@@ -1,0 +1,46 @@
+# capture-bridge: `make demo` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CODEX_VERSION := 0.169.0
+PEERS_DIR ?= $(HOME)/.cache/capture-bridge/peers
+CODEX_DIR := $(PEERS_DIR)/codex-$(CODEX_VERSION)
+export CAPTURE_BRIDGE_PEERS_DIR := $(PEERS_DIR)
+
+.PHONY: install peers demo test test-fast lint schemas bench fixtures clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+peers: $(CODEX_DIR)/.installed
+
+$(CODEX_DIR)/.installed:
+	mkdir -p $(CODEX_DIR)
+	npm install --prefix $(CODEX_DIR) --no-audit --no-fund --loglevel=error @openai/codex@$(CODEX_VERSION)
+	touch $@
+
+demo: install peers
+	$(PY) -m bridge demo
+
+lint: install
+	$(VENV)/bin/ruff check bridge tests benchmarks
+	$(VENV)/bin/mypy
+
+schemas: install
+	$(PY) -m bridge.host.schemas schemas/host
+
+# The whole suite runs inside a loopback-only network namespace (the fence).
+test: install peers lint
+	$(PY) -m bridge.peers.fence -- $(PY) -m pytest -q
+
+bench: install peers
+	$(PY) -m bridge.peers.fence -- $(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Ingest config (CONTRACT §3.7) and the places the bridge keeps things."""

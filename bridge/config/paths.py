@@ -1,0 +1,63 @@
+"""Where things live: the data dir, the user's home and the files in them.
+
+``$HOME`` decides ``~`` (never the password database), so tests run on temp
+homes and the user's real collector roots are never touched by them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_HOME = "CAPTURE_BRIDGE_HOME"
+
+
+def resolve_data_dir(cli_value: str | None = None) -> Path:
+    """``--data-dir``, else ``$CAPTURE_BRIDGE_HOME``, else the platform's user data dir."""
+    if cli_value:
+        return Path(cli_value).expanduser().absolute()
+    env = os.environ.get(ENV_HOME)
+    if env:
+        return Path(env).expanduser().absolute()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("capture-bridge", appauthor=False))
+
+
+def user_home() -> Path:
+    home = os.environ.get("HOME")
+    return Path(home) if home else Path.home()
+
+
+class DataDir:
+    """The files of one bridge's data dir."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def ensure(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def database(self) -> Path:
+        return self.root / "capture.sqlite3"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "bridge.lock"
+
+    @property
+    def runtime(self) -> Path:
+        return self.root / "runtime.json"
+
+    @property
+    def otlp_key(self) -> Path:
+        return self.root / "otlp.key"
+
+    @property
+    def export_queue(self) -> Path:
+        return self.root / "export-queue"

@@ -1,0 +1,1 @@
+"""Host side: the stdio JSON-RPC transport, dispatch and the host commands."""

@@ -1,0 +1,1 @@
+"""The durable store: SQLite in WAL mode, versioned schema, one writer."""
