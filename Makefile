@@ -26,7 +26,7 @@ $(CODEX_DIR)/.installed:
 	touch $@
 
 demo: install peers
-	$(PY) -m bridge demo
+	$(PY) -m bridge.client.demo
 
 lint: install
 	$(VENV)/bin/ruff check bridge tests benchmarks

@@ -98,5 +98,7 @@ class IngestConfig(_Section):
     def __post_init__(self) -> None:
         mode = canonical_auth_mode(self.app_server_auth_mode)
         if mode is None:
-            raise ValueError(f"appServerAuthMode: unknown auth mode {self.app_server_auth_mode!r}; one of {', '.join(AUTH_MODES)}")
+            raise ValueError(
+                f"appServerAuthMode: unknown auth mode {self.app_server_auth_mode!r}; one of {', '.join(AUTH_MODES)}"
+            )
         self.app_server_auth_mode = mode

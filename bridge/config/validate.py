@@ -8,7 +8,7 @@ guided by the target type, so free-form maps (``codex.env``) keep their keys.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from typing import Any, TypeVar
 
 import msgspec
@@ -66,7 +66,7 @@ def _camel(name: str) -> str:
     return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _struct_fields(tp: Any) -> dict[str, Any] | None:
     """encode-name -> field type info for a Struct type, else None."""
     info = mi.type_info(tp)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 
@@ -19,12 +19,26 @@ if TYPE_CHECKING:
     from bridge.host.app import App
 
 
+P = TypeVar("P")
+
+
 class Params(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
     """Base of strict command params: camelCase on the wire, unknown names rejected."""
 
 
 class PassthroughParams(msgspec.Struct, rename="camel", kw_only=True):
-    """Base of codex pass-through params: known fields checked, unknown ones kept."""
+    """Base of codex pass-through params: known fields checked, unknown ones kept.
+
+    The handler receives a :class:`Forwarded` holding both.
+    """
+
+
+@dataclass(frozen=True)
+class Forwarded(Generic[P]):
+    """What a pass-through command receives: the checked known fields and the raw params to forward."""
+
+    known: P
+    raw: dict[str, Any]
 
 
 class NoParams(Params):
@@ -35,7 +49,6 @@ class Result(msgspec.Struct, rename="camel", kw_only=True):
     """Base of command results: camelCase on the wire; ``None`` stays ``null``."""
 
 
-P = TypeVar("P")
 Handler = Callable[["App", Any], Awaitable[Any]]
 
 

@@ -1,0 +1,55 @@
+"""``bridge_info`` and ``shutdown`` (CONTRACT §3.1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge import PROTOCOL_VERSION, __version__
+from bridge.host.app import App
+from bridge.host.registry import REGISTRY, NoParams, Result, command
+
+
+class CodexInfo(Result):
+    path: str | None
+    version: str | None
+    connection: str
+
+
+class BridgeInfo(Result):
+    name: str
+    version: str
+    protocol_version: int
+    framing: str | None
+    commands: list[str]
+    codex: CodexInfo | None
+    data_dir: str
+    pid: int
+
+
+def codex_info(app: App) -> CodexInfo | None:
+    sidecar: Any = getattr(app, "sidecar", None)
+    info = sidecar.codex_info() if sidecar is not None and hasattr(sidecar, "codex_info") else None
+    return CodexInfo(**info) if isinstance(info, dict) else info
+
+
+@command("bridge_info", result=BridgeInfo)
+async def bridge_info(app: App, params: NoParams) -> BridgeInfo:
+    """Who is talking: name, versions, framing, the commands that work, codex, data dir."""
+    import os
+
+    return BridgeInfo(
+        name="capture-bridge",
+        version=__version__,
+        protocol_version=PROTOCOL_VERSION,
+        framing=app.framing,
+        commands=sorted(REGISTRY),
+        codex=codex_info(app),
+        data_dir=str(app.data_dir.root),
+        pid=os.getpid(),
+    )
+
+
+@command("shutdown", result=None)
+async def shutdown(app: App, params: NoParams) -> None:
+    """Answer ``null``; the server then stops the sidecar, flushes and exits 0."""
+    return None

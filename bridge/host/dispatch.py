@@ -1,0 +1,290 @@
+"""From frames to answers: JSON-RPC validation in front of pygls.
+
+pygls dispatches (its protocol object, handlers registered per method), but it
+only understands well-formed single requests with ``jsonrpc`` and ``params``.
+So each message is checked and normalised here first: batches are split and
+their answers re-assembled in order, missing ``params`` become ``{}``,
+requests get an internal id (the host's id is restored on the answer, so ids
+that repeat inside a batch cannot collide), and params are decoded with
+msgspec into the command's type. Errors are values all the way: a bad message
+gets a JSON-RPC error naming the problem and the connection keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import msgspec
+from anyio.abc import TaskGroup
+
+from bridge.config.validate import ConfigError, convert_strict
+from bridge.host import errors
+from bridge.host.app import App
+from bridge.host.errors import BridgeError
+from bridge.host.registry import REGISTRY, Command, Forwarded, PassthroughParams
+
+log = logging.getLogger("bridge.host")
+
+_json_decode = msgspec.json.Decoder().decode
+_json_encode = msgspec.json.Encoder().encode
+
+# Commands answered before the subsystems are up (the host calls bridge_info first).
+EARLY = frozenset({"bridge_info", "shutdown"})
+
+Response = dict[str, Any]
+
+
+def error_response(msg_id: Any, err: BridgeError) -> Response:
+    return {"jsonrpc": "2.0", "id": msg_id, "error": err.to_wire()}
+
+
+def _bad_request(reason: str) -> BridgeError:
+    return BridgeError(errors.INVALID_REQUEST, f"Invalid request: {reason}.")
+
+
+def _valid_id(value: Any) -> bool:
+    return value is None or (isinstance(value, (str, int)) and not isinstance(value, bool))
+
+
+class PyglsBridge:
+    """Owns the pygls protocol object; importing pygls is deferred to a thread."""
+
+    def __init__(self) -> None:
+        self.protocol: Any = None
+        self.ready = threading.Event()
+        self._waiting: dict[int, asyncio.Future[Response]] = {}
+        self._ids = itertools.count(1)
+
+    def load(self, commands: dict[str, Command], make_handler: Callable[[Command], Any]) -> None:
+        """Build the pygls server and register every command (runs in a thread)."""
+        from pygls.protocol import JsonRPCProtocol, default_converter
+        from pygls.server import JsonRPCServer
+
+        logging.getLogger("pygls").setLevel(logging.CRITICAL)  # our own log says what matters
+        server = JsonRPCServer(JsonRPCProtocol, default_converter)
+        for name, cmd in commands.items():
+            server.feature(name)(make_handler(cmd))
+        server.protocol.set_writer(self, include_headers=False)
+        self.protocol = server.protocol
+        self.ready.set()
+
+    def close(self) -> None:
+        """Part of pygls's writer protocol; the transport owns the real output."""
+
+    # pygls writes its answers here (called on the event loop thread).
+    def write(self, data: bytes) -> None:
+        message = _json_decode(data)
+        future = self._waiting.pop(message.get("id"), None)
+        if future is not None and not future.done():
+            future.set_result(message)
+
+    def submit(self, method: str, params: dict[str, Any]) -> asyncio.Future[Response]:
+        """Start the handler now (in arrival order); the future resolves with pygls's answer."""
+        from pygls.protocol import JsonRPCRequestMessage
+
+        internal = next(self._ids)
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._waiting[internal] = future
+        self.protocol.handle_message(JsonRPCRequestMessage(id=internal, method=method, jsonrpc="2.0", params=params))
+        return future
+
+    def notify(self, method: str, params: dict[str, Any]) -> None:
+        from pygls.protocol import JsonRPCNotification
+
+        self.protocol.handle_message(JsonRPCNotification(method=method, jsonrpc="2.0", params=params))
+
+
+class Dispatcher:
+    def __init__(self, app: App, send: Callable[[bytes], None], on_shutdown: Callable[[], None]) -> None:
+        self.app = app
+        self._send = send
+        self._on_shutdown = on_shutdown
+        self.ready = anyio.Event()  # subsystems up
+        self.pygls = PyglsBridge()
+        self.pygls_loaded = anyio.Event()
+        self.tg: TaskGroup | None = None
+        self._admission = anyio.Lock()  # fair: commands start in the order they arrived
+        self._inflight = 0
+        self._idle = anyio.Event()
+        self._idle.set()
+
+    # -- set-up ---------------------------------------------------------------------------
+    async def load_pygls(self) -> None:
+        await anyio.to_thread.run_sync(self.pygls.load, REGISTRY, self._make_handler)
+        self.pygls_loaded.set()
+
+    async def drain(self) -> None:
+        """Wait until every request received so far has been answered."""
+        await self._idle.wait()
+
+    def _begin(self) -> None:
+        self._inflight += 1
+        if self._idle.is_set():
+            self._idle = anyio.Event()
+
+    def _end(self) -> None:
+        self._inflight -= 1
+        if self._inflight == 0:
+            self._idle.set()
+
+    def _make_handler(self, cmd: Command) -> Callable[[Any], Awaitable[Any]]:
+        app = self.app
+
+        async def handler(params: Any) -> Any:
+            try:
+                return await invoke(app, cmd, params)
+            except BridgeError as exc:
+                from pygls.exceptions import JsonRpcException
+
+                raise JsonRpcException(message=exc.message, code=exc.code, data=exc.data) from None
+
+        return handler
+
+    # -- frames in --------------------------------------------------------------------------
+    def handle_frame(self, body: bytes) -> None:
+        try:
+            message = _json_decode(body)
+        except msgspec.DecodeError as exc:
+            self.answer(error_response(None, BridgeError(errors.PARSE_ERROR, f"Parse error: {exc}.")))
+            return
+        assert self.tg is not None
+        if isinstance(message, list):
+            if not message:
+                self.answer(error_response(None, _bad_request("an empty batch")))
+                return
+            self._begin()
+            self.tg.start_soon(self._batch, message)
+        else:
+            self._begin()
+            self.tg.start_soon(self._single, message)
+
+    def answer(self, payload: Response | list[Response]) -> None:
+        self._send(_json_encode(payload))
+
+    async def _single(self, message: Any) -> None:
+        try:
+            response = await self.process(message)
+            if response is not None:
+                self.answer(response)
+                if isinstance(message, dict) and message.get("method") == "shutdown" and "error" not in response:
+                    self._on_shutdown()
+        finally:
+            self._end()
+
+    async def _batch(self, messages: list[Any]) -> None:
+        try:
+            await self._run_batch(messages)
+        finally:
+            self._end()
+
+    async def _run_batch(self, messages: list[Any]) -> None:
+        results: list[Response | None] = [None] * len(messages)
+
+        async def one(index: int, message: Any) -> None:
+            results[index] = await self.process(message)
+
+        async with anyio.create_task_group() as tg:
+            for index, message in enumerate(messages):
+                tg.start_soon(one, index, message)
+        answers = [r for r in results if r is not None]
+        if answers:
+            self.answer(answers)
+        if any(isinstance(m, dict) and m.get("method") == "shutdown" and "id" in m for m in messages):
+            self._on_shutdown()
+
+    async def process(self, message: Any) -> Response | None:
+        """Validate one message and run it; the answer, or None for a notification."""
+        if not isinstance(message, dict):
+            return error_response(None, _bad_request("a message must be a JSON object (or a batch of them)"))
+        has_id = "id" in message
+        msg_id = message.get("id")
+        if not _valid_id(msg_id):
+            return error_response(None, _bad_request("'id' must be a string, an integer or null"))
+        method = message.get("method")
+        if method is None and ("result" in message or "error" in message):
+            log.warning("ignoring a response from the host", extra={"id": msg_id})
+            return None
+        if not isinstance(method, str) or not method:
+            return error_response(msg_id, _bad_request("'method' is missing or not a string"))
+        version = message.get("jsonrpc", "2.0")
+        if version != "2.0":
+            return error_response(msg_id, _bad_request(f"'jsonrpc' must be \"2.0\", not {version!r}"))
+        params = message.get("params", {})
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            err = BridgeError(
+                errors.INVALID_PARAMS,
+                f"Invalid params for {method}: params must be an object of named params.",
+                field="params",
+            )
+            return error_response(msg_id, err) if has_id else None
+        cmd = REGISTRY.get(method)
+        if cmd is None:
+            if not has_id:
+                log.warning("ignoring notification for unknown method %s", method)
+                return None
+            return error_response(
+                msg_id,
+                BridgeError(errors.METHOD_NOT_FOUND, f"Method not found: {method}. bridge_info lists the commands."),
+            )
+        started = time.perf_counter()
+        response = await self._run(cmd, msg_id, has_id, params)
+        log.debug("handled %s in %.1f ms", method, (time.perf_counter() - started) * 1000)
+        return response
+
+    async def _run(self, cmd: Command, msg_id: Any, has_id: bool, params: dict[str, Any]) -> Response | None:
+        async with self._admission:
+            if not self.pygls.ready.is_set() and cmd.name in EARLY:
+                # Answer before pygls has finished importing (the first answer after spawn).
+                return await self._direct(cmd, msg_id, has_id, params)
+            if cmd.name not in EARLY:
+                await self.ready.wait()
+            await self.pygls_loaded.wait()
+            if not has_id:
+                self.pygls.notify(cmd.name, params)
+                return None
+            future = self.pygls.submit(cmd.name, params)
+        response = await future
+        response["id"] = msg_id
+        return response
+
+    async def _direct(self, cmd: Command, msg_id: Any, has_id: bool, params: dict[str, Any]) -> Response | None:
+        try:
+            result = await invoke(self.app, cmd, params)
+        except BridgeError as exc:
+            return error_response(msg_id, exc) if has_id else None
+        return {"jsonrpc": "2.0", "id": msg_id, "result": result} if has_id else None
+
+
+def decode_params(cmd: Command, params: dict[str, Any]) -> Any:
+    try:
+        known = convert_strict(params, cmd.params)
+    except ConfigError as exc:
+        raise errors.invalid_params(cmd.name, exc.field, exc.problem) from None
+    if isinstance(known, PassthroughParams):
+        return Forwarded(known, params)
+    return known
+
+
+async def invoke(app: App, cmd: Command, params: dict[str, Any]) -> Any:
+    """Decode params, run the handler, encode the result; internal errors never leak."""
+    decoded = decode_params(cmd, params)
+    try:
+        result = await cmd.handler(app, decoded)
+    except BridgeError:
+        raise
+    except Exception:
+        log.exception("internal error in %s", cmd.name)
+        raise BridgeError(
+            errors.INTERNAL_ERROR,
+            f"Internal error while handling {cmd.name}; the bridge log (stderr) has the details.",
+        ) from None
+    return msgspec.to_builtins(result)

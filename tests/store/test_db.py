@@ -1,0 +1,105 @@
+"""The durable store: migrations, WAL, and surviving kill -9 mid-write."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bridge.store.db import Database, migrate
+from bridge.store.schema import MIGRATIONS
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_fresh_database_is_wal_and_fully_migrated(tmp_path: Path) -> None:
+    db = Database(tmp_path / "c.sqlite3")
+    assert db.schema_version == len(MIGRATIONS)
+    mode = db.read(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0])
+    assert mode == "wal"
+    db.close()
+
+
+def test_migrations_apply_only_once_and_in_order(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "m.sqlite3", isolation_level=None)
+    steps = ["CREATE TABLE a (x INTEGER)", "ALTER TABLE a ADD COLUMN y INTEGER"]
+    assert migrate(conn, steps[:1]) == 1
+    assert migrate(conn, steps) == 2
+    assert migrate(conn, steps) == 2
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(a)")]
+    assert cols == ["x", "y"]
+
+
+def test_a_newer_database_is_refused(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "n.sqlite3", isolation_level=None)
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+    with pytest.raises(RuntimeError, match="newer"):
+        migrate(conn)
+
+
+def test_failed_write_rolls_back(tmp_path: Path) -> None:
+    db = Database(tmp_path / "c.sqlite3")
+
+    def half(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO kv VALUES ('a', x'00', 1)")
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError):
+        db.write(half)
+    assert db.read(lambda c: c.execute("SELECT count(*) FROM kv").fetchone()[0]) == 0
+    db.close()
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from bridge.store.db import Database
+db = Database(Path(sys.argv[1]))
+i = 0
+print("ready", flush=True)
+while True:
+    def tx(conn, i=i):
+        # two rows per transaction: a consistent database always has them in pairs
+        conn.execute("INSERT INTO kv VALUES (?, ?, ?)", (f"k{i}", b"x" * 2000, i))
+        conn.execute(
+            "INSERT INTO mode_transitions (at_ms, from_mode, to_mode, reason) VALUES (?, NULL, 'OTEL_ONLY', ?)",
+            (i, f"k{i}"),
+        )
+    db.write(tx)
+    i += 1
+"""
+
+
+@pytest.mark.parametrize("run_for", [0.3, 1.0])
+def test_kill_9_during_writes_leaves_a_consistent_database(tmp_path: Path, run_for: float) -> None:
+    path = tmp_path / "c.sqlite3"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)],
+        stdout=subprocess.PIPE,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == b"ready"
+    time.sleep(run_for)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    db = Database(path)
+    assert db.read(lambda c: c.execute("PRAGMA integrity_check").fetchone()[0]) == "ok"
+    kv = db.read(lambda c: c.execute("SELECT count(*) FROM kv").fetchone()[0])
+    tr = db.read(lambda c: c.execute("SELECT count(*) FROM mode_transitions").fetchone()[0])
+    assert kv > 0
+    assert kv == tr
+    missing = db.read(
+        lambda c: c.execute(
+            "SELECT count(*) FROM kv WHERE key NOT IN (SELECT reason FROM mode_transitions)"
+        ).fetchone()[0]
+    )
+    assert missing == 0
+    db.close()
