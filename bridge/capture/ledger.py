@@ -1,0 +1,100 @@
+"""Deterministic deduplication: keys and decisions, with no I/O.
+
+Identity
+    Lifecycle events are keyed by what they are about: ``thread/started|T``,
+    ``turn/started|T|U``, ``turn/completed|T|U``, ``item/started|T|I`` and, for
+    an item's final content, ``item|T|I`` — the same key whichever source
+    reports it, which is what makes cross-source dedup possible. Deltas carry
+    no id, so a delta is ``METHOD|T|I|emittedAtMs|hash(text)``: the same frame
+    twice is a duplicate; two genuinely identical deltas of one item in the
+    same millisecond merge (an accepted risk: codex would have to emit the same
+    text twice within 1 ms). Other thread-scoped notifications are keyed by
+    method, thread, emittedAtMs and a hash of their params.
+
+Decisions (CONTRACT §3.5)
+    accepted   the key is new;
+    duplicate  the same source sent it again (not stored or emitted again);
+    replaced   another source had it, and the incoming one wins by precedence;
+    dropped    another source had it, and the stored one wins.
+    The outcome depends only on (stored source, incoming source, precedence),
+    so replaying the inputs of the decision log gives the same decisions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+
+Decision = Literal["accepted", "duplicate", "replaced", "dropped"]
+
+
+def text_hash(text: str | bytes) -> str:
+    data = text.encode() if isinstance(text, str) else text
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def lifecycle_key(method: str, thread_id: str, *ids: str | None) -> str:
+    return "|".join((method, thread_id, *(i or "" for i in ids)))
+
+
+def item_content_key(thread_id: str, item_id: str) -> str:
+    return f"item|{thread_id}|{item_id}"
+
+
+def delta_key(method: str, thread_id: str, item_id: str, emitted_at_ms: int | None, text: str) -> str:
+    return f"{method}|{thread_id}|{item_id}|{emitted_at_ms if emitted_at_ms is not None else ''}|{text_hash(text)}"
+
+
+def event_key(method: str, thread_id: str, emitted_at_ms: int | None, raw_params: bytes) -> str:
+    return f"{method}|{thread_id}|{emitted_at_ms if emitted_at_ms is not None else ''}|{text_hash(raw_params)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    decision: Decision
+    chosen_source: str
+    replaced_source: str | None
+
+
+def decide(stored_source: str | None, incoming_source: str, preferred_source: str) -> Outcome:
+    """The decision for one key, from the source already stored (if any)."""
+    if stored_source is None:
+        return Outcome("accepted", incoming_source, None)
+    if stored_source == incoming_source:
+        return Outcome("duplicate", stored_source, None)
+    if incoming_source == preferred_source:
+        return Outcome("replaced", incoming_source, stored_source)
+    return Outcome("dropped", stored_source, None)
+
+
+class Ledger:
+    """The memory of which source holds each key; decisions update it at once.
+
+    It is a cache in front of the store's ledger table: the pipeline loads the
+    keys of a batch it has not seen (``remember``) before deciding, so a
+    restarted bridge decides exactly as the old one would have.
+    """
+
+    def __init__(self, preferred_source: str, capacity: int = 500_000) -> None:
+        self.preferred_source = preferred_source
+        self.capacity = capacity
+        self._held: dict[str, str] = {}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._held
+
+    def remember(self, key: str, source: str) -> None:
+        self._held[key] = source
+
+    def decide(self, key: str, incoming_source: str) -> Outcome:
+        outcome = decide(self._held.get(key), incoming_source, self.preferred_source)
+        if outcome.decision in ("accepted", "replaced"):
+            self._held[key] = incoming_source
+        return outcome
+
+    def trim(self) -> None:
+        """Forget the oldest half when over capacity (the store still knows them)."""
+        if len(self._held) > self.capacity:
+            keep = list(self._held.items())[len(self._held) // 2 :]
+            self._held = dict(keep)

@@ -1,0 +1,224 @@
+"""codex stream notifications → :class:`CaptureEvent` (pure, no I/O).
+
+Only thread-scoped notifications become capture events; account, config and
+rate-limit notifications belong to the supervisor. Text that is stored or
+shown is redacted here, once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from bridge.capture import codex_events as ce
+from bridge.capture.events import STREAM, CaptureEvent, ItemFields
+from bridge.capture.ledger import delta_key, event_key, item_content_key, lifecycle_key
+from bridge.redact import redact_text
+
+DELTA_METHODS = frozenset(
+    {
+        "item/agentMessage/delta",
+        "item/plan/delta",
+        "item/reasoning/summaryTextDelta",
+        "item/reasoning/textDelta",
+        "item/commandExecution/outputDelta",
+        "item/fileChange/outputDelta",
+    }
+)
+NOT_CAPTURED = frozenset(
+    {
+        "account/updated",
+        "account/login/completed",
+        "account/rateLimits/updated",
+        "configWarning",
+        "deprecationNotice",
+        "remoteControl/status/changed",
+        "mcpServer/startupStatus/updated",
+    }
+)
+
+_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    method: msgspec.json.Decoder(tp) for method, tp in ce.NOTIFICATIONS.items()
+}
+_THREAD_ID = msgspec.json.Decoder(ce.ThreadClosed)  # any params with a threadId
+
+
+class NormalizeError(ValueError):
+    """A known notification whose params do not fit (a ParserValidationError)."""
+
+    def __init__(self, method: str, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.method = method
+        self.kind = kind
+        self.reason = reason
+
+
+def _ms(seconds: int | None) -> int | None:
+    return None if seconds is None else seconds * 1000
+
+
+def _item_text(item: ce.ThreadItem) -> str | None:
+    if item.text is not None:
+        return item.text
+    if item.type == "userMessage" and item.content:
+        parts = [c.get("text", "") for c in item.content if isinstance(c, dict) and c.get("type") == "text"]
+        return "\n".join(parts) if parts else None
+    if item.type == "reasoning":
+        chunks = list(item.summary or []) or [c for c in (item.content or []) if isinstance(c, str)]
+        return "\n".join(chunks) if chunks else None
+    return None
+
+
+def item_fields(item: ce.ThreadItem, default_status: str | None) -> ItemFields:
+    text = _item_text(item)
+    output = item.aggregated_output
+    if output is None and item.changes:
+        output = "\n".join(c.diff or "" for c in item.changes) or None
+    return ItemFields(
+        type=item.type,
+        status=item.status or default_status,
+        text=redact_text(text) if text else text,
+        output=redact_text(output) if output else output,
+        exit_code=item.exit_code,
+        command=redact_text(item.command) if item.command else item.command,
+        started_at_ms=item.started_at_ms,
+        completed_at_ms=item.completed_at_ms,
+    )
+
+
+def _turn_error(error: ce.TurnError | None) -> str | None:
+    return redact_text(error.message) if error is not None else None
+
+
+def normalize(method: str, params: bytes, emitted_at_ms: int | None) -> CaptureEvent | None:
+    """The capture event of one notification, or None when it is not thread content."""
+    if method in NOT_CAPTURED:
+        return None
+    decoder = _DECODERS.get(method)
+    try:
+        if decoder is None:
+            ref = _THREAD_ID.decode(params) if params else None
+            if ref is None:
+                return None
+            key = event_key(method, ref.thread_id, emitted_at_ms, params)
+            return CaptureEvent(
+                "other", method, STREAM, key, ref.thread_id, emitted_at_ms=emitted_at_ms, raw_params=params
+            )
+        p = decoder.decode(params)
+    except msgspec.ValidationError as exc:
+        if decoder is None:
+            return None  # an unknown notification without a thread: not capture content
+        text = str(exc)
+        kind = "missing_fields" if text.startswith("Object missing required field") else "schema_mismatch"
+        raise NormalizeError(method, kind, text) from None
+    except msgspec.DecodeError as exc:
+        raise NormalizeError(method, "protocol_violation", str(exc)) from None
+
+    if method in DELTA_METHODS:
+        return CaptureEvent(
+            "delta",
+            method,
+            STREAM,
+            delta_key(method, p.thread_id, p.item_id, emitted_at_ms, p.delta),
+            p.thread_id,
+            p.turn_id,
+            p.item_id,
+            emitted_at_ms,
+            delta=redact_text(p.delta),
+            raw_params=params,
+        )
+    if isinstance(p, ce.ItemCompleted):
+        return CaptureEvent(
+            "item_completed",
+            method,
+            STREAM,
+            item_content_key(p.thread_id, p.item.id),
+            p.thread_id,
+            p.turn_id,
+            p.item.id,
+            emitted_at_ms,
+            item=item_fields(p.item, "completed"),
+            raw_params=params,
+        )
+    if isinstance(p, ce.ItemStarted):
+        return CaptureEvent(
+            "item_started",
+            method,
+            STREAM,
+            lifecycle_key(method, p.thread_id, p.item.id),
+            p.thread_id,
+            p.turn_id,
+            p.item.id,
+            emitted_at_ms,
+            item=item_fields(p.item, "inProgress"),
+            raw_params=params,
+        )
+    if isinstance(p, ce.TurnStarted | ce.TurnCompleted):
+        kind = "turn_started" if isinstance(p, ce.TurnStarted) else "turn_completed"
+        turn = p.turn
+        return CaptureEvent(
+            kind,
+            method,
+            STREAM,
+            lifecycle_key(method, p.thread_id, turn.id),
+            p.thread_id,
+            turn.id,
+            None,
+            emitted_at_ms,
+            turn_status=turn.status,
+            turn_error=_turn_error(turn.error),
+            raw_params=params,
+        )
+    if isinstance(p, ce.ThreadStarted):
+        t = p.thread
+        return CaptureEvent(
+            "thread",
+            method,
+            STREAM,
+            lifecycle_key(method, t.id),
+            t.id,
+            emitted_at_ms=emitted_at_ms,
+            title=redact_text(t.name or t.preview or "") or None,
+            cwd=t.cwd,
+            raw_params=params,
+        )
+    if isinstance(p, ce.ThreadTokenUsageUpdated):
+        usage = msgspec.to_builtins(p.token_usage)
+        return CaptureEvent(
+            "usage",
+            method,
+            STREAM,
+            event_key(method, p.thread_id, emitted_at_ms, params),
+            p.thread_id,
+            p.turn_id,
+            emitted_at_ms=emitted_at_ms,
+            usage=usage,
+            raw_params=params,
+        )
+    if isinstance(p, ce.ErrorNotification):
+        return CaptureEvent(
+            "error",
+            method,
+            STREAM,
+            event_key(method, p.thread_id, emitted_at_ms, params),
+            p.thread_id,
+            p.turn_id,
+            emitted_at_ms=emitted_at_ms,
+            turn_error=None if p.will_retry else _turn_error(p.error),
+            raw_params=params,
+        )
+    thread_id = getattr(p, "thread_id", None)
+    if not isinstance(thread_id, str):
+        return None
+    return CaptureEvent(
+        "other",
+        method,
+        STREAM,
+        event_key(method, thread_id, emitted_at_ms, params),
+        thread_id,
+        getattr(p, "turn_id", None),
+        getattr(p, "item_id", None),
+        emitted_at_ms,
+        raw_params=params,
+    )

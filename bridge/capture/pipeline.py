@@ -1,0 +1,169 @@
+"""The stream's hot path: frames → capture events → ledger → store → host.
+
+The sidecar client hands notifications over a batch at a time
+(:meth:`CapturePipeline.feed`, which never blocks); one task drains whatever is
+waiting, normalises, decides and commits it in a single transaction on a
+worker thread, and only then pushes ``session:live:event`` for what was
+accepted. So the event loop never awaits per frame, and nothing counts as
+captured before it is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import anyio
+import msgspec
+
+from bridge.capture.events import CaptureEvent
+from bridge.capture.normalize import NormalizeError, normalize
+from bridge.capture.store import Applied, CaptureStore, iso
+from bridge.redact import redact, redact_text
+
+log = logging.getLogger("bridge.capture")
+
+_decode = msgspec.json.decode
+LAG_WINDOW = 2048
+
+
+class StreamFrame(Protocol):
+    """What the sidecar client hands over (its Envelope)."""
+
+    method: str | None
+    params: msgspec.Raw
+    emittedAtMs: int | None  # noqa: N815 (codex's own spelling)
+    line: bytes
+
+
+Emit = Callable[[str, Any], int]
+
+
+class CapturePipeline:
+    def __init__(self, store: CaptureStore, emit: Emit, stream_enabled: Callable[[], bool]) -> None:
+        self.store = store
+        self._emit = emit
+        self._stream_enabled = stream_enabled
+        self._queue: list[tuple[str, Any]] = []
+        self._wake = anyio.Event()
+        self._idle = anyio.Event()
+        self._idle.set()
+        self.parser_errors = 0
+        self.ignored_while_killed = 0
+        self.last_stream_event_at: float | None = None  # monotonic
+        self.lags_ms: deque[int] = deque(maxlen=LAG_WINDOW)
+        self.batches = 0
+
+    # -------------------------------------------------------------- input
+    def feed(self, frames: Sequence[StreamFrame]) -> None:
+        """Listener for the sidecar client: queue a batch of notifications (never blocks)."""
+        if not self._stream_enabled():
+            self.ignored_while_killed += len(frames)
+            return
+        self._queue.append(("stream", frames))
+        self._kick()
+
+    def feed_events(self, events: Sequence[CaptureEvent]) -> None:
+        """Queue already-normalised events (the OTEL baseline, reconciliation)."""
+        self._queue.append(("events", events))
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._idle.is_set():
+            self._idle = anyio.Event()
+        self._wake.set()
+
+    async def drain(self) -> None:
+        """Wait until everything fed so far is committed and emitted."""
+        await self._idle.wait()
+
+    # -------------------------------------------------------------- processing
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            while self._queue:
+                work, self._queue = self._queue, []
+                try:
+                    applied, problems = await anyio.to_thread.run_sync(self._process, work)
+                except Exception:
+                    log.exception("capturing a batch failed; it will be retried from the sidecar snapshot")
+                    continue
+                self.batches += 1
+                for problem in problems:
+                    self._emit("session:live:event", problem)
+                self._publish(applied)
+            if not self._queue:
+                self._idle.set()
+
+    def _process(self, work: list[tuple[str, Any]]) -> tuple[list[Applied], list[dict[str, Any]]]:
+        events: list[CaptureEvent] = []
+        problems: list[dict[str, Any]] = []
+        now = time.time() * 1000
+        for kind, batch in work:
+            if kind == "events":
+                events.extend(batch)
+                continue
+            for frame in batch:
+                method = frame.method
+                if method is None:
+                    continue
+                try:
+                    event = normalize(method, bytes(frame.params), frame.emittedAtMs)
+                except NormalizeError as exc:
+                    self.parser_errors += 1
+                    problems.append(
+                        {"type": "ParserValidationError", "kind": exc.kind,
+                         "rawPreview": redact_text(frame.line[:256].decode(errors="replace"))[:256],
+                         "reason": redact_text(f"{method}: {exc.reason}"), "occurredAtIso": iso(int(now))}
+                    )  # fmt: skip
+                    continue
+                if event is not None:
+                    events.append(event)
+                    if frame.emittedAtMs is not None:
+                        self.lags_ms.append(max(0, int(now) - frame.emittedAtMs))
+        if not events:
+            return [], problems
+        return self.store.apply(events), problems
+
+    def _publish(self, applied: list[Applied]) -> None:
+        if not applied:
+            return
+        received = iso(int(time.time() * 1000))
+        emit = self._emit
+        for entry in applied:
+            ev = entry.event
+            if ev.source == "app_server_stream":
+                self.last_stream_event_at = time.monotonic()
+            emit(
+                "session:live:event",
+                {"type": "SessionDelta", "threadId": ev.thread_id, "turnId": ev.turn_id, "itemId": ev.item_id,
+                 "eventType": ev.method, "source": ev.source, "sequenceId": entry.sequence_id,
+                 "receivedAtIso": received, "payload": _payload(ev)},
+            )  # fmt: skip
+
+    # -------------------------------------------------------------- metrics
+    def lag_percentiles(self) -> tuple[int | None, int | None]:
+        if not self.lags_ms:
+            return None, None
+        ordered = sorted(self.lags_ms)
+        p50 = ordered[len(ordered) // 2]
+        p99 = ordered[min(len(ordered) - 1, (len(ordered) * 99) // 100)]
+        return p50, p99
+
+
+def _payload(ev: CaptureEvent) -> Any:
+    """The event's params for the host, redacted (deltas are built without a re-decode)."""
+    if ev.payload is not None:
+        return ev.payload
+    if ev.kind == "delta":
+        return {"threadId": ev.thread_id, "turnId": ev.turn_id, "itemId": ev.item_id, "delta": ev.delta}
+    if not ev.raw_params:
+        return None
+    try:
+        return redact(_decode(ev.raw_params))
+    except msgspec.DecodeError:
+        return None

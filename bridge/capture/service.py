@@ -1,0 +1,63 @@
+"""The capture subsystem as one object: store, pipeline and their housekeeping."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import anyio
+from anyio.abc import TaskGroup
+
+from bridge.capture.pipeline import CapturePipeline, Emit
+from bridge.capture.store import CaptureStore
+from bridge.store.db import Database
+
+log = logging.getLogger("bridge.capture")
+
+RETENTION_EVERY_S = 3600.0
+INCOMPLETE_AFTER_S = 600.0  # a turn silent this long is marked incomplete
+SWEEP_EVERY_S = 30.0
+
+
+class CaptureService:
+    def __init__(
+        self,
+        db: Database,
+        emit: Emit,
+        *,
+        preferred_source: str,
+        stream_enabled: Callable[[], bool],
+        retention_days: Callable[[], int],
+    ) -> None:
+        self.store = CaptureStore(db, preferred_source)
+        self.pipeline = CapturePipeline(self.store, emit, stream_enabled)
+        self._retention_days = retention_days
+
+    async def start(self, tg: TaskGroup) -> None:
+        tg.start_soon(self.pipeline.run)
+        tg.start_soon(self._housekeeping)
+
+    def enforce_retention(self) -> int:
+        cutoff = int((time.time() - self._retention_days() * 86400) * 1000)
+        removed = self.store.apply_retention(cutoff)
+        if removed:
+            log.info("retention removed %d captured threads", removed)
+        return removed
+
+    def sidecar_gone(self) -> list[str]:
+        """The sidecar restarted or exited: turns still open will never complete from it."""
+        return self.store.mark_incomplete()
+
+    async def _housekeeping(self) -> None:
+        last_retention = 0.0
+        while True:
+            now = time.monotonic()
+            if now - last_retention >= RETENTION_EVERY_S:
+                last_retention = now
+                await anyio.to_thread.run_sync(self.enforce_retention)
+            idle_before = int((time.time() - INCOMPLETE_AFTER_S) * 1000)
+            marked = await anyio.to_thread.run_sync(lambda: self.store.mark_incomplete(idle_before_ms=idle_before))
+            if marked:
+                log.info("marked %d silent turns incomplete", len(marked))
+            await anyio.sleep(SWEEP_EVERY_S)

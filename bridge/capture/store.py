@@ -1,0 +1,444 @@
+"""Captured content in SQLite: one transaction per batch, decided by the ledger.
+
+:meth:`CaptureStore.apply` runs on the store's single writer (call it from a
+worker thread): it loads the ledger keys of the batch it has not seen, decides
+every event in order, writes what was accepted — deltas as they arrived, so a
+crash mid-item still leaves the partial item — and the decision log, and
+commits once. Only then do the events count as captured and go to the host.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from bridge.capture.events import CaptureEvent
+from bridge.capture.ledger import Ledger, Outcome, decide
+from bridge.store.db import Database
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.decode
+
+DECISIONS_KEPT = 10_000
+_TEXT_DELTAS = {
+    "item/agentMessage/delta": "text",
+    "item/plan/delta": "text",
+    "item/reasoning/summaryTextDelta": "text",
+    "item/reasoning/textDelta": "text",
+    "item/commandExecution/outputDelta": "output",
+    "item/fileChange/outputDelta": "output",
+}
+_FINAL_TURN = ("completed", "interrupted", "failed")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
+
+
+@dataclass(slots=True)
+class Applied:
+    event: CaptureEvent
+    outcome: Outcome
+    sequence_id: int  # the per-item delta ordinal; 0 for other events
+
+
+def _chunks(values: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+class CaptureStore:
+    def __init__(self, db: Database, preferred_source: str = "app_server_stream") -> None:
+        self.db = db
+        self.ledger = Ledger(preferred_source)
+        self._delta_ord: dict[tuple[str, str], int] = {}
+        self._item_ord: dict[str, int] = {}
+        self._turn_ord: dict[str, int] = {}
+        self._threads_known: set[str] = set()
+        self._batches = 0
+        self.counts = {"accepted": 0, "duplicate": 0, "replaced": 0, "dropped": 0}
+
+    # ------------------------------------------------------------------ writing
+    def apply(self, events: Sequence[CaptureEvent], at_ms: int | None = None) -> list[Applied]:
+        at = now_ms() if at_ms is None else at_ms
+        return self.db.write(lambda conn: self._apply(conn, events, at))
+
+    def _apply(self, conn: sqlite3.Connection, events: Sequence[CaptureEvent], at: int) -> list[Applied]:
+        ledger = self.ledger
+        missing = list({e.key for e in events if e.key not in ledger})
+        for chunk in _chunks(missing):
+            marks = ",".join("?" * len(chunk))
+            for key, source in conn.execute(f"SELECT key, source FROM ledger WHERE key IN ({marks})", chunk):
+                ledger.remember(key, source)
+        applied: list[Applied] = []
+        decisions: list[tuple[Any, ...]] = []
+        ledger_rows: list[tuple[str, str, str, int]] = []
+        delta_rows: list[tuple[Any, ...]] = []
+        touched: dict[str, set[str]] = {}
+        pref = ledger.preferred_source
+        for ev in events:
+            stored = ledger._held.get(ev.key)
+            outcome = ledger.decide(ev.key, ev.source)
+            decision = outcome.decision
+            self.counts[decision] += 1
+            decisions.append(
+                (at, ev.key, decision, ev.source, stored, outcome.chosen_source, outcome.replaced_source, pref)
+            )
+            if decision == "duplicate":
+                continue
+            if ev.thread_id not in touched:
+                self._ensure_thread(conn, ev, at)
+            touched.setdefault(ev.thread_id, set()).add(ev.source)
+            if decision == "dropped":
+                if ev.kind == "item_completed" and ev.item_id:
+                    self._mark_seen(conn, ev, at)
+                continue
+            ledger_rows.append((ev.key, ev.thread_id, ev.source, at))
+            seq = 0
+            kind = ev.kind
+            if kind == "delta":
+                seq = self._next_delta(conn, ev, at)
+                delta_rows.append((ev.thread_id, ev.item_id, ev.method, seq, ev.emitted_at_ms, ev.delta or "", at))
+            elif kind == "item_completed" or kind == "item_started":
+                self._write_item(conn, ev, at, final=kind == "item_completed")
+            elif kind in ("turn_started", "turn_completed", "usage", "error"):
+                self._write_turn(conn, ev, at)
+            elif kind == "thread":
+                conn.execute(
+                    "UPDATE threads SET title = coalesce(?, title), cwd = coalesce(?, cwd), "
+                    "created_at_ms = coalesce(created_at_ms, ?) WHERE thread_id = ?",
+                    (ev.title, ev.cwd, ev.emitted_at_ms, ev.thread_id),
+                )
+            applied.append(Applied(ev, outcome, seq))
+        if delta_rows:
+            conn.executemany("INSERT OR IGNORE INTO deltas VALUES (?, ?, ?, ?, ?, ?, ?)", delta_rows)
+        if ledger_rows:
+            conn.executemany("INSERT OR REPLACE INTO ledger VALUES (?, ?, ?, ?)", ledger_rows)
+        for thread_id, sources in touched.items():
+            self._touch_thread(conn, thread_id, sources, at)
+        conn.executemany(
+            "INSERT INTO decisions (at_ms, key, decision, incoming_source, stored_source, chosen_source, "
+            "replaced_source, preferred_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            decisions,
+        )
+        self._batches += 1
+        if self._batches % 50 == 0:
+            conn.execute("DELETE FROM decisions WHERE id <= (SELECT max(id) FROM decisions) - ?", (DECISIONS_KEPT,))
+        ledger.trim()
+        return applied
+
+    def _ensure_thread(self, conn: sqlite3.Connection, ev: CaptureEvent, at: int) -> None:
+        if ev.thread_id in self._threads_known:
+            return
+        conn.execute(
+            "INSERT OR IGNORE INTO threads (thread_id, provider, created_at_ms, updated_at_ms, captured_at_ms, "
+            "sources) VALUES (?, ?, ?, ?, ?, '[]')",
+            (ev.thread_id, ev.provider, ev.emitted_at_ms or at, ev.emitted_at_ms or at, at),
+        )
+        self._threads_known.add(ev.thread_id)
+
+    def _touch_thread(self, conn: sqlite3.Connection, thread_id: str, sources: set[str], at: int) -> None:
+        row = conn.execute("SELECT sources FROM threads WHERE thread_id = ?", (thread_id,)).fetchone()
+        if row is None:
+            return
+        known = set(_decode(row[0]))
+        conn.execute(
+            "UPDATE threads SET updated_at_ms = max(updated_at_ms, ?), sources = ? WHERE thread_id = ?",
+            (at, _encode(sorted(known | sources)).decode(), thread_id),
+        )
+
+    def _next_ord(self, conn: sqlite3.Connection, cache: dict[str, int], table: str, thread_id: str) -> int:
+        current = cache.get(thread_id)
+        if current is None:
+            row = conn.execute(f"SELECT coalesce(max(ord), -1) FROM {table} WHERE thread_id = ?", (thread_id,))
+            current = int(row.fetchone()[0])
+        cache[thread_id] = current + 1
+        return current + 1
+
+    def _next_delta(self, conn: sqlite3.Connection, ev: CaptureEvent, at: int) -> int:
+        assert ev.item_id is not None
+        ident = (ev.thread_id, ev.item_id)
+        current = self._delta_ord.get(ident)
+        if current is None:
+            row = conn.execute(
+                "SELECT coalesce(max(ordinal), 0) FROM deltas WHERE thread_id = ? AND item_id = ?", ident
+            ).fetchone()
+            current = int(row[0])
+            exists = conn.execute("SELECT 1 FROM items WHERE thread_id = ? AND item_id = ?", ident).fetchone()
+            if exists is None:  # a delta for an item whose start we never saw: keep the partial item
+                self._write_item(conn, ev, at, final=False)
+        self._delta_ord[ident] = current + 1
+        return current + 1
+
+    def _write_item(self, conn: sqlite3.Connection, ev: CaptureEvent, at: int, *, final: bool) -> None:
+        item = ev.item
+        row = conn.execute(
+            "SELECT seen_by FROM items WHERE thread_id = ? AND item_id = ?", (ev.thread_id, ev.item_id)
+        ).fetchone()
+        if ev.turn_id:
+            self._ensure_turn(conn, ev, at)
+        if row is None:
+            ord_ = self._next_ord(conn, self._item_ord, "items", ev.thread_id)
+            conn.execute(
+                "INSERT INTO items (thread_id, item_id, turn_id, ord, type, status, text, output, exit_code, "
+                "command, started_at_ms, completed_at_ms, source, seen_by, captured_at_ms) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ev.thread_id, ev.item_id, ev.turn_id, ord_,
+                    item.type if item else None,
+                    (item.status if item else None) or ("completed" if final else "inProgress"),
+                    item.text if item and final else None,
+                    item.output if item and final else None,
+                    item.exit_code if item else None,
+                    item.command if item else None,
+                    (item.started_at_ms if item else None) or ev.emitted_at_ms,
+                    (item.completed_at_ms if item else None) or (ev.emitted_at_ms if final else None),
+                    ev.source, _encode([ev.source]).decode(), at,
+                ),
+            )  # fmt: skip
+            return
+        seen = sorted(set(_decode(row[0])) | {ev.source})
+        if final and item is not None:
+            conn.execute(
+                "UPDATE items SET turn_id = coalesce(?, turn_id), type = coalesce(?, type), status = ?, text = ?, "
+                "output = ?, exit_code = coalesce(?, exit_code), command = coalesce(?, command), "
+                "started_at_ms = coalesce(started_at_ms, ?), completed_at_ms = coalesce(?, completed_at_ms), "
+                "source = ?, seen_by = ? WHERE thread_id = ? AND item_id = ?",
+                (
+                    ev.turn_id, item.type, item.status or "completed", item.text, item.output, item.exit_code,
+                    item.command, item.started_at_ms, item.completed_at_ms or ev.emitted_at_ms, ev.source,
+                    _encode(seen).decode(), ev.thread_id, ev.item_id,
+                ),
+            )  # fmt: skip
+        else:
+            conn.execute(
+                "UPDATE items SET type = coalesce(type, ?), command = coalesce(command, ?), seen_by = ? "
+                "WHERE thread_id = ? AND item_id = ?",
+                (item.type if item else None, item.command if item else None, _encode(seen).decode(),
+                 ev.thread_id, ev.item_id),
+            )
+
+    def _mark_seen(self, conn: sqlite3.Connection, ev: CaptureEvent, at: int) -> None:
+        """A copy that lost to the stored one still counts as seen by its source."""
+        row = conn.execute(
+            "SELECT seen_by FROM items WHERE thread_id = ? AND item_id = ?", (ev.thread_id, ev.item_id)
+        ).fetchone()
+        if row is not None:
+            seen = sorted(set(_decode(row[0])) | {ev.source})
+            conn.execute(
+                "UPDATE items SET seen_by = ? WHERE thread_id = ? AND item_id = ?",
+                (_encode(seen).decode(), ev.thread_id, ev.item_id),
+            )
+
+    def _ensure_turn(self, conn: sqlite3.Connection, ev: CaptureEvent, at: int) -> None:
+        exists = conn.execute(
+            "SELECT 1 FROM turns WHERE thread_id = ? AND turn_id = ?", (ev.thread_id, ev.turn_id)
+        ).fetchone()
+        if exists is None:
+            ord_ = self._next_ord(conn, self._turn_ord, "turns", ev.thread_id)
+            conn.execute(
+                "INSERT INTO turns (thread_id, turn_id, ord, status, started_at_ms, source, last_event_at_ms, "
+                "captured_at_ms) VALUES (?, ?, ?, 'inProgress', ?, ?, ?, ?)",
+                (ev.thread_id, ev.turn_id, ord_, ev.emitted_at_ms, ev.source, at, at),
+            )
+
+    def _write_turn(self, conn: sqlite3.Connection, ev: CaptureEvent, at: int) -> None:
+        if not ev.turn_id:
+            return
+        self._ensure_turn(conn, ev, at)
+        if ev.kind == "turn_completed":
+            conn.execute(
+                "UPDATE turns SET status = ?, error = coalesce(?, error), completed_at_ms = ?, last_event_at_ms = ? "
+                "WHERE thread_id = ? AND turn_id = ?",
+                (ev.turn_status or "completed", ev.turn_error, ev.emitted_at_ms or at, at, ev.thread_id, ev.turn_id),
+            )
+        elif ev.kind == "usage":
+            conn.execute(
+                "UPDATE turns SET usage = ?, last_event_at_ms = ? WHERE thread_id = ? AND turn_id = ?",
+                (_encode(ev.usage).decode(), at, ev.thread_id, ev.turn_id),
+            )
+        elif ev.kind == "error" and ev.turn_error:
+            conn.execute(
+                "UPDATE turns SET error = ?, last_event_at_ms = ? WHERE thread_id = ? AND turn_id = ?",
+                (ev.turn_error, at, ev.thread_id, ev.turn_id),
+            )
+
+    def mark_incomplete(self, reason_at_ms: int | None = None, idle_before_ms: int | None = None) -> list[str]:
+        """Mark turns still in progress as ``incomplete`` (all, or those silent since ``idle_before_ms``)."""
+
+        def tx(conn: sqlite3.Connection) -> list[str]:
+            if idle_before_ms is None:
+                rows = conn.execute("SELECT thread_id, turn_id FROM turns WHERE status = 'inProgress'").fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT thread_id, turn_id FROM turns WHERE status = 'inProgress' AND last_event_at_ms < ?",
+                    (idle_before_ms,),
+                ).fetchall()
+            conn.executemany(
+                "UPDATE turns SET status = 'incomplete' WHERE thread_id = ? AND turn_id = ? AND status = 'inProgress'",
+                rows,
+            )
+            return [f"{t}/{u}" for t, u in rows]
+
+        return self.db.write(tx)
+
+    # ------------------------------------------------------------------ reading
+    def list_threads(self, limit: int, since_ms: int | None) -> list[dict[str, Any]]:
+        def q(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            sql = "SELECT thread_id, provider, title, cwd, created_at_ms, updated_at_ms, sources FROM threads"
+            args: list[Any] = []
+            if since_ms is not None:
+                sql += " WHERE updated_at_ms >= ?"
+                args.append(since_ms)
+            sql += " ORDER BY updated_at_ms DESC, thread_id LIMIT ?"
+            args.append(limit)
+            out = []
+            for tid, provider, title, cwd, created, updated, sources in conn.execute(sql, args):
+                turns = conn.execute("SELECT count(*) FROM turns WHERE thread_id = ?", (tid,)).fetchone()[0]
+                out.append(
+                    {"threadId": tid, "provider": provider, "title": title, "cwd": cwd, "createdAtIso": iso(created),
+                     "updatedAtIso": iso(updated), "sources": _decode(sources), "turnCount": turns}
+                )  # fmt: skip
+            return out
+
+        return self.db.read(q)
+
+    def get_thread(self, thread_id: str) -> dict[str, Any] | None:
+        def q(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            row = conn.execute(
+                "SELECT provider, title, cwd, created_at_ms, updated_at_ms, sources FROM threads WHERE thread_id = ?",
+                (thread_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            provider, title, cwd, created, updated, sources = row
+            turns: list[dict[str, Any]] = []
+            by_turn: dict[str | None, list[dict[str, Any]]] = {}
+            for t in conn.execute(
+                "SELECT turn_id, status, error, started_at_ms, completed_at_ms, usage FROM turns "
+                "WHERE thread_id = ? ORDER BY ord",
+                (thread_id,),
+            ):
+                items: list[dict[str, Any]] = []
+                by_turn[t[0]] = items
+                turns.append(
+                    {"turnId": t[0], "status": t[1], "error": t[2], "startedAtIso": iso(t[3]),
+                     "completedAtIso": iso(t[4]), "usage": _decode(t[5]) if t[5] else None, "items": items}
+                )  # fmt: skip
+            partial = self._partial_texts(conn, thread_id)
+            loose: list[dict[str, Any]] = []
+            for r in conn.execute(
+                "SELECT item_id, turn_id, type, status, text, output, exit_code, command, started_at_ms, "
+                "completed_at_ms, source, seen_by FROM items WHERE thread_id = ? ORDER BY ord",
+                (thread_id,),
+            ):
+                text, output = r[4], r[5]
+                if r[3] != "completed" and text is None and output is None:
+                    assembled = partial.get(r[0], {})
+                    text, output = assembled.get("text"), assembled.get("output")
+                item = {
+                    "itemId": r[0], "type": r[2], "status": r[3], "text": text, "output": output, "exitCode": r[6],
+                    "command": r[7], "startedAtIso": iso(r[8]), "completedAtIso": iso(r[9]), "source": r[10],
+                    "seenBy": _decode(r[11]),
+                }  # fmt: skip
+                by_turn.get(r[1], loose).append(item)
+            if loose:
+                turns.append({"turnId": None, "status": "incomplete", "error": None, "startedAtIso": None,
+                              "completedAtIso": None, "usage": None, "items": loose})  # fmt: skip
+            return {
+                "threadId": thread_id, "provider": provider, "title": title, "cwd": cwd,
+                "createdAtIso": iso(created), "updatedAtIso": iso(updated), "sources": _decode(sources),
+                "turns": turns,
+            }  # fmt: skip
+
+        return self.db.read(q)
+
+    @staticmethod
+    def _partial_texts(conn: sqlite3.Connection, thread_id: str) -> dict[str, dict[str, str]]:
+        """Text of items still in progress, assembled from their deltas in order."""
+        out: dict[str, dict[str, str]] = {}
+        for item_id, method, text in conn.execute(
+            "SELECT d.item_id, d.method, d.text FROM deltas d JOIN items i USING (thread_id, item_id) "
+            "WHERE d.thread_id = ? AND i.status != 'completed' ORDER BY d.item_id, d.ordinal",
+            (thread_id,),
+        ):
+            field = _TEXT_DELTAS.get(method)
+            if field:
+                slot = out.setdefault(item_id, {})
+                slot[field] = slot.get(field, "") + text
+        return out
+
+    def delete_thread(self, thread_id: str) -> bool:
+        def tx(conn: sqlite3.Connection) -> bool:
+            for table in ("deltas", "items", "turns"):
+                conn.execute(f"DELETE FROM {table} WHERE thread_id = ?", (thread_id,))
+            cur = conn.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,))
+            return cur.rowcount > 0
+
+        deleted = self.db.write(tx)
+        self._threads_known.discard(thread_id)
+        self._item_ord.pop(thread_id, None)
+        self._turn_ord.pop(thread_id, None)
+        for ident in [k for k in self._delta_ord if k[0] == thread_id]:
+            del self._delta_ord[ident]
+        return deleted
+
+    def apply_retention(self, older_than_ms: int) -> int:
+        """Delete content captured before ``older_than_ms``; returns threads removed."""
+
+        def tx(conn: sqlite3.Connection) -> int:
+            for table in ("deltas", "items", "turns"):
+                conn.execute(f"DELETE FROM {table} WHERE captured_at_ms < ?", (older_than_ms,))
+            cur = conn.execute(
+                "DELETE FROM threads WHERE captured_at_ms < ? AND thread_id NOT IN (SELECT thread_id FROM turns) "
+                "AND thread_id NOT IN (SELECT thread_id FROM items)",
+                (older_than_ms,),
+            )
+            return cur.rowcount
+
+        removed = self.db.write(tx)
+        self._threads_known.clear()
+        self._item_ord.clear()
+        self._turn_ord.clear()
+        self._delta_ord.clear()
+        return removed
+
+    def decision_log(self, limit: int) -> list[dict[str, Any]]:
+        rows = self.db.read(
+            lambda c: c.execute(
+                "SELECT at_ms, key, decision, incoming_source, chosen_source, replaced_source FROM decisions "
+                "ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        )
+        return [
+            {"atIso": iso(r[0]), "key": r[1], "decision": r[2], "incomingSource": r[3], "chosenSource": r[4],
+             "replacedSource": r[5]}
+            for r in rows
+        ]  # fmt: skip
+
+    def decisions_replay_consistent(self, window_start_ms: int) -> tuple[bool, int, str]:
+        """Re-decide every logged decision from its inputs; (all equal, how many, first difference)."""
+        rows = self.db.read(
+            lambda c: c.execute(
+                "SELECT key, decision, incoming_source, stored_source, chosen_source, replaced_source, "
+                "preferred_source FROM decisions WHERE at_ms >= ? ORDER BY id",
+                (window_start_ms,),
+            ).fetchall()
+        )
+        for key, decision, incoming, stored, chosen, replaced, preferred in rows:
+            again = decide(stored, incoming, preferred)
+            if (again.decision, again.chosen_source, again.replaced_source) != (decision, chosen, replaced):
+                return False, len(rows), f"{key}: logged {decision}, replay gives {again.decision}"
+        return True, len(rows), ""

@@ -1,0 +1,46 @@
+"""Dedup decisions as a table (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.capture.ledger import Ledger, decide, delta_key, item_content_key
+
+S, O = "app_server_stream", "otel"
+
+
+@pytest.mark.parametrize(
+    ("stored", "incoming", "preferred", "decision", "chosen", "replaced"),
+    [
+        (None, S, S, "accepted", S, None),
+        (None, O, S, "accepted", O, None),
+        (S, S, S, "duplicate", S, None),
+        (O, O, S, "duplicate", O, None),
+        (O, S, S, "replaced", S, O),  # the stream's content wins by default
+        (S, O, S, "dropped", S, None),
+        (S, O, O, "replaced", O, S),  # dedup.completedContentSource = otel
+        (O, S, O, "dropped", O, None),
+    ],
+)
+def test_decision_table(
+    stored: str | None, incoming: str, preferred: str, decision: str, chosen: str, replaced: str | None
+) -> None:
+    outcome = decide(stored, incoming, preferred)
+    assert (outcome.decision, outcome.chosen_source, outcome.replaced_source) == (decision, chosen, replaced)
+
+
+def test_ledger_remembers_its_decisions() -> None:
+    ledger = Ledger(S)
+    key = item_content_key("t", "i")
+    assert ledger.decide(key, O).decision == "accepted"
+    assert ledger.decide(key, O).decision == "duplicate"
+    assert ledger.decide(key, S).decision == "replaced"
+    assert ledger.decide(key, S).decision == "duplicate"
+    assert ledger.decide(key, O).decision == "dropped"
+
+
+def test_delta_keys_differ_by_text_and_time_but_not_by_arrival() -> None:
+    a = delta_key("item/agentMessage/delta", "t", "i", 100, "hello")
+    assert a == delta_key("item/agentMessage/delta", "t", "i", 100, "hello")
+    assert a != delta_key("item/agentMessage/delta", "t", "i", 101, "hello")
+    assert a != delta_key("item/agentMessage/delta", "t", "i", 100, "hello!")

@@ -1,0 +1,105 @@
+"""Captured content from the real recorded streams: assembly, dedup, restart, partial items."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bridge.capture.normalize import normalize
+from bridge.capture.store import CaptureStore
+from bridge.store.db import Database
+from tests.capture.reference import REFERENCE, notifications
+
+
+def events(scenario: str) -> list:  # type: ignore[type-arg]
+    out = []
+    for n in notifications(scenario):
+        assert n.method is not None
+        ev = normalize(n.method, bytes(n.params), n.emittedAtMs)
+        if ev is not None:
+            out.append(ev)
+    return out
+
+
+def recorded_items(scenario: str) -> dict[str, dict]:  # type: ignore[type-arg]
+    items = {}
+    for text in (REFERENCE / scenario / "appserver.jsonl").read_text().splitlines():
+        msg = json.loads(text).get("msg") or {}
+        if msg.get("method") == "item/completed":
+            item = msg["params"]["item"]
+            items[item["id"]] = item
+    return items
+
+
+def test_shell_turn_is_assembled_like_the_recorded_stream(tmp_path: Path) -> None:
+    store = CaptureStore(Database(tmp_path / "c.db"))
+    evs = events("shell")
+    store.apply(evs)
+    thread = store.get_thread(evs[0].thread_id)
+    assert thread is not None
+    [turn] = thread["turns"]
+    assert turn["status"] == "completed"
+    assert turn["usage"]["total"]["totalTokens"] > 0
+    recorded = recorded_items("shell")
+    assert [i["itemId"] for i in turn["items"]] == list(recorded)
+    for item in turn["items"]:
+        want = recorded[item["itemId"]]
+        assert item["type"] == want["type"]
+        if want["type"] == "agentMessage":
+            assert item["text"] == want["text"]
+        if want["type"] == "commandExecution":
+            assert item["output"] == want["aggregatedOutput"]
+            assert item["exitCode"] == want["exitCode"]
+        assert item["source"] == "app_server_stream"
+
+
+def test_the_same_frames_twice_change_nothing(tmp_path: Path) -> None:
+    store = CaptureStore(Database(tmp_path / "c.db"))
+    evs = events("chat")
+    first = store.apply(evs)
+    before = store.get_thread(evs[0].thread_id)
+    again = store.apply(evs)
+    assert len(first) == len(evs)
+    assert again == []
+    assert store.get_thread(evs[0].thread_id) == before
+    log = store.decision_log(len(evs))
+    assert {d["decision"] for d in log} == {"duplicate"}
+    assert store.counts["duplicate"] == len(evs)
+
+
+def test_a_restarted_store_does_not_re_accept(tmp_path: Path) -> None:
+    db_path = tmp_path / "c.db"
+    evs = events("chat")
+    CaptureStore(Database(db_path)).apply(evs)
+    fresh = CaptureStore(Database(db_path))  # a new bridge on the same data dir
+    assert fresh.apply(evs) == []
+    assert fresh.counts == {"accepted": 0, "duplicate": len(evs), "replaced": 0, "dropped": 0}
+
+
+def test_a_crash_mid_item_leaves_the_partial_item(tmp_path: Path) -> None:
+    evs = events("chat")
+    cut = next(i for i, e in enumerate(evs) if e.kind == "delta" and e.method == "item/agentMessage/delta") + 2
+    store = CaptureStore(Database(tmp_path / "c.db"))
+    store.apply(evs[:cut])
+    thread = store.get_thread(evs[0].thread_id)
+    assert thread is not None
+    partial = [i for t in thread["turns"] for i in t["items"] if i["type"] == "agentMessage"]
+    assert partial and partial[0]["status"] == "inProgress"
+    deltas = [e.delta for e in evs[:cut] if e.method == "item/agentMessage/delta"]
+    assert partial[0]["text"] == "".join(d or "" for d in deltas)
+    assert store.mark_incomplete() == [f"{evs[0].thread_id}/{thread['turns'][0]['turnId']}"]
+    store.apply(evs[cut:])  # a late turn/completed replaces the mark
+    done = store.get_thread(evs[0].thread_id)
+    assert done is not None and done["turns"][0]["status"] == "completed"
+
+
+def test_delete_and_decision_replay(tmp_path: Path) -> None:
+    store = CaptureStore(Database(tmp_path / "c.db"))
+    evs = events("shell")
+    store.apply(evs)
+    store.apply(evs[:5])
+    ok, count, diff = store.decisions_replay_consistent(0)
+    assert ok and count == len(evs) + 5 and diff == ""
+    assert store.delete_thread(evs[0].thread_id) is True
+    assert store.get_thread(evs[0].thread_id) is None
+    assert store.delete_thread(evs[0].thread_id) is False
