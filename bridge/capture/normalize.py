@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from bridge.capture import codex_events as ce
-from bridge.capture.events import STREAM, CaptureEvent, ItemFields
+from bridge.capture.events import STREAM, CaptureEvent, ItemFields, Kind
 from bridge.capture.ledger import delta_key, event_key, item_content_key, lifecycle_key
 from bridge.redact import redact_text
 
@@ -155,10 +155,10 @@ def normalize(method: str, params: bytes, emitted_at_ms: int | None) -> CaptureE
             raw_params=params,
         )
     if isinstance(p, ce.TurnStarted | ce.TurnCompleted):
-        kind = "turn_started" if isinstance(p, ce.TurnStarted) else "turn_completed"
+        turn_kind: Kind = "turn_started" if isinstance(p, ce.TurnStarted) else "turn_completed"
         turn = p.turn
         return CaptureEvent(
-            kind,
+            turn_kind,
             method,
             STREAM,
             lifecycle_key(method, p.thread_id, turn.id),

@@ -35,7 +35,7 @@ class StreamFrame(Protocol):
 
     method: str | None
     params: msgspec.Raw
-    emittedAtMs: int | None  # noqa: N815 (codex's own spelling)
+    emittedAtMs: int | None
     line: bytes
 
 
@@ -56,6 +56,11 @@ class CapturePipeline:
         self.last_stream_event_at: float | None = None  # monotonic
         self.lags_ms: deque[int] = deque(maxlen=LAG_WINDOW)
         self.batches = 0
+        self._observers: list[Callable[[list[Applied]], None]] = []
+
+    def add_observer(self, observer: Callable[[list[Applied]], None]) -> None:
+        """``observer(applied)`` sees every committed batch (e.g. OTEL enrichment); it must not block."""
+        self._observers.append(observer)
 
     # -------------------------------------------------------------- input
     def feed(self, frames: Sequence[StreamFrame]) -> None:
@@ -96,6 +101,11 @@ class CapturePipeline:
                 for problem in problems:
                     self._emit("session:live:event", problem)
                 self._publish(applied)
+                for observer in self._observers:
+                    try:
+                        observer(applied)
+                    except Exception:
+                        log.exception("a capture observer failed")
             if not self._queue:
                 self._idle.set()
 

@@ -57,7 +57,7 @@ class CaptureService:
                 last_retention = now
                 await anyio.to_thread.run_sync(self.enforce_retention)
             idle_before = int((time.time() - INCOMPLETE_AFTER_S) * 1000)
-            marked = await anyio.to_thread.run_sync(lambda: self.store.mark_incomplete(idle_before_ms=idle_before))
+            marked = await anyio.to_thread.run_sync(self.store.mark_incomplete, None, idle_before)
             if marked:
                 log.info("marked %d silent turns incomplete", len(marked))
             await anyio.sleep(SWEEP_EVERY_S)

@@ -225,8 +225,13 @@ class CaptureStore:
             conn.execute(
                 "UPDATE items SET type = coalesce(type, ?), command = coalesce(command, ?), seen_by = ? "
                 "WHERE thread_id = ? AND item_id = ?",
-                (item.type if item else None, item.command if item else None, _encode(seen).decode(),
-                 ev.thread_id, ev.item_id),
+                (
+                    item.type if item else None,
+                    item.command if item else None,
+                    _encode(seen).decode(),
+                    ev.thread_id,
+                    ev.item_id,
+                ),
             )
 
     def _mark_seen(self, conn: sqlite3.Connection, ev: CaptureEvent, at: int) -> None:

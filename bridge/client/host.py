@@ -182,8 +182,12 @@ async def spawn_bridge(
     """
     data_dir = data_dir or tmp_path / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    if config is not None:
-        (data_dir / "config.json").write_text(json.dumps(config))
+    if config is not None or not (data_dir / "config.json").exists():
+        # An ephemeral receiver port unless the caller names one, so bridges never collide.
+        from bridge.config.store import deep_merge
+
+        merged = deep_merge({"otlpReceiver": {"port": 0}}, config or {})
+        (data_dir / "config.json").write_text(json.dumps(merged))
     stderr_path = tmp_path / f"bridge-stderr-{len(list(tmp_path.glob('bridge-stderr-*')))}.log"
     with stderr_path.open("wb") as err:
         process = await anyio.open_process(

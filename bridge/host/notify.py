@@ -26,6 +26,7 @@ class Notifier:
         self._held: deque[dict[str, Any]] = deque(maxlen=keep)
         self._sink: Sink | None = None
         self._lock = threading.Lock()
+        self._watchers: list[Callable[[str, dict[str, Any]], None]] = []
 
     @property
     def last_seq(self) -> int:
@@ -35,16 +36,23 @@ class Notifier:
         """Route notifications to ``sink`` (the transport queues until framing is known)."""
         self._sink = sink
 
+    def watch(self, watcher: Callable[[str, dict[str, Any]], None]) -> None:
+        """``watcher(method, params)`` sees every notification after it is sent (e.g. to re-evaluate the mode)."""
+        self._watchers.append(watcher)
+
     def emit(self, method: str, params: Any) -> int:
         """Send ``method`` with ``params`` (a Struct or a dict) plus ``seq``; returns the seq."""
         body: dict[str, Any] = params if isinstance(params, dict) else msgspec.to_builtins(params)
         with self._lock:
             self._seq += 1
             seq = self._seq
-            message = {"jsonrpc": "2.0", "method": method, "params": {**body, "seq": seq}}
+            params_out: dict[str, Any] = {**body, "seq": seq}
+            message = {"jsonrpc": "2.0", "method": method, "params": params_out}
             self._held.append(message)
         if self._sink is not None:
             self._sink(message)
+        for watcher in self._watchers:
+            watcher(method, params_out)
         return seq
 
     def since(self, since_seq: int) -> list[dict[str, Any]] | None:

@@ -26,27 +26,24 @@ CODEX_SAFE_ARGS: list[str] = [
 ]  # fmt: skip
 
 
-def up_interfaces() -> list[str]:
-    """Names of network interfaces that are administratively up."""
-    names: list[str] = []
-    base = Path("/sys/class/net")
-    if not base.is_dir():
-        return names
-    for iface in sorted(p.name for p in base.iterdir()):
-        try:
-            flags = int((base / iface / "flags").read_text().strip(), 16)
-        except (OSError, ValueError):
-            continue
-        if flags & 0x1:
-            names.append(iface)
-    return names
+def interfaces() -> list[str]:
+    """Names of the network interfaces of *this process's* network namespace.
+
+    ``/sys/class/net`` would show the namespace sysfs was mounted in (after
+    ``unshare --net`` that is still the host's), so ask the kernel directly.
+    """
+    import socket
+
+    try:
+        return sorted(name for _, name in socket.if_nameindex())
+    except OSError:
+        return []
 
 
 def isolated() -> bool:
-    """True when no interface but ``lo`` is up (a loopback-only namespace)."""
-    if not Path("/sys/class/net").is_dir():
-        return False
-    return all(name == "lo" for name in up_interfaces())
+    """True when this namespace has no interface but ``lo`` (a loopback-only namespace)."""
+    names = interfaces()
+    return bool(names) and all(name == "lo" for name in names)
 
 
 def can_unshare() -> bool:

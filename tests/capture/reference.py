@@ -13,7 +13,7 @@ REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "code
 class Note(msgspec.Struct):
     method: str | None
     params: msgspec.Raw
-    emittedAtMs: int | None  # noqa: N815
+    emittedAtMs: int | None
     line: bytes
 
 
@@ -26,5 +26,7 @@ def notifications(scenario: str) -> list[Note]:
         if rec.get("dir") != "server->client" or not isinstance(msg, dict) or "method" not in msg or "id" in msg:
             continue
         line = json.dumps(msg).encode()
-        out.append(Note(msg["method"], msgspec.Raw(json.dumps(msg.get("params", {})).encode()), msg.get("emittedAtMs"), line))
+        out.append(
+            Note(msg["method"], msgspec.Raw(json.dumps(msg.get("params", {})).encode()), msg.get("emittedAtMs"), line)
+        )
     return out

@@ -6,7 +6,7 @@ import pytest
 
 from bridge.capture.ledger import Ledger, decide, delta_key, item_content_key
 
-S, O = "app_server_stream", "otel"
+S, O = "app_server_stream", "otel"  # noqa: E741
 
 
 @pytest.mark.parametrize(

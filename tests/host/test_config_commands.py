@@ -31,7 +31,7 @@ DEFAULTS = {
 
 
 async def test_defaults_are_the_contract_table(tmp_path: Path) -> None:
-    async with spawn_bridge(tmp_path, config={"otlpReceiver": {"enabled": False}}) as host:
+    async with spawn_bridge(tmp_path, config={"otlpReceiver": {"enabled": False, "port": 4318}}) as host:
         config = await host.call("get_ingest_config")
     expected = json.loads(json.dumps(DEFAULTS))
     expected["otlpReceiver"]["enabled"] = False

@@ -1,0 +1,145 @@
+"""Driving and following codex threads through the bridge's sidecar (CONTRACT §3.5).
+
+Params and results are codex's own: the known fields are checked here, the
+rest is passed on, because codex grows them every release. Each command needs
+a running, initialised sidecar authenticated in the required mode and the kill
+switch off (``Supervisor.stream_client`` says which is missing).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import anyio
+import msgspec
+
+from bridge.capture.snapshot import snapshot_events, snapshot_view, thread_read_decoder, turns_page_decoder
+from bridge.host import errors
+from bridge.host.app import App
+from bridge.host.errors import BridgeError
+from bridge.host.registry import Forwarded, Params, PassthroughParams, command
+from bridge.redact import redact
+from bridge.sidecar.rpc import RpcClient
+
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+_decode = msgspec.json.decode
+
+
+def stream_client(app: App) -> RpcClient:
+    if app.sidecar is None:
+        raise BridgeError(errors.SIDECAR_NOT_RUNNING, "The sidecar supervisor is not available; see the bridge log.")
+    return app.sidecar.stream_client()
+
+
+async def forward(app: App, method: str, params: dict[str, Any]) -> Any:
+    raw = await stream_client(app).request_raw(method, params)
+    return redact(_decode(raw)) if len(raw) else None
+
+
+class ThreadStartParams(PassthroughParams):
+    cwd: str | None = None
+    approval_policy: str | None = None
+    sandbox: str | dict[str, Any] | None = None
+    model: str | None = None
+
+
+class TurnStartParams(PassthroughParams):
+    thread_id: NonEmpty
+    input: list[dict[str, Any]] | None = None
+    text: str | None = None
+
+
+class TurnInterruptParams(PassthroughParams):
+    thread_id: NonEmpty
+    turn_id: NonEmpty
+
+
+class ThreadListParams(PassthroughParams):
+    limit: int | None = None
+    cursor: str | None = None
+
+
+class ThreadResumeParams(PassthroughParams):
+    thread_id: NonEmpty
+
+
+class SnapshotParams(Params):
+    thread_id: NonEmpty
+
+
+def _strip(raw: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {k: v for k, v in raw.items() if k not in names}
+
+
+@command("codex_app_server_thread_start", params=ThreadStartParams, result=dict[str, Any])
+async def thread_start(app: App, params: Forwarded[ThreadStartParams]) -> Any:
+    """``thread/start`` on the bridge's sidecar; the thread's events are captured from then on."""
+    return await forward(app, "thread/start", params.raw)
+
+
+@command("codex_app_server_turn_start", params=TurnStartParams, result=dict[str, Any])
+async def turn_start(app: App, params: Forwarded[TurnStartParams]) -> Any:
+    """``turn/start``; ``text`` is shorthand for a single text input."""
+    known = params.known
+    raw = _strip(params.raw, "text", "thread_id")
+    raw["threadId"] = known.thread_id
+    if known.input is None:
+        if known.text is None:
+            raise errors.invalid_params("codex_app_server_turn_start", "input", "is required (or give text)")
+        raw["input"] = [{"type": "text", "text": known.text, "text_elements": []}]
+    elif known.text is not None:
+        raise errors.invalid_params("codex_app_server_turn_start", "text", "cannot be combined with input")
+    return await forward(app, "turn/start", raw)
+
+
+@command("codex_app_server_turn_interrupt", params=TurnInterruptParams, result=dict[str, Any])
+async def turn_interrupt(app: App, params: Forwarded[TurnInterruptParams]) -> Any:
+    """``turn/interrupt`` of a running turn."""
+    raw = _strip(params.raw, "thread_id", "turn_id")
+    raw.update(threadId=params.known.thread_id, turnId=params.known.turn_id)
+    return await forward(app, "turn/interrupt", raw)
+
+
+@command("codex_app_server_thread_list", params=ThreadListParams, result=dict[str, Any])
+async def thread_list(app: App, params: Forwarded[ThreadListParams]) -> Any:
+    """``thread/list``: the sidecar's stored threads."""
+    return await forward(app, "thread/list", params.raw)
+
+
+@command("codex_app_server_thread_resume", params=ThreadResumeParams, result=dict[str, Any])
+async def thread_resume(app: App, params: Forwarded[ThreadResumeParams]) -> Any:
+    """``thread/resume``: subscribes the bridge to a thread's live events."""
+    raw = _strip(params.raw, "thread_id")
+    raw["threadId"] = params.known.thread_id
+    result = await forward(app, "thread/resume", raw)
+    if app.sidecar is not None and params.known.thread_id not in app.sidecar.followed_thread_ids:
+        app.sidecar.followed_thread_ids.append(params.known.thread_id)
+    return result
+
+
+async def take_snapshot(app: App, thread_id: str) -> dict[str, Any]:
+    """Read a thread from the sidecar, reconcile it into the store, return the sidecar's view."""
+    client = stream_client(app)
+    read = thread_read_decoder.decode(await client.request_raw("thread/read", {"threadId": thread_id}))
+    turns = []
+    cursor: str | None = None
+    for _ in range(1000):  # bounded paging
+        request: dict[str, Any] = {"threadId": thread_id, "itemsView": "full", "sortDirection": "asc"}
+        if cursor:
+            request["cursor"] = cursor
+        page = turns_page_decoder.decode(await client.request_raw("thread/turns/list", request))
+        turns.extend(page.data)
+        cursor = page.next_cursor
+        if not cursor or not page.data:
+            break
+    if app.capture is not None:
+        app.capture.pipeline.feed_events(snapshot_events(read.thread, turns))
+        with anyio.fail_after(30):
+            await app.capture.pipeline.drain()
+    return snapshot_view(read.thread, turns)
+
+
+@command("codex_app_server_request_thread_snapshot", params=SnapshotParams, result=dict[str, Any])
+async def request_thread_snapshot(app: App, params: SnapshotParams) -> dict[str, Any]:
+    """The thread with its turns and items as the sidecar reports them, reconciled into the store."""
+    return await take_snapshot(app, params.thread_id)
