@@ -152,7 +152,8 @@ class CapturePipeline:
                 "session:live:event",
                 {"type": "SessionDelta", "threadId": ev.thread_id, "turnId": ev.turn_id, "itemId": ev.item_id,
                  "eventType": ev.method, "source": ev.source, "sequenceId": entry.sequence_id,
-                 "receivedAtIso": received, "payload": _payload(ev)},
+                 "receivedAtIso": received, "emittedAtMs": ev.emitted_at_ms, "key": ev.key,
+                 "payload": _payload(ev)},
             )  # fmt: skip
 
     # -------------------------------------------------------------- metrics

@@ -100,3 +100,6 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+up_interfaces = interfaces  # the name the tests' messages use

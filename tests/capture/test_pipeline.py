@@ -1,0 +1,63 @@
+"""The pipeline in-process: recorded frames in, committed events and host notifications out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from bridge.capture.pipeline import CapturePipeline
+from bridge.capture.store import CaptureStore
+from bridge.store.db import Database
+from tests.capture.reference import notifications
+
+
+async def run_pipeline(tmp_path: Path, batches: list[list[Any]], enabled: bool = True) -> tuple[list[Any], CapturePipeline]:
+    sent: list[tuple[str, Any]] = []
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    pipeline = CapturePipeline(
+        CaptureStore(Database(tmp_path / "c.db")), lambda m, p: sent.append((m, p)) or len(sent), lambda: enabled
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pipeline.run)
+        for batch in batches:
+            pipeline.feed(batch)
+            await pipeline.drain()
+        tg.cancel_scope.cancel()
+    return sent, pipeline
+
+
+async def test_injected_duplicates_change_nothing_stored_or_emitted(tmp_path: Path) -> None:
+    frames = notifications("shell")
+    once, _ = await run_pipeline(tmp_path / "a", [frames])
+    twice, pipeline = await run_pipeline(tmp_path / "b", [frames, frames, frames[5:20]])
+    assert [p["key"] for _, p in twice] == [p["key"] for _, p in once]
+    counts = pipeline.store.counts
+    assert counts["accepted"] == len(once)
+    from bridge.capture.normalize import normalize
+
+    again = sum(1 for f in frames[5:20] if normalize(f.method, bytes(f.params), f.emittedAtMs) is not None)
+    assert counts["duplicate"] == len(once) + again
+    log = pipeline.store.decision_log(50)
+    assert log[0]["decision"] == "duplicate"
+
+
+async def test_kill_switch_captures_and_emits_nothing(tmp_path: Path) -> None:
+    sent, pipeline = await run_pipeline(tmp_path, [notifications("chat")], enabled=False)
+    assert sent == []
+    assert pipeline.ignored_while_killed > 0
+    assert pipeline.store.list_threads(10, None) == []
+
+
+async def test_a_frame_whose_params_do_not_fit_becomes_a_parser_validation_error(tmp_path: Path) -> None:
+    import msgspec
+
+    from tests.capture.reference import Note
+
+    bad = Note("item/completed", msgspec.Raw(b'{"threadId": 5}'), 1, b'{"method":"item/completed"}')
+    sent, pipeline = await run_pipeline(tmp_path, [[bad, *notifications("chat")]])
+    problems = [p for _, p in sent if p.get("type") == "ParserValidationError"]
+    assert len(problems) == 1 and problems[0]["kind"] in ("schema_mismatch", "missing_fields")
+    assert pipeline.parser_errors == 1
+    assert any(p.get("eventType") == "turn/completed" for _, p in sent)  # the stream went on
