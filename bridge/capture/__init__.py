@@ -1,0 +1,1 @@
+"""Stream capture: decoding codex app-server frames (and, later, dedup, persistence, enrichment)."""

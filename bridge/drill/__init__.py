@@ -1,0 +1,1 @@
+"""The runbook drill and the local model fake it (and the tests) drive codex with."""
