@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 CODEX_VERSION := 0.169.0
 PEERS_DIR ?= $(HOME)/.cache/capture-bridge/peers
 CODEX_DIR := $(PEERS_DIR)/codex-$(CODEX_VERSION)
+CLAUDE_VERSION := 2.1.197
+CLAUDE_DIR := $(PEERS_DIR)/claude-code-$(CLAUDE_VERSION)
 export CAPTURE_BRIDGE_PEERS_DIR := $(PEERS_DIR)
 
 .PHONY: install peers demo test test-fast lint schemas bench fixtures clean
@@ -18,11 +20,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-peers: $(CODEX_DIR)/.installed
+peers: $(CODEX_DIR)/.installed $(CLAUDE_DIR)/.installed
 
 $(CODEX_DIR)/.installed:
 	mkdir -p $(CODEX_DIR)
 	npm install --prefix $(CODEX_DIR) --no-audit --no-fund --loglevel=error @openai/codex@$(CODEX_VERSION)
+	touch $@
+
+$(CLAUDE_DIR)/.installed:
+	mkdir -p $(CLAUDE_DIR)
+	npm install --prefix $(CLAUDE_DIR) --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@$(CLAUDE_VERSION)
 	touch $@
 
 demo: install peers

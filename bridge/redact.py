@@ -11,6 +11,7 @@ from ``authUrl``-like login URLs.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 MASK = "[REDACTED]"
@@ -24,6 +25,19 @@ _TEXT_RE = re.compile(
 _AUTH_URL_RE = re.compile(r"(https?://[^\s\"'?]*(?:oauth|authorize|login|auth)[^\s\"'?]*)\?[^\s\"']*", re.I)
 
 
+# Anything that could need masking, searched in raw JSON bytes: when none of it
+# occurs, a payload can be passed on as it is (the stream's hot path).
+_SUSPECT_RE = re.compile(
+    rb'(?i)token"|secret|password|api_?key|authorization|cookie|x-capture-bridge-key|sk-[a-z0-9_-]{8}|bearer\s|eyJ|https?://'
+)
+
+
+def needs_redaction(raw: bytes) -> bool:
+    """False only when raw JSON certainly holds nothing :func:`redact` would change."""
+    return _SUSPECT_RE.search(raw) is not None
+
+
+@lru_cache(maxsize=4096)
 def secret_key(key: str) -> bool:
     """Whether a value stored under ``key`` must be masked."""
     k = key.lower()
@@ -35,7 +49,7 @@ def secret_key(key: str) -> bool:
 
 
 def redact_text(text: str) -> str:
-    if not text:
+    if not text or not ("sk-" in text or "earer" in text or "eyJ" in text or "://" in text):
         return text
     text = _TEXT_RE.sub(MASK, text)
     return _AUTH_URL_RE.sub(r"\1", text)

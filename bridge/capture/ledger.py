@@ -93,8 +93,10 @@ class Ledger:
             self._held[key] = incoming_source
         return outcome
 
-    def trim(self) -> None:
-        """Forget the oldest half when over capacity (the store still knows them)."""
-        if len(self._held) > self.capacity:
-            keep = list(self._held.items())[len(self._held) // 2 :]
-            self._held = dict(keep)
+    def trim(self) -> bool:
+        """Forget the oldest half when over capacity (the store still knows them); True if it did."""
+        if len(self._held) <= self.capacity:
+            return False
+        keep = list(self._held.items())[len(self._held) // 2 :]
+        self._held = dict(keep)
+        return True

@@ -22,7 +22,7 @@ import msgspec
 from bridge.capture.events import CaptureEvent
 from bridge.capture.normalize import NormalizeError, normalize
 from bridge.capture.store import Applied, CaptureStore, iso
-from bridge.redact import redact, redact_text
+from bridge.redact import needs_redaction, redact, redact_text
 
 log = logging.getLogger("bridge.capture")
 
@@ -174,6 +174,8 @@ def _payload(ev: CaptureEvent) -> Any:
         return {"threadId": ev.thread_id, "turnId": ev.turn_id, "itemId": ev.item_id, "delta": ev.delta}
     if not ev.raw_params:
         return None
+    if not needs_redaction(ev.raw_params):
+        return msgspec.Raw(ev.raw_params)  # nothing to mask: pass codex's bytes on untouched
     try:
         return redact(_decode(ev.raw_params))
     except msgspec.DecodeError:

@@ -66,6 +66,8 @@ class CaptureStore:
         self._item_ord: dict[str, int] = {}
         self._turn_ord: dict[str, int] = {}
         self._threads_known: set[str] = set()
+        self._turns_known: set[tuple[str, str]] = set()
+        self._fresh_threads: set[str] = set()  # threads with no ledger rows from before this process
         self._batches = 0
         self.counts = {"accepted": 0, "duplicate": 0, "replaced": 0, "dropped": 0}
 
@@ -76,7 +78,13 @@ class CaptureStore:
 
     def _apply(self, conn: sqlite3.Connection, events: Sequence[CaptureEvent], at: int) -> list[Applied]:
         ledger = self.ledger
-        missing = list({e.key for e in events if e.key not in ledger})
+        fresh = self._fresh_threads
+        unknown_threads = {e.thread_id for e in events if e.thread_id not in fresh}
+        for thread_id in unknown_threads:
+            # A thread the store has never seen cannot have ledger rows: its keys need no lookup.
+            if conn.execute("SELECT 1 FROM ledger WHERE thread_id = ? LIMIT 1", (thread_id,)).fetchone() is None:
+                fresh.add(thread_id)
+        missing = list({e.key for e in events if e.thread_id not in fresh and e.key not in ledger})
         for chunk in _chunks(missing):
             marks = ",".join("?" * len(chunk))
             for key, source in conn.execute(f"SELECT key, source FROM ledger WHERE key IN ({marks})", chunk):
@@ -92,9 +100,10 @@ class CaptureStore:
             outcome = ledger.decide(ev.key, ev.source)
             decision = outcome.decision
             self.counts[decision] += 1
-            decisions.append(
-                (at, ev.key, decision, ev.source, stored, outcome.chosen_source, outcome.replaced_source, pref)
-            )
+            if decision != "accepted" or ev.kind != "delta":  # accepted deltas are counted, not logged
+                decisions.append(
+                    (at, ev.key, decision, ev.source, stored, outcome.chosen_source, outcome.replaced_source, pref)
+                )
             if decision == "duplicate":
                 continue
             if ev.thread_id not in touched:
@@ -135,7 +144,8 @@ class CaptureStore:
         self._batches += 1
         if self._batches % 50 == 0:
             conn.execute("DELETE FROM decisions WHERE id <= (SELECT max(id) FROM decisions) - ?", (DECISIONS_KEPT,))
-        ledger.trim()
+        if ledger.trim():
+            self._fresh_threads.clear()  # forgotten keys must be looked up again
         return applied
 
     def _ensure_thread(self, conn: sqlite3.Connection, ev: CaptureEvent, at: int) -> None:
@@ -247,9 +257,12 @@ class CaptureStore:
             )
 
     def _ensure_turn(self, conn: sqlite3.Connection, ev: CaptureEvent, at: int) -> None:
-        exists = conn.execute(
-            "SELECT 1 FROM turns WHERE thread_id = ? AND turn_id = ?", (ev.thread_id, ev.turn_id)
-        ).fetchone()
+        assert ev.turn_id is not None
+        ident = (ev.thread_id, ev.turn_id)
+        if ident in self._turns_known:
+            return
+        exists = conn.execute("SELECT 1 FROM turns WHERE thread_id = ? AND turn_id = ?", ident).fetchone()
+        self._turns_known.add(ident)
         if exists is None:
             ord_ = self._next_ord(conn, self._turn_ord, "turns", ev.thread_id)
             conn.execute(
@@ -294,6 +307,8 @@ class CaptureStore:
                 "UPDATE turns SET status = 'incomplete' WHERE thread_id = ? AND turn_id = ? AND status = 'inProgress'",
                 rows,
             )
+            for thread_id, turn_id in rows:  # a late turn/completed must still find (and update) the row
+                self._turns_known.add((thread_id, turn_id))
             return [f"{t}/{u}" for t, u in rows]
 
         return self.db.write(tx)
@@ -393,6 +408,7 @@ class CaptureStore:
 
         deleted = self.db.write(tx)
         self._threads_known.discard(thread_id)
+        self._turns_known = {k for k in self._turns_known if k[0] != thread_id}
         self._item_ord.pop(thread_id, None)
         self._turn_ord.pop(thread_id, None)
         for ident in [k for k in self._delta_ord if k[0] == thread_id]:
@@ -414,6 +430,7 @@ class CaptureStore:
 
         removed = self.db.write(tx)
         self._threads_known.clear()
+        self._turns_known.clear()
         self._item_ord.clear()
         self._turn_ord.clear()
         self._delta_ord.clear()

@@ -1,0 +1,265 @@
+"""A small HTTP/1.1 server on anyio, built on the sans-IO ``h11`` parser.
+
+Just what an OTLP/HTTP receiver needs and nothing more: keep-alive,
+``Expect: 100-continue``, a body read that stops at a byte limit instead of
+buffering whatever a client sends, timeouts against slow clients, and a cap
+on concurrent connections. h11 does the protocol parsing (request line,
+headers, chunked and Content-Length framing); this module only moves bytes
+and enforces the bounds, so it never stalls the event loop it shares with
+the bridge.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import anyio
+import h11
+from anyio.abc import ByteStream
+
+log = logging.getLogger(__name__)
+
+RECEIVE_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds of one server; the defaults suit loopback telemetry senders."""
+
+    max_connections: int = 64
+    header_bytes: int = 16 * 1024
+    idle_timeout: float = 65.0  # between requests on a kept-alive connection
+    read_timeout: float = 15.0  # between two chunks of one request
+    send_timeout: float = 15.0
+    drain_bytes: int = 64 * 1024 * 1024  # discarded after an early answer, so the client sees it
+    drain_timeout: float = 5.0
+
+
+class BodyTooLarge(Exception):
+    """The body passed the limit given to :meth:`Body.read`."""
+
+    def __init__(self, limit: int, declared: int | None) -> None:
+        super().__init__(limit)
+        self.limit = limit
+        self.declared = declared
+
+
+class ClientGone(Exception):
+    """The client closed, stalled past a timeout or broke the protocol mid-request."""
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # the target without its query string
+    headers: dict[str, bytes]  # lower-case names; repeated headers joined with ", "
+    peer: str = ""
+
+    def header(self, name: str) -> str | None:
+        value = self.headers.get(name)
+        return value.decode("latin-1") if value is not None else None
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+Handler = Callable[[Request, "Body"], Awaitable[Response]]
+
+
+class Body:
+    """The body of the request being handled, read on demand and never beyond a limit."""
+
+    def __init__(self, conn: _Connection, declared: int | None) -> None:
+        self._conn = conn
+        self.declared = declared
+        self.complete = False
+
+    async def read(self, limit: int) -> bytes:
+        """The whole body; :class:`BodyTooLarge` as soon as more than ``limit`` bytes arrive."""
+        if self.declared is not None and self.declared > limit:
+            raise BodyTooLarge(limit, self.declared)
+        await self._conn.continue_if_expected()
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            event = await self._conn.next_event(self._conn.limits.read_timeout)
+            if isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > limit:
+                    raise BodyTooLarge(limit, self.declared)
+                chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                self.complete = True
+                return b"".join(chunks)
+            else:
+                raise ClientGone(f"unexpected {type(event).__name__} in a request body")
+
+
+class _Connection:
+    def __init__(self, stream: ByteStream, limits: Limits) -> None:
+        self.stream = stream
+        self.limits = limits
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.header_bytes)
+
+    async def next_event(self, timeout: float) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            with anyio.move_on_after(timeout) as scope:
+                try:
+                    data = await self.stream.receive(RECEIVE_CHUNK)
+                except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    data = b""
+            if scope.cancelled_caught:
+                raise ClientGone("timed out waiting for the client")
+            self.h11.receive_data(data)
+
+    async def send(self, event: h11.Event) -> None:
+        data = self.h11.send(event)
+        if data:
+            with anyio.fail_after(self.limits.send_timeout):
+                await self.stream.send(data)
+
+    async def continue_if_expected(self) -> None:
+        if self.h11.they_are_waiting_for_100_continue:
+            await self.send(h11.InformationalResponse(status_code=100, headers=[]))
+
+    async def respond(self, response: Response, *, close: bool) -> None:
+        headers = [
+            (b"content-length", str(len(response.body)).encode()),
+            *response.headers,
+        ]
+        if close:
+            headers.append((b"connection", b"close"))
+        else:
+            headers.append((b"keep-alive", f"timeout={int(self.limits.idle_timeout) - 5}".encode()))
+        await self.send(h11.Response(status_code=response.status, headers=headers))
+        if response.body:
+            await self.send(h11.Data(data=response.body))
+        await self.send(h11.EndOfMessage())
+
+    async def drain(self) -> None:
+        """Discard what is left of a request body (bounded), so the client reads our answer."""
+        discarded = 0
+        with anyio.move_on_after(self.limits.drain_timeout):
+            while discarded <= self.limits.drain_bytes:
+                try:
+                    event = await self.next_event(self.limits.read_timeout)
+                except (ClientGone, h11.RemoteProtocolError):
+                    return
+                if isinstance(event, h11.Data):
+                    discarded += len(event.data)
+                else:
+                    return
+
+
+def _request(event: h11.Request, peer: str) -> Request:
+    headers: dict[str, bytes] = {}
+    for raw_name, value in event.headers:
+        name = raw_name.decode("latin-1").lower()
+        headers[name] = headers[name] + b", " + bytes(value) if name in headers else bytes(value)
+    target = bytes(event.target).decode("latin-1")
+    return Request(event.method.decode("latin-1"), target.split("?", 1)[0], headers, peer)
+
+
+def _declared_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+async def serve_connection(stream: ByteStream, handler: Handler, limits: Limits, peer: str = "") -> None:
+    """Answer requests on one connection until it closes, misbehaves or idles out."""
+    conn = _Connection(stream, limits)
+    try:
+        while True:
+            try:
+                event = await conn.next_event(limits.idle_timeout)
+            except h11.RemoteProtocolError as exc:
+                if conn.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                    status = exc.error_status_hint
+                    await conn.respond(Response(status, f"Malformed HTTP request: {exc}.\n".encode()), close=True)
+                return
+            if not isinstance(event, h11.Request):
+                return  # ConnectionClosed, or the client hung up between requests
+            request = _request(event, peer)
+            body = Body(conn, _declared_length(request))
+            try:
+                response = await handler(request, body)
+            except (ClientGone, h11.RemoteProtocolError):
+                raise
+            except Exception:
+                log.exception("otlp handler failed for %s %s", request.method, request.path)
+                response = Response(500, b"Internal error in the receiver; see the bridge log.\n")
+            keep_alive = body.complete and conn.h11.our_state is h11.SEND_RESPONSE and not _wants_close(request)
+            await conn.respond(response, close=not keep_alive)
+            if not keep_alive:
+                if not body.complete:
+                    await conn.drain()
+                return
+            conn.h11.start_next_cycle()
+    except (ClientGone, h11.RemoteProtocolError, h11.LocalProtocolError, TimeoutError) as exc:
+        log.debug("otlp connection from %s ended: %s", peer, exc)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):
+        pass
+    finally:
+        with anyio.CancelScope(shield=True):
+            await stream.aclose()
+
+
+def _wants_close(request: Request) -> bool:
+    value = request.headers.get("connection", b"").lower()
+    return b"close" in value
+
+
+class Server:
+    """Accepts connections from ``listener`` and serves each with ``handler``, within ``limits``."""
+
+    def __init__(self, handler: Handler, limits: Limits) -> None:
+        self.handler = handler
+        self.limits = limits
+        self._slots = anyio.Semaphore(limits.max_connections)
+        self.refused_connections = 0
+
+    async def _serve_one(self, stream: ByteStream) -> None:
+        peer = _peer_name(stream)
+        try:
+            self._slots.acquire_nowait()
+        except anyio.WouldBlock:
+            self.refused_connections += 1
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+            return
+        try:
+            await serve_connection(stream, self.handler, self.limits, peer)
+        except Exception:  # one broken connection must never stop the listener
+            log.exception("otlp connection from %s failed", peer)
+        finally:
+            self._slots.release()
+
+    async def serve(self, listener: anyio.abc.Listener[ByteStream]) -> None:
+        """Run until cancelled; connection tasks live in the listener's own task group."""
+        await listener.serve(self._serve_one)
+
+
+def _peer_name(stream: ByteStream) -> str:
+    from anyio.abc import SocketAttribute
+
+    try:
+        address = stream.extra(SocketAttribute.remote_address)
+    except Exception:
+        return ""
+    if isinstance(address, tuple):
+        return f"{address[0]}:{address[1]}"
+    return str(address)

@@ -1,0 +1,96 @@
+"""Storing received records: one transaction per request, INSERT OR IGNORE on the dedup key.
+
+A redelivered record hits the UNIQUE ``dedup_key`` and is counted as a
+duplicate instead of being stored twice. Values are redacted (CONTRACT §7)
+before they are encoded. Both functions are blocking: the receiver calls them
+from a worker thread so the event loop never waits on SQLite.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from bridge.otel.records import OtelRecord
+from bridge.redact import redact
+from bridge.store.db import Database
+
+_INT64_MAX = (1 << 63) - 1
+_json = msgspec.json.Encoder()
+
+COLUMNS = (
+    "dedup_key",
+    "signal",
+    "provider",
+    "name",
+    "conversation_id",
+    "turn_id",
+    "item_id",
+    "call_id",
+    "sequence",
+    "trace_id",
+    "span_id",
+    "time_ns",
+    "service_name",
+    "scope_name",
+    "body",
+    "attributes",
+    "resource",
+    "detail",
+    "received_at_ms",
+)
+_INSERT = f"INSERT OR IGNORE INTO otel_records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+
+Row = tuple[Any, ...]
+
+
+def _int64(value: int | None) -> int | None:
+    return value if value is not None and -_INT64_MAX <= value <= _INT64_MAX else None
+
+
+def _encode(value: Any) -> str:
+    return _json.encode(redact(value)).decode("utf-8")
+
+
+def to_rows(records: Sequence[OtelRecord], received_at_ms: int) -> list[Row]:
+    """Redacted, encoded rows ready for :func:`store_rows`."""
+    return [
+        (
+            r.dedup_key,
+            r.signal,
+            r.provider,
+            r.name,
+            r.conversation_id,
+            r.turn_id,
+            r.item_id,
+            r.call_id,
+            _int64(r.sequence),
+            r.trace_id,
+            r.span_id,
+            _int64(r.time_ns),
+            r.service_name,
+            r.scope_name,
+            None if r.body is None else _encode(r.body),
+            _encode(r.attributes),
+            _encode(r.resource),
+            _encode(r.detail),
+            received_at_ms,
+        )
+        for r in records
+    ]
+
+
+def store_rows(db: Database, rows: Sequence[Row]) -> int:
+    """Insert ``rows`` in one transaction; returns how many were new (the rest were duplicates)."""
+    if not rows:
+        return 0
+
+    def write(conn: sqlite3.Connection) -> int:
+        before = conn.total_changes
+        conn.executemany(_INSERT, rows)
+        return conn.total_changes - before
+
+    return db.write(write)
