@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -26,12 +27,13 @@ class CaptureService:
         db: Database,
         emit: Emit,
         *,
+        emit_many: Callable[[str, list[dict[str, Any]]], None] | None = None,
         preferred_source: str,
         stream_enabled: Callable[[], bool],
         retention_days: Callable[[], int],
     ) -> None:
         self.store = CaptureStore(db, preferred_source)
-        self.pipeline = CapturePipeline(self.store, emit, stream_enabled)
+        self.pipeline = CapturePipeline(self.store, emit, stream_enabled, emit_many)
         self._retention_days = retention_days
 
     async def start(self, tg: TaskGroup) -> None:

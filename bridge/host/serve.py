@@ -111,7 +111,10 @@ async def _main(app: object, writer: object, parent_pid: int | None) -> None:
 
     assert isinstance(app, App) and isinstance(writer, OutputWriter)
     encode = msgspec.json.Encoder().encode
-    app.notifier.attach(lambda message: writer.send(encode(message)))
+    app.notifier.attach(
+        lambda message: writer.send(encode(message)),
+        lambda messages: writer.send_many([encode(m) for m in messages]),
+    )
     stop = app.shutdown_requested
     token = current_token()
 

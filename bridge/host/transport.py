@@ -87,6 +87,16 @@ class OutputWriter:
             self._unwritten += 1
         self._queue.put(encode(body, self.framing))
 
+    def send_many(self, bodies: list[bytes]) -> None:
+        """Queue several encoded messages as one write."""
+        with self._lock:
+            if self.framing is None:
+                self._held.extend(bodies)
+                return
+            framing = self.framing
+            self._unwritten += 1
+        self._queue.put(b"".join(encode(body, framing) for body in bodies))
+
     def flush(self, timeout: float) -> bool:
         """Wait until everything queued is written; False on timeout."""
         with self._idle:

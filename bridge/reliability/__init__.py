@@ -1,0 +1,1 @@
+"""Capture reliability: the capture mode, its recorded transitions and the release gate."""

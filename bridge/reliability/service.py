@@ -1,0 +1,467 @@
+"""The capture-reliability subsystem of a running bridge.
+
+It re-evaluates the capture mode (:mod:`.mode`) the moment a fact may have
+changed: every ``codex-app-server-status`` and ``otel-receiver-status``
+notification passes through :meth:`ReliabilityService.on_notification`, and
+config changes call :meth:`ReliabilityService.reevaluate`. Nobody has to poll.
+When the mode changes it keeps the transition in memory, pushes
+``capture-reliability-transition`` at once and hands the row to a writer task
+(so the event loop never waits on the database); :meth:`stop` flushes what is
+still pending. The first evaluation after a start is recorded with
+``fromMode: null`` (CONTRACT §3.6).
+
+Reads (:meth:`status`) never change anything. The bridge's own stop is not a
+mode change: :meth:`stop` runs before the other subsystems stop, records a
+``bridge_stop`` event and ignores what happens afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import anyio
+import msgspec
+from anyio.abc import TaskGroup
+
+from bridge.config.model import IngestConfig
+from bridge.reliability import history
+from bridge.reliability.gate import GateInputs, ReleaseGate, evaluate_gate
+from bridge.reliability.history import Event, Transition, TransitionWire
+from bridge.reliability.mode import Evaluation, Facts, evaluate
+from bridge.sidecar.status import CodexAppServerStatus
+
+if TYPE_CHECKING:
+    from bridge.capture.service import CaptureService
+    from bridge.otel.receiver import ReceiverService
+    from bridge.sidecar.supervisor import Supervisor
+    from bridge.store.db import Database
+
+log = logging.getLogger("bridge.reliability")
+
+TRANSITION_METHOD = "capture-reliability-transition"
+SIDECAR_STATUS = "codex-app-server-status"
+RECEIVER_STATUS = "otel-receiver-status"
+FLUSH_BUDGET_S = 1.0
+
+Emit = Callable[[str, Any], object]
+
+
+class ConfigSource(Protocol):
+    @property
+    def current(self) -> IngestConfig: ...
+
+
+class CaptureReliabilityStatus(msgspec.Struct, rename="camel", kw_only=True):
+    """CONTRACT §4.3 (``appServer`` is a CodexAppServerStatus, or null while the supervisor is not up)."""
+
+    mode: str
+    otel_baseline_healthy: bool
+    stream_expected: bool
+    stream_healthy: bool
+    reasons: list[str]
+    metrics: dict[str, Any]
+    transitions: list[TransitionWire]
+    app_server: CodexAppServerStatus | None
+    facts: dict[str, Any]  # beyond the contract: what the mode was computed from
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def facts_dict(f: Facts) -> dict[str, Any]:
+    return {
+        "autoIngestEnabled": f.auto_ingest_enabled,
+        "receiverState": f.receiver_state,
+        "streamEnrichmentEnabled": f.stream_enrichment_enabled,
+        "streamKillSwitch": f.kill_switch,
+        "sidecarState": f.sidecar_state,
+        "handshakeComplete": f.handshake_complete,
+        "authConfirmed": f.auth_confirmed,
+        "authModeAllowed": f.auth_mode_allowed,
+        "sidecarAlive": f.sidecar_alive,
+        "framesValid": f.frames_valid,
+        "requiredAuthMode": f.required_auth_mode,
+        "authMode": f.auth_mode,
+    }
+
+
+def sidecar_facts(status: CodexAppServerStatus | None, frames_valid: bool) -> dict[str, Any]:
+    """The stream half of :class:`Facts` from the supervisor's public status.
+
+    The supervisor marks a live process ``degraded`` for exactly four reasons
+    (kill switch, refused auth mode, unreadable last frame, failed liveness
+    probe; see ``bridge.sidecar.status.derive``); when the other three are
+    ruled out, ``degraded`` means the liveness probe failed.
+    """
+    if status is None:
+        return {
+            "sidecar_state": "inactive",
+            "handshake_complete": False,
+            "auth_confirmed": False,
+            "auth_mode_allowed": False,
+            "sidecar_alive": False,
+            "frames_valid": True,
+            "auth_mode": None,
+        }
+    confirmed = status.auth_state == "authenticated"
+    allowed = confirmed and status.auth_mode_allowed
+    up = status.state in ("running", "degraded")
+    frames_valid = frames_valid if up else True
+    probe_failed = (
+        status.state == "degraded"
+        and not status.stream_kill_switch
+        and frames_valid
+        and not (confirmed and not allowed)
+    )
+    return {
+        "sidecar_state": status.state,
+        "handshake_complete": status.initialized,
+        "auth_confirmed": confirmed,
+        "auth_mode_allowed": allowed,
+        "sidecar_alive": up and not probe_failed,
+        "frames_valid": frames_valid,
+        "auth_mode": status.auth_mode,
+    }
+
+
+class ReliabilityService:
+    def __init__(
+        self,
+        *,
+        config: ConfigSource,
+        db: Database,
+        emit: Emit,
+        sidecar: Supervisor | None = None,
+        receiver: ReceiverService | None = None,
+        capture: CaptureService | None = None,
+        extra_metrics: Callable[[], dict[str, Any]] = dict,
+        migration_status: Callable[[], tuple[str | None, str | None]] | None = None,
+    ) -> None:
+        self._config = config
+        self._db = db
+        self._emit = emit
+        self.sidecar = sidecar
+        self.receiver = receiver
+        self.capture = capture
+        self._extra_metrics = extra_metrics
+        self._migration_status = migration_status or _collector_status
+        self._lock = threading.RLock()
+        self._started = False
+        self._deferred = 0  # config changes being applied
+        self._closed = False
+        self._loop_thread: int | None = None
+        self._token: Any = None
+        self._evaluation: Evaluation | None = None
+        self._facts: Facts | None = None
+        self._mode_since_ms: int | None = None
+        self._sidecar_state = "inactive"
+        self._transitions: deque[Transition] = deque(maxlen=history.TRANSITIONS_KEPT)
+        self._pending: list[Callable[[sqlite3.Connection], None]] = []
+        self._snapshot: dict[str, Any] | None = None
+        self._wake = anyio.Event()
+        self._flush_lock = anyio.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, tg: TaskGroup) -> None:
+        """Load the recorded transitions, record the start and the first mode (``fromMode: null``)."""
+        from anyio.lowlevel import current_token
+
+        self._loop_thread = threading.get_ident()
+        self._token = current_token()
+        recorded = await anyio.to_thread.run_sync(self._db.read, history.recent_transitions)
+        self._transitions.extend(recorded)  # newest first
+        now = _now_ms()
+        self._queue(lambda c: history.insert_event(c, Event(now, history.BRIDGE_START, "the bridge started")))
+        with self._lock:
+            self._started = True
+            if self.sidecar is not None:
+                self._sidecar_state = self.sidecar.status().state
+            self._evaluate(first=True)
+        tg.start_soon(self._writer)
+
+    async def stop(self) -> None:
+        """Stop evaluating (the bridge's own shutdown is not a mode change) and flush; bounded."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            now = _now_ms()
+            self._queue(lambda c: history.insert_event(c, Event(now, history.BRIDGE_STOP, "the bridge stopped")))
+        with anyio.move_on_after(FLUSH_BUDGET_S, shield=True):
+            await self._flush()
+
+    # ------------------------------------------------------------------ inputs
+
+    def on_notification(self, method: str, params: dict[str, Any]) -> None:
+        """Notifier watcher: a sidecar or receiver status was just pushed, so a fact may have changed."""
+        if method not in (SIDECAR_STATUS, RECEIVER_STATUS) or not self._started or self._closed:
+            return
+        if self._loop_thread is not None and threading.get_ident() != self._loop_thread:
+            anyio.from_thread.run_sync(self.on_notification, method, params, token=self._token)
+            return
+        with self._lock:
+            if method == SIDECAR_STATUS:
+                state = str(params.get("state", ""))
+                if state == "crash_loop" and self._sidecar_state != "crash_loop":
+                    detail = str(params.get("lastError") or "codex app-server exited too often")
+                    at = _now_ms()
+                    self._queue(lambda c: history.insert_event(c, Event(at, history.CRASH_LOOP, detail)))
+                self._sidecar_state = state
+            if not self._deferred:
+                self._evaluate()
+
+    def on_sidecar_lifecycle(self, event: str, details: dict[str, Any]) -> None:
+        """Supervisor lifecycle listener: unexpected exits are kept as history."""
+        if event != "exited" or details.get("expected") or not self._started or self._closed:
+            return
+        at = _now_ms()
+        detail = f"codex app-server (pid {details.get('pid')}) exited unexpectedly with code {details.get('code')}"
+        with self._lock:
+            self._queue(lambda c: history.insert_event(c, Event(at, history.SIDECAR_EXIT, detail)))
+
+    def reevaluate(self) -> None:
+        """Evaluate now (unless a config change is being applied: then its end does)."""
+        if not self._started or self._closed:
+            return
+        with self._lock:
+            if not self._deferred:
+                self._evaluate()
+
+    def defer(self) -> None:
+        """A config change starts applying: judge the mode once it has applied (see :meth:`resume`).
+
+        Applying one change can pass through states the operator never chose
+        (a receiver re-bind stops it for a moment); those are not mode changes.
+        """
+        with self._lock:
+            self._deferred += 1
+
+    def resume(self) -> None:
+        """The config change applied (or failed): evaluate the facts as they now are."""
+        with self._lock:
+            self._deferred = max(0, self._deferred - 1)
+        self.reevaluate()
+
+    # ------------------------------------------------------------------ evaluation
+
+    def current_facts(self) -> Facts:
+        cfg = self._config.current
+        receiver = self.receiver
+        receiver_state = receiver.state if receiver is not None else "stopped"
+        receiver_message = receiver.status().message if receiver is not None and receiver_state == "error" else None
+        sidecar = self.sidecar
+        status = sidecar.status() if sidecar is not None else None
+        client = sidecar.client if sidecar is not None else None
+        frames_valid = client.last_frame_valid if client is not None else True
+        return Facts(
+            auto_ingest_enabled=cfg.auto_ingest_enabled,
+            receiver_state=receiver_state,
+            stream_enrichment_enabled=cfg.stream_enrichment_enabled,
+            kill_switch=cfg.stream_kill_switch,
+            required_auth_mode=cfg.app_server_auth_mode,
+            receiver_message=receiver_message,
+            **sidecar_facts(status, frames_valid),
+        )
+
+    def _evaluate(self, first: bool = False) -> None:
+        """Record and push a transition when the mode changed (the caller holds the lock)."""
+        facts = self.current_facts()
+        if not first and facts == self._facts:
+            return
+        self._facts = facts
+        ev = evaluate(facts)
+        now = _now_ms()
+        previous = self._evaluation
+        self._evaluation = ev
+        self._snapshot = {
+            "atIso": history.iso(now),
+            "mode": ev.mode,
+            "otelBaselineHealthy": ev.otel_baseline_healthy,
+            "streamExpected": ev.stream_expected,
+            "streamHealthy": ev.stream_healthy,
+            "reasons": list(ev.reasons),
+            "facts": facts_dict(facts),
+        }
+        self._queue(None)
+        if not first and previous is not None and previous.mode == ev.mode:
+            return
+        from_mode = None if first else (previous.mode if previous else None)
+        reason = ev.reason if not first else f"The bridge started; {ev.reason[0].lower()}{ev.reason[1:]}"
+        transition = Transition(now, from_mode, ev.mode, reason)
+        self._transitions.appendleft(transition)
+        self._mode_since_ms = now
+        self._queue(lambda c: history.insert_transition(c, transition))
+        log.info("capture mode %s -> %s: %s", from_mode, ev.mode, reason)
+        try:
+            self._emit(TRANSITION_METHOD, transition.wire())
+        except Exception:
+            log.exception("pushing %s failed", TRANSITION_METHOD)
+
+    # ------------------------------------------------------------------ persistence
+
+    def _queue(self, op: Callable[[sqlite3.Connection], None] | None) -> None:
+        """Hand a write to the writer task (``None``: only the snapshot changed)."""
+        if op is not None:
+            self._pending.append(op)
+        self._wake.set()
+
+    async def _writer(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        async with self._flush_lock:
+            with self._lock:
+                ops, self._pending = self._pending, []
+                snapshot, self._snapshot = self._snapshot, None
+            if not ops and snapshot is None:
+                return
+
+            def write(conn: sqlite3.Connection) -> None:
+                for op in ops:
+                    op(conn)
+                if snapshot is not None:
+                    history.save_snapshot(conn, snapshot, _now_ms())
+
+            try:
+                await anyio.to_thread.run_sync(self._db.write, write)
+            except Exception:
+                log.exception("recording capture reliability history failed")
+
+    # ------------------------------------------------------------------ reads
+
+    def status(self) -> CaptureReliabilityStatus:
+        """A pure read: the mode for the facts as they are now, with metrics and the recorded transitions."""
+        facts = self.current_facts()
+        ev = evaluate(facts)
+        sidecar = self.sidecar
+        with self._lock:
+            transitions = [t.wire() for t in self._transitions]
+        return CaptureReliabilityStatus(
+            mode=ev.mode,
+            otel_baseline_healthy=ev.otel_baseline_healthy,
+            stream_expected=ev.stream_expected,
+            stream_healthy=ev.stream_healthy,
+            reasons=list(ev.reasons),
+            metrics=self.metrics(),
+            transitions=transitions,
+            app_server=sidecar.status() if sidecar is not None else None,
+            facts=facts_dict(facts),
+        )
+
+    def metrics(self) -> dict[str, Any]:
+        m: dict[str, Any] = {
+            "streamEventsAccepted": 0,
+            "streamEventsDuplicates": 0,
+            "streamEventsDropped": 0,
+            "streamEventsReplaced": 0,
+            "parserValidationErrorsTotal": 0,
+            "rpcTimeoutsTotal": 0,
+            "approvalTimeoutsTotal": 0,
+            "restartEventsTotal": 0,
+            "pendingRpcs": 0,
+            "pendingApprovals": 0,
+            "sidecarStderrBuffered": 0,
+            "sidecarStderrDropped": 0,
+            "timeSinceLastStreamEventMs": None,
+            "eventLagP50Ms": None,
+            "eventLagP99Ms": None,
+            "unknownNotificationsByMethod": {},
+        }
+        capture = self.capture
+        if capture is not None:
+            counts = capture.store.counts
+            m["streamEventsAccepted"] = counts.get("accepted", 0)
+            m["streamEventsDuplicates"] = counts.get("duplicate", 0)
+            m["streamEventsDropped"] = counts.get("dropped", 0)
+            m["streamEventsReplaced"] = counts.get("replaced", 0)
+            pipeline = capture.pipeline
+            m["parserValidationErrorsTotal"] = pipeline.parser_errors
+            p50, p99 = pipeline.lag_percentiles()
+            m["eventLagP50Ms"], m["eventLagP99Ms"] = p50, p99
+            last = pipeline.last_stream_event_at
+            if last is not None:
+                m["timeSinceLastStreamEventMs"] = max(0, int((time.monotonic() - last) * 1000))
+        if self.sidecar is not None:
+            m.update(self.sidecar.metrics())
+        receiver = self.receiver
+        if receiver is not None:
+            c = receiver.counters
+            m["baselineRequestsAccepted"] = c.accepted
+            m["baselineRequestsRejected"] = c.rejected
+            m["baselineRecordsStored"] = c.records_stored
+            m["baselineRecordsDuplicate"] = c.records_duplicate
+            m["baselineRecordsRejected"] = c.records_rejected
+            m["baselineRecordsDiscarded"] = c.records_discarded
+            m["lastBaselineBatchAtIso"] = c.last_batch_at_iso
+            m["timeSinceLastBaselineBatchMs"] = _since_iso_ms(c.last_batch_at_iso)
+        try:
+            m.update(self._extra_metrics())
+        except Exception:
+            log.exception("collecting extra reliability metrics failed")
+        return m
+
+    @property
+    def mode(self) -> str | None:
+        return self._evaluation.mode if self._evaluation is not None else None
+
+    async def release_gate(self, window_hours: float, stable_seconds: float) -> ReleaseGate:
+        """The Go / No-Go over the recorded window, with this bridge's current mode."""
+        await self._flush()  # what was recorded so far is in the store
+        now = _now_ms()
+        start = now - int(window_hours * 3_600_000)
+        window = await anyio.to_thread.run_sync(self._db.read, lambda c: history.window_history(c, start))
+        status, error = await anyio.to_thread.run_sync(self._migration_status)
+        with self._lock:
+            mode = self.mode
+            since = self._mode_since_ms
+        return evaluate_gate(
+            GateInputs(
+                now_ms=now,
+                window_hours=window_hours,
+                stable_seconds=stable_seconds,
+                mode_at_window_start=window.mode_at_start,
+                transitions=window.transitions,
+                crash_loops=window.crash_loops,
+                current_mode=mode,
+                current_since_ms=since,
+                live=True,
+                stopped_at_ms=None,
+                migration_status=status,
+                migration_error=error,
+                dedup=window.dedup,
+            )
+        )
+
+
+def _since_iso_ms(value: str | None) -> int | None:
+    if not value:
+        return None
+    from datetime import datetime
+
+    try:
+        then = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+    return max(0, int((time.time() - then) * 1000))
+
+
+def _collector_status() -> tuple[str | None, str | None]:
+    """(status, lastError) of the collector migration on ``$HOME``; reading writes nothing."""
+    try:
+        from bridge.collector.service import CollectorMigrationService
+
+        st = CollectorMigrationService().status()
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    return st.status, st.last_error
