@@ -43,9 +43,16 @@ Emit = Callable[[str, Any], int]
 
 
 class CapturePipeline:
-    def __init__(self, store: CaptureStore, emit: Emit, stream_enabled: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        store: CaptureStore,
+        emit: Emit,
+        stream_enabled: Callable[[], bool],
+        emit_many: Callable[[str, list[dict[str, Any]]], None] | None = None,
+    ) -> None:
         self.store = store
         self._emit = emit
+        self._emit_many = emit_many or (lambda method, bodies: [emit(method, b) for b in bodies] and None)
         self._stream_enabled = stream_enabled
         self._queue: list[tuple[str, Any]] = []
         self._wake = anyio.Event()
@@ -143,18 +150,18 @@ class CapturePipeline:
         if not applied:
             return
         received = iso(int(time.time() * 1000))
-        emit = self._emit
+        bodies = []
         for entry in applied:
             ev = entry.event
-            if ev.source == "app_server_stream":
-                self.last_stream_event_at = time.monotonic()
-            emit(
-                "session:live:event",
+            bodies.append(
                 {"type": "SessionDelta", "threadId": ev.thread_id, "turnId": ev.turn_id, "itemId": ev.item_id,
                  "eventType": ev.method, "source": ev.source, "sequenceId": entry.sequence_id,
                  "receivedAtIso": received, "emittedAtMs": ev.emitted_at_ms, "key": ev.key,
-                 "payload": _payload(ev)},
+                 "payload": _payload(ev)}
             )  # fmt: skip
+            if ev.source == "app_server_stream":
+                self.last_stream_event_at = time.monotonic()
+        self._emit_many("session:live:event", bodies)
 
     # -------------------------------------------------------------- metrics
     def lag_percentiles(self) -> tuple[int | None, int | None]:

@@ -7,12 +7,22 @@ pieces they need (config, database, notifier), never the App or the host.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
 import anyio
 
 from bridge.config.paths import DataDir
 from bridge.config.store import ConfigStore
 from bridge.host.notify import Notifier
 from bridge.store.db import Database
+
+if TYPE_CHECKING:
+    from bridge.capture.approvals import ApprovalBroker
+    from bridge.capture.service import CaptureService
+    from bridge.otel.enrichment_service import EnrichmentService
+    from bridge.otel.receiver import ReceiverService
+    from bridge.reliability.service import ReliabilityService
+    from bridge.sidecar.supervisor import Supervisor
 
 
 @dataclass
@@ -23,4 +33,11 @@ class App:
     notifier: Notifier
     framing: str | None = None
     shutdown_requested: anyio.Event = field(default_factory=anyio.Event)
+    transcript_path: str | None = None
     # Subsystems: one typed attribute each, set by bridge.host.services.start.
+    capture: CaptureService | None = None
+    approvals: ApprovalBroker | None = None
+    receiver: ReceiverService | None = None
+    enrichment: EnrichmentService | None = None
+    sidecar: Supervisor | None = None
+    reliability: ReliabilityService | None = None

@@ -7,14 +7,185 @@ within the shutdown budget (CONTRACT §1: exit within 3 s).
 
 from __future__ import annotations
 
+from typing import Any
+
 from anyio.abc import TaskGroup
 
+from bridge.config.model import IngestConfig
 from bridge.host.app import App
 
 
 async def start(app: App, tg: TaskGroup) -> None:
     """Bring every subsystem up. Each subsystem adds its lines here."""
+    from bridge.capture.service import CaptureService
+
+    config = app.config
+    app.capture = CaptureService(
+        app.db,
+        app.notifier.emit,
+        emit_many=app.notifier.emit_many,
+        preferred_source=config.current.dedup.completed_content_source,
+        stream_enabled=lambda: config.current.stream_enrichment_enabled and not config.current.stream_kill_switch,
+        retention_days=lambda: config.current.retention_days,
+    )
+    await app.capture.start(tg)
+    from bridge.otel.receiver import ReceiverService
+
+    app.receiver = ReceiverService(
+        config=app.config.current.otlp_receiver,
+        db=app.db,
+        key_path=app.data_dir.otlp_key,
+        runtime_path=app.data_dir.runtime,
+        emit=app.notifier.emit,
+        ingest_enabled=lambda: app.config.current.auto_ingest_enabled,
+    )
+    await app.receiver.start(tg)  # a bind failure is state "error", never an exception
+    await _start_enrichment(app, tg)
+
+    from bridge.sidecar.supervisor import Supervisor
+
+    app.sidecar = Supervisor(app.config, app.notifier.emit)
+    await tg.start(app.sidecar.run)  # codex itself starts on start_codex_app_server
+    connect_stream(app, tg)
+    await _start_reliability(app, tg)  # last: its first mode needs the receiver bound (or failed)
 
 
 async def stop(app: App) -> None:
     """Stop every subsystem, newest first, flushing what is durable."""
+    if app.reliability is not None:
+        await app.reliability.stop()  # first: the bridge's own stop is not a mode change
+    if app.sidecar is not None:
+        await app.sidecar.aclose(fast=True)  # close stdin, 0.6 s, SIGTERM, 0.3 s, SIGKILL
+    if app.capture is not None:
+        import anyio
+
+        with anyio.move_on_after(0.5):
+            await app.capture.pipeline.drain()  # commit what the sidecar said last
+    if app.enrichment is not None:
+        await app.enrichment.close()  # what is still in memory goes to the on-disk queue (bounded)
+    if app.receiver is not None:
+        await app.receiver.close()
+
+
+async def config_changed(app: App, old: IngestConfig, new: IngestConfig) -> None:
+    """Apply a config change to the running subsystems before set_ingest_config answers."""
+    reliability = app.reliability
+    if reliability is not None:
+        reliability.defer()  # the capture mode is judged once the whole change has applied
+    try:
+        await _apply_config_change(app, old, new)
+    finally:
+        if reliability is not None:
+            reliability.resume()  # kill switch, autoIngestEnabled, streamEnrichmentEnabled, receiver, auth mode
+
+
+async def _apply_config_change(app: App, old: IngestConfig, new: IngestConfig) -> None:
+    if app.sidecar is not None:
+        app.sidecar.config_changed(old, new)
+    if app.receiver is not None:
+        if new.otlp_receiver != old.otlp_receiver:
+            await app.receiver.apply_config(new.otlp_receiver)
+        if new.auto_ingest_enabled != old.auto_ingest_enabled:
+            await app.receiver.refresh()
+    if app.enrichment is not None and (new.export != old.export or new.otlp_receiver != old.otlp_receiver):
+        await app.enrichment.apply_config(new)
+
+
+async def _start_enrichment(app: App, tg: TaskGroup) -> None:
+    """OTLP enrichment export: an observer of committed capture batches (off without an endpoint)."""
+    from bridge.otel.enrichment_service import EnrichmentService
+
+    receiver = app.receiver
+    app.enrichment = EnrichmentService(
+        app.config.current,
+        app.data_dir.export_queue,
+        receiver_endpoint=lambda: receiver.endpoint if receiver is not None else None,
+    )
+    if app.capture is not None:
+        app.capture.pipeline.add_observer(app.enrichment.observe)
+    await app.enrichment.start(tg)
+
+
+async def _start_reliability(app: App, tg: TaskGroup) -> None:
+    """Capture mode: re-evaluated on every sidecar/receiver status push and config change, never polled."""
+    from bridge.reliability.service import ReliabilityService
+
+    def extra_metrics() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if app.approvals is not None:
+            out["pendingApprovals"] = len(app.approvals.pending)
+            out["approvalTimeoutsTotal"] = app.approvals.timeouts_total
+        if app.enrichment is not None:
+            export = app.enrichment.status()
+            out["exportQueueDepth"] = export.get("queueBatches", 0)
+            out["exportDropped"] = export.get("droppedBatches", 0)
+            out["export"] = export
+        return out
+
+    app.reliability = ReliabilityService(
+        config=app.config,
+        db=app.db,
+        emit=app.notifier.emit,
+        sidecar=app.sidecar,
+        receiver=app.receiver,
+        capture=app.capture,
+        extra_metrics=extra_metrics,
+    )
+    app.notifier.watch(app.reliability.on_notification)
+    if app.sidecar is not None:
+        app.sidecar.add_lifecycle_listener(app.reliability.on_sidecar_lifecycle)
+    await app.reliability.start(tg)
+
+
+def connect_stream(app: App, tg: TaskGroup) -> None:
+    """Wire the sidecar's stream into capture and approvals."""
+    import anyio
+    import msgspec
+
+    from bridge.capture.approvals import KINDS, ApprovalBroker
+
+    sidecar, capture = app.sidecar, app.capture
+    assert sidecar is not None and capture is not None
+    config = app.config
+    broker = ApprovalBroker(app.notifier.emit, lambda: config.current.approvals.timeout_ms)
+    broker.tg = tg
+    app.approvals = broker
+    sidecar.add_stream_listener(capture.pipeline.feed)
+
+    class Resolved(msgspec.Struct, rename="camel"):
+        thread_id: str
+        request_id: int | str
+
+    resolved = msgspec.json.Decoder(Resolved)
+
+    def on_notes(batch: list[Any]) -> None:
+        for env in batch:
+            if env.method == "serverRequest/resolved":
+                try:
+                    note = resolved.decode(env.params)
+                except msgspec.ValidationError:
+                    continue
+                broker.on_resolved(note.thread_id, note.request_id)
+
+    sidecar.add_stream_listener(on_notes)
+
+    def on_request(env: Any) -> None:
+        client = sidecar.client
+        if client is None:
+            return
+        request_id = env.id
+
+        async def respond(result: Any) -> None:
+            await client.respond(request_id, result)
+
+        broker.on_request(env.method, request_id, bytes(env.params), respond)
+
+    for method in KINDS:
+        sidecar.set_request_handler(method, on_request)
+
+    def on_lifecycle(event: str, details: dict[str, Any]) -> None:
+        if event == "exited":
+            broker.sidecar_restarted()
+            tg.start_soon(anyio.to_thread.run_sync, capture.sidecar_gone)
+
+    sidecar.add_lifecycle_listener(on_lifecycle)

@@ -25,4 +25,119 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX mode_transitions_at ON mode_transitions(at_ms);
     """,
+    # 2: the OTEL baseline's received records (bridge.otel), one row per dedup key.
+    """
+    CREATE TABLE otel_records (
+        id INTEGER PRIMARY KEY,
+        dedup_key TEXT NOT NULL UNIQUE,
+        signal TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        name TEXT,
+        conversation_id TEXT,
+        turn_id TEXT,
+        item_id TEXT,
+        call_id TEXT,
+        sequence INTEGER,
+        trace_id TEXT,
+        span_id TEXT,
+        time_ns INTEGER,
+        service_name TEXT,
+        scope_name TEXT,
+        body TEXT,
+        attributes TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        received_at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX otel_records_conversation ON otel_records(provider, conversation_id, time_ns);
+    CREATE INDEX otel_records_received ON otel_records(received_at_ms);
+    """,
+    # 3: captured content (bridge.capture): threads → turns → items, deltas as they arrived,
+    #    the dedup ledger (key → source holding it) and the bounded decision log.
+    """
+    CREATE TABLE threads (
+        thread_id TEXT PRIMARY KEY,
+        provider TEXT NOT NULL,
+        title TEXT,
+        cwd TEXT,
+        created_at_ms INTEGER,
+        updated_at_ms INTEGER NOT NULL,
+        captured_at_ms INTEGER NOT NULL,
+        sources TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX threads_updated ON threads(updated_at_ms);
+    CREATE TABLE turns (
+        thread_id TEXT NOT NULL REFERENCES threads(thread_id) ON DELETE CASCADE,
+        turn_id TEXT NOT NULL,
+        ord INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        error TEXT,
+        started_at_ms INTEGER,
+        completed_at_ms INTEGER,
+        usage TEXT,
+        source TEXT NOT NULL,
+        last_event_at_ms INTEGER NOT NULL,
+        captured_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (thread_id, turn_id)
+    );
+    CREATE INDEX turns_status ON turns(status);
+    CREATE TABLE items (
+        thread_id TEXT NOT NULL REFERENCES threads(thread_id) ON DELETE CASCADE,
+        item_id TEXT NOT NULL,
+        turn_id TEXT,
+        ord INTEGER NOT NULL,
+        type TEXT,
+        status TEXT,
+        text TEXT,
+        output TEXT,
+        exit_code INTEGER,
+        command TEXT,
+        started_at_ms INTEGER,
+        completed_at_ms INTEGER,
+        source TEXT NOT NULL,
+        seen_by TEXT NOT NULL DEFAULT '[]',
+        extra TEXT,
+        captured_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (thread_id, item_id)
+    );
+    CREATE TABLE deltas (
+        thread_id TEXT NOT NULL REFERENCES threads(thread_id) ON DELETE CASCADE,
+        item_id TEXT NOT NULL,
+        method TEXT NOT NULL,
+        ordinal INTEGER NOT NULL,
+        emitted_at_ms INTEGER,
+        text TEXT NOT NULL,
+        captured_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (thread_id, item_id, ordinal)
+    );
+    CREATE TABLE ledger (
+        key TEXT PRIMARY KEY,
+        thread_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX ledger_thread ON ledger(thread_id);
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        incoming_source TEXT NOT NULL,
+        stored_source TEXT,
+        chosen_source TEXT NOT NULL,
+        replaced_source TEXT,
+        preferred_source TEXT NOT NULL
+    );
+    """,
+    # 4: capture reliability events (bridge.reliability): bridge start/stop, crash_loop, unexpected
+    #    sidecar exits, with their time, for the release gate's window.
+    """
+    CREATE TABLE reliability_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX reliability_events_at ON reliability_events(at_ms);
+    """,
 ]

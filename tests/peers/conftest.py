@@ -27,6 +27,7 @@ import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from bridge.drill.fake_model import FakeModel, fake_model_in_thread
+from bridge.drill.peer_home import codex_config_toml
 from bridge.peers import fence
 from bridge.peers.install import codex_native_binary
 
@@ -46,30 +47,6 @@ def require_fence() -> None:
             "`.venv/bin/python -m bridge.peers.fence -- .venv/bin/pytest tests/peers` "
             f"(interfaces up: {fence.interfaces()})"
         )
-
-
-def codex_config_toml(base_url: str) -> str:
-    """config.toml pointing codex at the fake model, with every outbound feature off."""
-    return f"""\
-model_provider = "local"
-model_reasoning_summary = "detailed"
-check_for_update_on_startup = false
-
-[model_providers.local]
-name = "local fake"
-base_url = "{base_url}"
-wire_api = "responses"
-requires_openai_auth = true
-request_max_retries = 1
-stream_max_retries = 1
-stream_idle_timeout_ms = 20000
-
-[analytics]
-enabled = false
-
-[feedback]
-enabled = false
-"""
 
 
 @dataclass

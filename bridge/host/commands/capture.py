@@ -65,7 +65,8 @@ async def get_captured_thread(app: App, params: ThreadParams) -> dict[str, Any]:
     thread = capture_store(app).get_thread(params.thread_id)
     if thread is None:
         raise BridgeError(
-            errors.NOT_FOUND, f"No captured thread {params.thread_id}; list_captured_threads shows what is held.",
+            errors.NOT_FOUND,
+            f"No captured thread {params.thread_id}; list_captured_threads shows what is held.",
             reason="not_found",
         )
     return thread
@@ -81,5 +82,3 @@ async def delete_captured_thread(app: App, params: ThreadParams) -> Deleted:
 async def get_codex_stream_dedupe_log(app: App, params: DedupeLogParams) -> list[dict[str, Any]]:
     """The newest dedup decisions first: accepted, duplicate, replaced or dropped, with sources."""
     return capture_store(app).decision_log(params.limit)
-
-

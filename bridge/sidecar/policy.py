@@ -1,0 +1,72 @@
+"""Pure restart policy: exponential backoff with jitter and the crash-loop window.
+
+No clocks, no randomness of its own: callers pass ``now`` (monotonic
+seconds) and a uniform random number, so the exact boundaries are testable as
+tables. The rule (CONTRACT §4.1): unexpected exits inside a 60 s window are
+counted; exits 1 and 2 are restarted, the third trips ``crash_loop``. Exits
+age out of the window, so a sidecar that ran stably for the window starts
+again from zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RESTART_BUDGET = 3
+WINDOW_SECONDS = 60.0
+BACKOFF_BASE = 0.25
+BACKOFF_CAP = 10.0
+
+
+@dataclass(frozen=True)
+class CrashWindow:
+    """Monotonic times of the unexpected exits still inside the window."""
+
+    exits: tuple[float, ...] = ()
+    window: float = WINDOW_SECONDS
+    budget: int = RESTART_BUDGET
+
+    def current(self, now: float) -> CrashWindow:
+        """The window as of ``now``: exits ``window`` seconds old or older have left it."""
+        kept = tuple(t for t in self.exits if now - t < self.window)
+        return self if kept == self.exits else CrashWindow(kept, self.window, self.budget)
+
+    def count(self, now: float) -> int:
+        return len(self.current(now).exits)
+
+    def next_expiry(self, now: float) -> float | None:
+        """When the oldest exit inside the window leaves it (``None`` when empty)."""
+        live = self.current(now).exits
+        return min(live) + self.window if live else None
+
+
+@dataclass(frozen=True)
+class ExitDecision:
+    window: CrashWindow
+    attempts: int  # unexpected exits inside the window, this one included
+    crash_loop: bool
+    delay: float  # seconds to wait before the restart (0 when crash_loop)
+
+
+def record_exit(window: CrashWindow, now: float, jitter: float) -> ExitDecision:
+    """Count an unexpected exit at ``now`` and decide: restart after a delay, or crash loop.
+
+    ``jitter`` is a uniform number in [0, 1).
+    """
+    live = window.current(now)
+    updated = CrashWindow((*live.exits, now), live.window, live.budget)
+    attempts = len(updated.exits)
+    if attempts >= updated.budget:
+        return ExitDecision(updated, attempts, True, 0.0)
+    return ExitDecision(updated, attempts, False, backoff_delay(attempts, jitter))
+
+
+def backoff_delay(attempt: int, jitter: float, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
+    """Delay before restart number ``attempt`` (1-based): ``base·2^(attempt-1)``, capped, with jitter.
+
+    The jitter spreads the delay over [50 %, 100 %] of the step ("equal jitter"),
+    so restarts never come sooner than half the step and never in lockstep.
+    """
+    step = min(cap, base * float(1 << max(0, attempt - 1)))
+    jitter = min(max(jitter, 0.0), 1.0)
+    return step / 2 + (step / 2) * jitter

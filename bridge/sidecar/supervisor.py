@@ -1,0 +1,933 @@
+"""The supervisor of one spawned ``codex app-server``: lifecycle, handshake, auth, restarts.
+
+It owns the process (:mod:`.process`), the JSON-RPC client (:mod:`.rpc`), the
+pure auth machine (:mod:`.auth`) and the pure restart policy
+(:mod:`.policy`), and pushes ``codex-app-server-status`` through the
+``notify`` callback whenever the status it would report changes. Each spawn is
+a *generation*; callbacks from an older generation are ignored, so a late
+event from a dead process can never touch the state of its successor.
+
+Other subsystems plug in without touching the host: the capture layer gets
+notification batches through :meth:`Supervisor.add_stream_listener` (gated by
+the kill switch), answers approvals through
+:meth:`Supervisor.set_request_handler`, and sends its own requests through
+:meth:`Supervisor.stream_client`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import anyio
+import msgspec
+from anyio.abc import TaskGroup, TaskStatus
+
+from bridge import __version__
+from bridge.config.model import IngestConfig, canonical_auth_mode
+from bridge.host import errors
+from bridge.host.errors import BridgeError
+from bridge.redact import MASK, redact_text
+from bridge.sidecar import policy
+from bridge.sidecar.auth import (
+    AUTHENTICATED,
+    LOGIN_MODES,
+    AuthView,
+    Handshake,
+    check_claim,
+    check_mode,
+    handshake_error,
+)
+from bridge.sidecar.framing import JsonlTransport
+from bridge.sidecar.process import SidecarProcess, SpawnSpec, build_spec, resolve_binary
+from bridge.sidecar.protocol import (
+    AccountLoginCompletedNotification,
+    AccountUpdatedNotification,
+    CancelLoginParams,
+    CancelLoginResponse,
+    ClientInfo,
+    EmptyResponse,
+    Envelope,
+    GetAccountParams,
+    GetAccountResponse,
+    InitializeParams,
+    InitializeResponse,
+    LoginAccountResponse,
+    LoginApiKeyParams,
+    LoginChatgptParams,
+    account_mode,
+    codex_version,
+)
+from bridge.sidecar.rpc import FaultListener, NotificationListener, RequestHandler, RpcClient, RpcCounters
+from bridge.sidecar.status import (
+    CRASH_LOOP,
+    INACTIVE,
+    STARTING,
+    STOPPING,
+    CodexAccountStatus,
+    CodexAppServerStatus,
+    Facts,
+    LoginStartResult,
+    derive,
+)
+
+log = logging.getLogger("bridge.sidecar")
+
+STATUS_METHOD = "codex-app-server-status"
+_UP = "up"  # internal phase: a process runs (state is then running or degraded)
+
+
+class ConfigSource(Protocol):
+    """The part of :class:`bridge.config.store.ConfigStore` the supervisor uses."""
+
+    @property
+    def current(self) -> IngestConfig: ...
+
+    def update(self, patch: dict[str, Any]) -> IngestConfig: ...
+
+
+Notify = Callable[[str, dict[str, Any]], Any]
+LifecycleListener = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class SupervisorOptions:
+    """Timings and hooks; the defaults are the product's, tests shorten them."""
+
+    stop_eof_grace: float = 1.0
+    stop_term_grace: float = 0.5
+    stop_kill_grace: float = 0.5
+    start_settle: float = 0.3  # how long `start` watches for an immediate exit
+    liveness_idle: float = 20.0  # probe the sidecar after this much silence
+    confirm_wait: float = 5.0  # how long a login/cancel waits for the sidecar's notification
+    tick: float = 1.0  # status re-evaluation period (window expiry, config changes)
+    environ: Mapping[str, str] | None = None  # base environment (default: os.environ)
+    rng: Callable[[], float] = random.random
+    clock: Callable[[], float] = time.monotonic
+    client_name: str = "capture_bridge"
+    client_title: str = "capture-bridge"
+    client_version: str = __version__
+
+
+@dataclass
+class _Generation:
+    """One spawned process and its client."""
+
+    number: int
+    proc: SidecarProcess
+    client: RpcClient
+    handshake: Handshake = Handshake.NOT_STARTED
+    alive: bool = True
+    expected_exit: bool = False
+    exited: anyio.Event = field(default_factory=anyio.Event)
+    exit_code: int | None = None
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _scrub(exc: BridgeError, secret: str | None) -> BridgeError:
+    """``exc`` with every occurrence of ``secret`` masked (codex may echo what it was sent)."""
+    if not secret:
+        return exc
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(secret, MASK)
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    data = clean(dict(exc.data))
+    kind = data.pop("kind", None)
+    return BridgeError(exc.code, clean(exc.message), kind=kind, **data)
+
+
+class Supervisor:
+    """Spawns, watches, restarts and stops ``codex app-server``; the authority on its status."""
+
+    def __init__(self, config: ConfigSource, notify: Notify, options: SupervisorOptions | None = None) -> None:
+        self._config = config
+        self._notify = notify
+        self.options = options or SupervisorOptions()
+        self._phase = INACTIVE
+        self._gen: _Generation | None = None
+        self._generations = 0
+        self._auth = AuthView()
+        self._window = policy.CrashWindow()
+        self._restart_token = 0
+        self._lifecycle = anyio.Lock()
+        self._tg: TaskGroup | None = None
+        self._closed = anyio.Event()
+        self._login_done: anyio.Event | None = None
+        self._last_error: str | None = None
+        self._last_info: str | None = None
+        self._codex_version: str | None = None
+        self._binary: str | None = None
+        self._last_pushed: dict[str, Any] | None = None
+        self._last_state: str = INACTIVE
+        self._transition_iso = _now_iso()
+        self._stream_listeners: list[NotificationListener] = []
+        self._request_handlers: dict[str, RequestHandler] = {}
+        self._lifecycle_listeners: list[LifecycleListener] = []
+        self._fault_listeners: list[FaultListener] = []
+        self._totals = RpcCounters()
+        self._stderr_dropped = 0
+        self.restart_events_total = 0
+        self.followed_thread_ids: list[str] = []
+        self._note_decoders: dict[str, msgspec.json.Decoder[Any]] = {
+            "account/updated": msgspec.json.Decoder(AccountUpdatedNotification),
+            "account/login/completed": msgspec.json.Decoder(AccountLoginCompletedNotification),
+        }
+        # The status at birth is no change: only what differs from it is pushed.
+        initial: dict[str, Any] = msgspec.to_builtins(self.status())
+        self._last_pushed = {k: v for k, v in initial.items() if k != "lastTransitionAtIso"}
+
+    # --- running ------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Serve until :meth:`aclose`: holds the tasks of every generation."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            tg.start_soon(self._ticker)
+            task_status.started()
+            await self._closed.wait()
+            tg.cancel_scope.cancel()
+        self._tg = None
+
+    async def aclose(self, *, fast: bool = False) -> None:
+        """Stop the sidecar (bounded; ``fast`` fits the bridge's shutdown budget) and end :meth:`run`."""
+        with anyio.CancelScope(shield=True):
+            await self.stop(graces=(0.6, 0.3, 0.3) if fast else None)
+        self._closed.set()
+
+    async def _ticker(self) -> None:
+        while True:
+            await anyio.sleep(self.options.tick)
+            self.refresh()
+
+    # --- plumbing for other subsystems --------------------------------------
+
+    def add_stream_listener(self, listener: NotificationListener) -> None:
+        """``listener(batch)`` gets every notification batch while the kill switch is off."""
+        self._stream_listeners.append(listener)
+
+    def set_request_handler(self, method: str, handler: RequestHandler | None) -> None:
+        """Handle codex→bridge requests ``method`` (approvals); unhandled ones are answered -32601."""
+        if handler is None:
+            self._request_handlers.pop(method, None)
+        else:
+            self._request_handlers[method] = handler
+        if self._gen is not None:
+            self._gen.client.set_request_handler(method, handler)
+
+    def add_fault_listener(self, listener: FaultListener) -> None:
+        """``listener(fault)`` for every frame codex sent that could not be used (any generation)."""
+        self._fault_listeners.append(listener)
+        if self._gen is not None:
+            self._gen.client.add_fault_listener(listener)
+
+    def add_lifecycle_listener(self, listener: LifecycleListener) -> None:
+        """``listener(event, details)`` for ``spawned`` and ``exited`` (with ``expected``)."""
+        self._lifecycle_listeners.append(listener)
+
+    @property
+    def client(self) -> RpcClient | None:
+        return self._gen.client if self._gen is not None else None
+
+    @property
+    def binary_path(self) -> str | None:
+        return self._binary
+
+    @property
+    def codex_version(self) -> str | None:
+        return self._codex_version
+
+    @property
+    def kill_switch(self) -> bool:
+        return self._config.current.stream_kill_switch
+
+    def stream_client(self) -> RpcClient:
+        """The client for stream commands, or the error saying why there is none to use."""
+        gen = self._require_initialized()
+        if self.kill_switch:
+            raise BridgeError(
+                errors.KILL_SWITCH_ENGAGED,
+                "The stream kill switch is on; turn it off with codex_app_server_set_stream_kill_switch first.",
+            )
+        required = self._required_mode()
+        if not self._auth.mode_allowed(required):
+            raise BridgeError(
+                errors.AUTH_NOT_CONFIRMED,
+                f"The sidecar has not confirmed a {required} login (it reports {self._auth.state}"
+                + (f" with {self._auth.mode}" if self._auth.mode else "")
+                + "); log in first.",
+                authState=self._auth.state,
+                authMode=self._auth.mode,
+            )
+        return gen.client
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters for the reliability metrics (totals over every generation)."""
+        totals = self._totals
+        live = self._gen.client.counters if self._gen is not None else RpcCounters()
+        unknown = dict(totals.unknown_notifications)
+        for method, count in live.unknown_notifications.items():
+            unknown[method] = unknown.get(method, 0) + count
+        stderr = self._gen.proc.stderr if self._gen is not None else None
+        return {
+            "rpcTimeoutsTotal": totals.timeouts + live.timeouts,
+            "restartEventsTotal": self.restart_events_total,
+            "pendingRpcs": self._gen.client.pending_count if self._gen is not None else 0,
+            "sidecarStderrBuffered": stderr.buffered if stderr is not None else 0,
+            "sidecarStderrDropped": self._stderr_dropped + (stderr.dropped if stderr is not None else 0),
+            "sidecarProtocolErrorsTotal": totals.protocol_errors + live.protocol_errors,
+            "sidecarOversizedFramesTotal": totals.oversized_frames + live.oversized_frames,
+            "sidecarNotificationsTotal": totals.notifications + live.notifications,
+            "sidecarServerRequestsUnhandledTotal": totals.server_requests_unhandled + live.server_requests_unhandled,
+            "unknownNotificationsByMethod": unknown,
+        }
+
+    def stderr_tail(self, count: int = 20) -> list[str]:
+        return self._gen.proc.stderr.tail(count) if self._gen is not None else []
+
+    # --- status ---------------------------------------------------------------
+
+    def _required_mode(self) -> str:
+        return self._config.current.app_server_auth_mode
+
+    def _facts(self) -> Facts:
+        gen = self._gen
+        return Facts(
+            process_up=self._phase == _UP and gen is not None,
+            handshake=gen.handshake if gen is not None else Handshake.NOT_STARTED,
+            auth=self._auth,
+            required_mode=self._required_mode(),
+            kill_switch=self.kill_switch,
+            alive=gen.alive if gen is not None else False,
+            last_frame_valid=gen.client.last_frame_valid if gen is not None else True,
+        )
+
+    def status(self) -> CodexAppServerStatus:
+        health = derive(self._facts())
+        state = health.state if self._phase == _UP else self._phase
+        gen = self._gen
+        required = self._required_mode()
+        auth = self._auth
+        return CodexAppServerStatus(
+            state=state,
+            initialized=gen is not None and gen.handshake is Handshake.INITIALIZED,
+            initialize_sent=gen is not None and gen.handshake in (Handshake.ANSWERED, Handshake.INITIALIZED),
+            auth_state=auth.state,
+            auth_mode=auth.mode,
+            auth_mode_allowed=auth.mode_allowed(required),
+            stream_healthy=health.stream_healthy,
+            stream_kill_switch=self.kill_switch,
+            restart_budget=self._window.budget,
+            # In crash_loop the count that tripped it stays visible (3) until a stop or start.
+            restart_attempts_in_window=(
+                len(self._window.exits) if self._phase == CRASH_LOOP else self._window.count(self.options.clock())
+            ),
+            last_error=self._last_error,
+            last_info=self._last_info,
+            auth_url=auth.auth_url if auth.login_pending else None,
+            pid=gen.proc.pid if gen is not None and self._phase in (_UP, STOPPING) else None,
+            codex_version=self._codex_version,
+            connection="spawn",
+            followed_thread_ids=list(self.followed_thread_ids),
+            last_transition_at_iso=self._transition_iso,
+        )
+
+    def account_status(self) -> CodexAccountStatus:
+        required = self._required_mode()
+        auth = self._auth
+        return CodexAccountStatus(
+            auth_state=auth.state,
+            auth_mode=auth.mode,
+            auth_mode_allowed=auth.mode_allowed(required),
+            interactive_login_required=auth.interactive_login_required(required),
+            supported_modes=list(LOGIN_MODES),
+            required_mode=required,
+        )
+
+    def refresh(self) -> None:
+        """Push ``codex-app-server-status`` if what it would say has changed."""
+        status = self.status()
+        if status.stream_healthy and self._last_error is not None:
+            self._last_error = None  # healthy again: the last error is history
+            status = self.status()
+        if status.state != self._last_state:
+            self._last_state = status.state
+            self._transition_iso = _now_iso()
+            status.last_transition_at_iso = self._transition_iso
+        body: dict[str, Any] = msgspec.to_builtins(status)
+        compare = {k: v for k, v in body.items() if k != "lastTransitionAtIso"}
+        if compare == self._last_pushed:
+            return
+        self._last_pushed = compare
+        try:
+            self._notify(STATUS_METHOD, body)
+        except Exception:
+            log.exception("pushing %s failed", STATUS_METHOD)
+
+    def _error(self, message: str) -> None:
+        self._last_error = redact_text(message)
+
+    def _info(self, message: str) -> None:
+        self._last_info = redact_text(message)
+
+    # --- lifecycle --------------------------------------------------------
+
+    async def start(self, connection: str = "spawn") -> CodexAppServerStatus:
+        """Spawn codex app-server; returns once the process is up (``running``)."""
+        mode = connection.strip().lower()
+        if mode not in ("spawn", "attach"):
+            raise errors.invalid_params("start_codex_app_server", "connection", "must be 'spawn' or 'attach'")
+        if mode != "spawn":
+            raise BridgeError(
+                errors.NOT_ALLOWED,
+                f"connection {mode!r} is not available in this bridge yet; use 'spawn'.",
+                connection=mode,
+            )
+        async with self._lifecycle:
+            if self.kill_switch:
+                raise BridgeError(
+                    errors.KILL_SWITCH_ENGAGED,
+                    "The stream kill switch is on, so codex app-server was not started; "
+                    "turn it off with codex_app_server_set_stream_kill_switch first.",
+                )
+            if self._phase == _UP and self._gen is not None:
+                return self.status()
+            self._restart_token += 1  # a manual start supersedes a pending restart
+            self._window = policy.CrashWindow()  # and leaves crash_loop
+            self._last_error = None
+            self._phase = STARTING
+            self._info("Starting codex app-server.")
+            self.refresh()
+            try:
+                gen = await self._spawn()
+            except BridgeError as exc:
+                self._phase = INACTIVE
+                self._error(exc.message)
+                self.refresh()
+                raise
+        with anyio.move_on_after(self.options.start_settle):
+            await gen.exited.wait()
+        if gen.exited.is_set():
+            tail = "; ".join(gen.proc.stderr.tail(3))
+            raise BridgeError(
+                errors.SIDECAR_SPAWN_FAILED,
+                f"codex app-server ({gen.proc.spec.binary}) exited with code {gen.exit_code} right after it "
+                f"started{': ' + tail if tail else ''}. Check the binary and codex.args.",
+                path=gen.proc.spec.binary,
+                exitCode=gen.exit_code,
+            )
+        return self.status()
+
+    async def _spawn(self) -> _Generation:
+        """Start a new generation (the caller holds the lifecycle lock)."""
+        cfg = self._config.current.codex
+        environ = self.options.environ if self.options.environ is not None else os.environ
+        binary = resolve_binary(cfg.binary_path, environ)
+        self._binary = binary
+        spec: SpawnSpec = build_spec(binary, cfg.args, cfg.env, cfg.home, environ)
+        proc = await SidecarProcess.spawn(spec)
+        stdout = proc.process.stdout
+        assert stdout is not None
+        transport = JsonlTransport(
+            stdout, proc.process.stdin, max_frame_bytes=self._config.current.limits.max_frame_bytes
+        )
+        client = RpcClient(transport, request_timeout=cfg.request_timeout_ms / 1000)
+        self._generations += 1
+        gen = _Generation(self._generations, proc, client)
+        client.closed_error = lambda method: self._closed_error(gen, method)
+        client.add_notification_listener(lambda batch: self._on_notifications(gen, batch))
+        for fault_listener in self._fault_listeners:
+            client.add_fault_listener(fault_listener)
+        client.validity_listener = lambda _valid: self.refresh()
+        for method, handler in self._request_handlers.items():
+            client.set_request_handler(method, handler)
+        self._gen = gen
+        self._phase = _UP
+        self._auth = self._auth.process_replaced()
+        self._info(f"codex app-server started (pid {proc.pid}); call codex_app_server_initialize next.")
+        if self._tg is None:
+            raise RuntimeError("Supervisor.run() is not running")
+        self._tg.start_soon(self._watch, gen)
+        log.info("codex app-server started: pid %s, binary %s", proc.pid, binary)
+        self._lifecycle_event("spawned", {"pid": proc.pid, "generation": gen.number})
+        self.refresh()
+        return gen
+
+    def _closed_error(self, gen: _Generation, method: str) -> BridgeError:
+        code = errors.SIDECAR_SPAWN_FAILED if method == "initialize" else errors.SIDECAR_NOT_RUNNING
+        return BridgeError(
+            code,
+            f"codex app-server (pid {gen.proc.pid}, {gen.proc.spec.binary}) closed its connection before "
+            f"answering {method}: it exited or crashed. See get_codex_app_server_status.",
+            path=gen.proc.spec.binary,
+        )
+
+    async def _watch(self, gen: _Generation) -> None:
+        """Run one generation's tasks until its process exits, then react to the exit."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(gen.proc.pump_stderr)
+            tg.start_soon(gen.client.run)
+            tg.start_soon(self._liveness, gen)
+            code = await gen.proc.wait()
+            gen.exit_code = code
+            # Let the reader drain what the process wrote before it died.
+            with anyio.move_on_after(0.5):
+                while not gen.client.closed:
+                    await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+        gen.exited.set()
+        self._retire(gen)
+        if gen.expected_exit or self._gen is not gen:
+            return
+        await self._unexpected_exit(gen, code)
+
+    def _retire(self, gen: _Generation) -> None:
+        """Fold a finished generation's counters into the totals."""
+        c = gen.client.counters
+        t = self._totals
+        t.timeouts += c.timeouts
+        t.protocol_errors += c.protocol_errors
+        t.oversized_frames += c.oversized_frames
+        t.notifications += c.notifications
+        t.server_requests_unhandled += c.server_requests_unhandled
+        for method, count in c.unknown_notifications.items():
+            t.unknown_notifications[method] = t.unknown_notifications.get(method, 0) + count
+        c.timeouts = c.protocol_errors = c.oversized_frames = c.notifications = c.server_requests_unhandled = 0
+        c.unknown_notifications.clear()
+        self._stderr_dropped += gen.proc.stderr.dropped
+        gen.proc.stderr.dropped = 0
+
+    async def _unexpected_exit(self, gen: _Generation, code: int | None) -> None:
+        with anyio.CancelScope(shield=True):
+            await gen.proc.stop(eof_grace=0.0, term_grace=0.2, kill_grace=0.5)  # reap any child it left
+        tail = "; ".join(gen.proc.stderr.tail(2))
+        log.warning("codex app-server (pid %s) exited unexpectedly with code %s", gen.proc.pid, code)
+        self._lifecycle_event("exited", {"pid": gen.proc.pid, "code": code, "expected": False})
+        self._gen = None
+        self._auth = self._auth.process_replaced()
+        what = f"codex app-server (pid {gen.proc.pid}) exited unexpectedly with code {code}"
+        if tail:
+            what += f" (stderr: {tail})"
+        if self.kill_switch:
+            self._phase = INACTIVE
+            self._error(f"{what}; not restarted because the stream kill switch is on.")
+            self.refresh()
+            return
+        decision = policy.record_exit(self._window, self.options.clock(), self.options.rng())
+        self._window = decision.window
+        if decision.crash_loop:
+            self._phase = CRASH_LOOP
+            self._error(
+                f"{what}; that is {decision.attempts} unexpected exits within {self._window.window:g} s, so it is "
+                "not restarted (crash_loop). Fix the cause, then stop_codex_app_server and start_codex_app_server."
+            )
+            self.refresh()
+            return
+        self._phase = STARTING
+        self._error(what + ".")
+        self._info(
+            f"Restarting codex app-server in {decision.delay:.2f} s "
+            f"(unexpected exit {decision.attempts} of {self._window.budget} allowed within {self._window.window:g} s)."
+        )
+        self.refresh()
+        token = self._restart_token
+        await anyio.sleep(decision.delay)
+        async with self._lifecycle:
+            if token != self._restart_token or self._phase != STARTING:
+                return
+            if self.kill_switch:
+                self._phase = INACTIVE
+                self._info("Restart cancelled: the stream kill switch is on.")
+                self.refresh()
+                return
+            try:
+                new = await self._spawn()
+            except BridgeError as exc:
+                self._phase = INACTIVE
+                self._error(f"Restart failed: {exc.message}")
+                self.refresh()
+                return
+            self.restart_events_total += 1
+        await self._rehandshake(new)
+
+    async def _rehandshake(self, gen: _Generation) -> None:
+        """After an automatic restart: initialize → initialized → account/read, unasked."""
+        try:
+            await self._initialize(gen)
+            await self._initialized(gen)
+            self._info(f"codex app-server restarted (pid {gen.proc.pid}) and re-handshaken.")
+        except BridgeError as exc:
+            if self._gen is gen:
+                self._error(f"Automatic re-handshake after a restart failed: {exc.message}")
+        self.refresh()
+
+    async def stop(self, graces: tuple[float, float, float] | None = None) -> CodexAppServerStatus:
+        """Stop the sidecar from any state; never leaves a process behind.
+
+        ``graces``: seconds to wait after closing stdin, after SIGTERM and after SIGKILL.
+        """
+        self._restart_token += 1
+        async with self._lifecycle:
+            gen = self._gen
+            if gen is not None:
+                gen.expected_exit = True
+                self._phase = STOPPING
+                self._info("Stopping codex app-server.")
+                self.refresh()
+                opts = self.options
+                eof, term, kill = graces or (opts.stop_eof_grace, opts.stop_term_grace, opts.stop_kill_grace)
+                code = await gen.proc.stop(eof_grace=eof, term_grace=term, kill_grace=kill)
+                log.info("codex app-server (pid %s) stopped with code %s", gen.proc.pid, code)
+                self._lifecycle_event("exited", {"pid": gen.proc.pid, "code": code, "expected": True})
+                self._gen = None
+                self._auth = self._auth.process_replaced()
+                self._info(f"codex app-server stopped (exit code {code}).")
+            elif self._phase != INACTIVE:
+                self._info("codex app-server stopped.")
+            self._phase = INACTIVE
+            self._window = policy.CrashWindow()
+            self.refresh()
+            return self.status()
+
+    async def set_kill_switch(self, enabled: bool) -> CodexAppServerStatus:
+        """Persist the kill switch (config ``streamKillSwitch``); on: no stream, no restart."""
+        old = self._config.current
+        new = self._config.update({"streamKillSwitch": bool(enabled)})
+        self.config_changed(old, new)
+        return self.status()
+
+    def config_changed(self, old: IngestConfig, new: IngestConfig) -> None:
+        """React to a saved config change (the kill switch, the required auth mode, the timeout)."""
+        if self._gen is not None:
+            self._gen.client.request_timeout = new.codex.request_timeout_ms / 1000
+        if new.stream_kill_switch != old.stream_kill_switch:
+            if new.stream_kill_switch:
+                self._restart_token += 1
+                if self._phase == STARTING and self._gen is None:
+                    self._phase = INACTIVE  # a pending restart will not happen
+                self._info("Stream kill switch on: stream enrichment stopped; the OTEL baseline is untouched.")
+            else:
+                self._info("Stream kill switch off: start the sidecar and run the handshake to resume enrichment.")
+        self.refresh()
+
+    def codex_info(self) -> dict[str, Any] | None:
+        """``bridge_info.codex``: the binary in use, its version and the connection mode."""
+        if self._binary is None:
+            return None
+        return {"path": self._binary, "version": self._codex_version, "connection": "spawn"}
+
+    def _lifecycle_event(self, event: str, details: dict[str, Any]) -> None:
+        for listener in self._lifecycle_listeners:
+            try:
+                listener(event, details)
+            except Exception:
+                log.exception("lifecycle listener failed")
+
+    # --- liveness ------------------------------------------------------------
+
+    async def _liveness(self, gen: _Generation) -> None:
+        """Probe with ``account/read`` after a silence; a timeout marks the sidecar not alive."""
+        idle_limit = self.options.liveness_idle
+        while True:
+            idle = time.monotonic() - gen.client.last_frame_at
+            if not gen.alive and idle < idle_limit:
+                gen.alive = True  # a frame arrived since the failed probe
+                self.refresh()
+            if gen.handshake is not Handshake.INITIALIZED:
+                await anyio.sleep(min(1.0, idle_limit))
+                continue
+            if idle < idle_limit:
+                await anyio.sleep(max(0.05, min(idle_limit - idle, 1.0)))
+                continue
+            try:
+                await self._account_read(gen)
+                gen.alive = True
+            except BridgeError as exc:
+                if exc.code in (errors.SIDECAR_NOT_RUNNING, errors.SIDECAR_SPAWN_FAILED):
+                    return
+                if exc.code == errors.TIMEOUT:
+                    gen.alive = False
+                    self._error("codex app-server did not answer the liveness probe (account/read) in time.")
+            self.refresh()
+            if not gen.alive:  # wait for any frame (or the next probe) before trying again
+                failed_at = time.monotonic()
+                while gen.client.last_frame_at < failed_at and time.monotonic() - failed_at < idle_limit:
+                    await anyio.sleep(0.1)
+
+    # --- notifications from the sidecar ------------------------------------------
+
+    def _on_notifications(self, gen: _Generation, batch: list[Envelope]) -> None:
+        if gen is not self._gen:
+            return
+        changed = False
+        for env in batch:
+            method = env.method
+            if method is not None and method.startswith("account/") and method in self._note_decoders:
+                changed = self._on_account_note(gen, method, env) or changed
+        if changed:
+            self.refresh()
+        if self._stream_listeners and not self._config.current.stream_kill_switch:
+            for listener in self._stream_listeners:
+                try:
+                    listener(batch)
+                except Exception:
+                    log.exception("stream listener failed")
+
+    def _on_account_note(self, gen: _Generation, method: str, env: Envelope) -> bool:
+        try:
+            note = self._note_decoders[method].decode(env.params if len(env.params) else b"{}")
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return False
+        before = self._auth
+        if isinstance(note, AccountUpdatedNotification):
+            mode = canonical_auth_mode(note.authMode) if note.authMode else None
+            self._auth = self._auth.sidecar_account_updated(mode or note.authMode)
+        elif isinstance(note, AccountLoginCompletedNotification):
+            cancelled = before.cancel_requested
+            self._auth = self._auth.sidecar_login_completed(note.success, note.loginId)
+            if not note.success:
+                reason = redact_text(note.error or "no reason given")
+                if cancelled:
+                    self._info(f"Login cancelled; the sidecar reports: {reason}")
+                else:
+                    self._error(f"Login failed; the sidecar reports: {reason}")
+            elif self._tg is not None and self._auth.state != AUTHENTICATED:
+                self._tg.start_soon(self._confirm_quietly, gen)
+            if self._login_done is not None:
+                self._login_done.set()
+        return self._auth != before
+
+    async def _confirm_quietly(self, gen: _Generation) -> None:
+        """After a successful login notification: ask the sidecar for the account it now has."""
+        await anyio.sleep(0.05)
+        if gen is self._gen and self._auth.state != AUTHENTICATED:
+            with contextlib.suppress(BridgeError):
+                await self._account_read(gen)
+            self.refresh()
+
+    # --- handshake ---------------------------------------------------------------
+
+    def _require_gen(self) -> _Generation:
+        gen = self._gen
+        if gen is None or self._phase != _UP:
+            state = self._phase
+            raise BridgeError(
+                errors.SIDECAR_NOT_RUNNING,
+                f"codex app-server is not running (state {state}); call start_codex_app_server first.",
+                state=state,
+            )
+        return gen
+
+    def _require_initialized(self) -> _Generation:
+        gen = self._require_gen()
+        problem = handshake_error("account", gen.handshake)
+        if problem:
+            raise BridgeError(errors.HANDSHAKE_ORDER, problem, handshake=gen.handshake.value)
+        return gen
+
+    async def initialize(self) -> CodexAppServerStatus:
+        gen = self._require_gen()
+        problem = handshake_error("initialize", gen.handshake)
+        if problem:
+            raise BridgeError(errors.HANDSHAKE_ORDER, problem, handshake=gen.handshake.value)
+        if gen.handshake in (Handshake.ANSWERED, Handshake.INITIALIZED):
+            self._info("initialize was already answered by this codex app-server process.")
+            self.refresh()
+            return self.status()
+        await self._initialize(gen)
+        return self.status()
+
+    async def _initialize(self, gen: _Generation) -> None:
+        gen.handshake = Handshake.INITIALIZING
+        params = InitializeParams(
+            ClientInfo(self.options.client_name, self.options.client_version, self.options.client_title)
+        )
+        try:
+            result = await gen.client.request("initialize", params, InitializeResponse)
+        except BridgeError as exc:
+            if gen is self._gen:
+                if gen.handshake is Handshake.INITIALIZING:
+                    gen.handshake = Handshake.NOT_STARTED
+                self._error(f"initialize failed: {exc.message}")
+                self.refresh()
+            raise
+        if gen is not self._gen:
+            raise self._closed_error(gen, "initialize")
+        gen.handshake = Handshake.ANSWERED
+        self._codex_version = codex_version(result.userAgent) or self._codex_version
+        self._info("initialize answered; call codex_app_server_initialized next.")
+        self.refresh()
+
+    async def initialized(self) -> CodexAppServerStatus:
+        gen = self._require_gen()
+        problem = handshake_error("initialized", gen.handshake)
+        if problem:
+            raise BridgeError(errors.HANDSHAKE_ORDER, problem, handshake=gen.handshake.value)
+        await self._initialized(gen)
+        return self.status()
+
+    async def _initialized(self, gen: _Generation) -> None:
+        if gen.handshake is Handshake.ANSWERED:
+            await gen.client.notify("initialized")
+            gen.handshake = Handshake.INITIALIZED
+            self.refresh()
+        await self._account_read(gen)
+        self._info(f"Handshake complete; the sidecar reports {self._auth.state}.")
+        self.refresh()
+
+    # --- auth ----------------------------------------------------------------------
+
+    async def _account_read(self, gen: _Generation) -> AuthView:
+        result = await gen.client.request("account/read", GetAccountParams(refreshToken=False), GetAccountResponse)
+        if gen is self._gen:
+            account = result.account
+            mode = account_mode(account.type, self._auth.reported_mode) if account is not None else None
+            self._auth = self._auth.sidecar_account_read(mode)
+            self.refresh()
+        return self._auth
+
+    async def account_read(self) -> CodexAccountStatus:
+        gen = self._require_initialized()
+        await self._account_read(gen)
+        return self.account_status()
+
+    async def login_start(self, auth_mode: str, api_key: str | None) -> LoginStartResult:
+        """Start a login at the sidecar; an API key is forwarded and never kept."""
+        gen = self._require_initialized()
+        mode = canonical_auth_mode(auth_mode)
+        if mode not in LOGIN_MODES:
+            raise errors.invalid_params(
+                "codex_app_server_account_login_start",
+                "authMode",
+                f"must be one of chatgpt, apiKey (got {auth_mode!r}; chatgptAuthTokens is not offered by this bridge)",
+            )
+        if mode == "apikey" and not api_key:
+            raise errors.invalid_params("codex_app_server_account_login_start", "apiKey", "is required for apiKey")
+        if mode == "chatgpt" and api_key:
+            raise errors.invalid_params("codex_app_server_account_login_start", "apiKey", "is only used with apiKey")
+        params: LoginApiKeyParams | LoginChatgptParams = (
+            LoginApiKeyParams(apiKey=api_key or "") if mode == "apikey" else LoginChatgptParams()
+        )
+        done = self._login_done = anyio.Event()
+        self._auth = self._auth.login_requested()
+        self._info(f"Starting the {mode} login at the sidecar.")
+        self.refresh()
+        try:
+            result = await gen.client.request("account/login/start", params, LoginAccountResponse)
+        except BridgeError as exc:
+            safe = _scrub(exc, api_key)
+            if gen is self._gen:
+                self._auth = self._auth.login_failed_to_start()
+                self._error(f"Login could not start: {safe.message}")
+                self.refresh()
+            raise safe from None
+        self._auth = self._auth.login_answered(result.loginId, result.authUrl)
+        if mode == "chatgpt":
+            self._info("Open authUrl in a browser to finish the ChatGPT login; the sidecar reports when it is done.")
+            self.refresh()
+        else:
+            with anyio.move_on_after(self.options.confirm_wait):
+                await done.wait()
+            await self._account_read(gen)
+            self._info(f"apiKey login sent; the sidecar reports {self._auth.state}.")
+            self.refresh()
+        account = self.account_status()
+        return LoginStartResult(
+            **msgspec.structs.asdict(account),
+            login_id=result.loginId,
+            auth_url=result.authUrl if mode == "chatgpt" else None,
+        )
+
+    async def login_cancel(self, login_id: str) -> CodexAccountStatus:
+        gen = self._require_initialized()
+        done = self._login_done = anyio.Event()
+        self._auth = self._auth.cancel_sent()
+        result = await gen.client.request("account/login/cancel", CancelLoginParams(login_id), CancelLoginResponse)
+        if result.status == "canceled":
+            with anyio.move_on_after(self.options.confirm_wait):
+                await done.wait()
+        else:
+            self._info(f"The sidecar had no login {login_id} to cancel ({result.status}).")
+        self.refresh()
+        return self.account_status()
+
+    async def login_completed(self, success: bool, login_id: str | None, error: str | None) -> CodexAccountStatus:
+        """The host says a login finished; only the sidecar's confirmation authenticates."""
+        gen = self._require_initialized()
+        pending_id = self._auth.login_id
+        self._auth = self._auth.host_login_completed(success)
+        if success:
+            self._info("The host reports the login completed; waiting for the sidecar to confirm it.")
+            self.refresh()
+            await self._account_read(gen)
+        else:
+            self._error(f"The host reports the login failed: {redact_text(error or 'no reason given')}")
+            self.refresh()
+            cancel_id = login_id or pending_id
+            if cancel_id:  # free the sidecar's pending browser login, best effort
+                self._auth = self._auth.cancel_sent()
+                with anyio.move_on_after(2.0):
+                    with contextlib.suppress(BridgeError):
+                        await gen.client.request(
+                            "account/login/cancel", CancelLoginParams(cancel_id), CancelLoginResponse, timeout=2.0
+                        )
+        self.refresh()
+        return self.account_status()
+
+    async def account_updated(self, auth_mode: str, authenticated: bool) -> CodexAccountStatus:
+        """Check the host's claim against the sidecar; -32012 when it does not hold."""
+        gen = self._require_initialized()
+        required = self._required_mode()
+        claimed = canonical_auth_mode(auth_mode)
+        verdict = check_mode(claimed, auth_mode, required)
+        if not verdict.ok:
+            assert verdict.message is not None
+            self._error(verdict.message)
+            self.refresh()
+            raise BridgeError(
+                errors.AUTH_NOT_CONFIRMED,
+                verdict.message,
+                authMode=claimed or redact_text(auth_mode),
+                requiredMode=required,
+            )
+        assert claimed is not None
+        view = await self._account_read(gen)
+        verdict = check_claim(claimed, authenticated, view)
+        if not verdict.ok:
+            assert verdict.message is not None
+            self._error(verdict.message)
+            self.refresh()
+            raise BridgeError(
+                errors.AUTH_NOT_CONFIRMED,
+                verdict.message,
+                sidecar={"authState": view.state, "authMode": view.mode},
+            )
+        self._info(f"The sidecar confirms {'a ' + claimed + ' login' if authenticated else 'no login'}.")
+        self.refresh()
+        return self.account_status()
+
+    async def logout(self) -> CodexAccountStatus:
+        gen = self._require_initialized()
+        self._auth = self._auth.logout_sent()
+        await gen.client.request("account/logout", msgspec.UNSET, EmptyResponse)
+        if gen is self._gen:
+            self._auth = self._auth.logout_answered()
+            self._info("Logged out at the sidecar.")
+        self.refresh()
+        return self.account_status()
