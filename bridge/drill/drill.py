@@ -84,7 +84,7 @@ class Drill:
         except (HostError, TimeoutError):
             return None
 
-    async def expect_mode(self, step: str, allowed: tuple[str, ...], timeout: float = 30) -> str | None:
+    async def expect_mode(self, step: str, allowed: tuple[str, ...], timeout: float = 10) -> str | None:
         """Wait (bounded) for the mode to be one of ``allowed``; FAILURE is always a failure."""
         mode = None
         with anyio.move_on_after(timeout):

@@ -44,7 +44,11 @@ async def start(app: App, tg: TaskGroup) -> None:
 
     from bridge.sidecar.supervisor import Supervisor
 
-    app.sidecar = Supervisor(app.config, app.notifier.emit)
+    from bridge.sidecar.supervisor import SupervisorOptions
+
+    receiver = app.receiver
+    options = SupervisorOptions(extra_args=lambda: receiver.codex_overrides("binary") if receiver is not None else [])
+    app.sidecar = Supervisor(app.config, app.notifier.emit, options)
     await tg.start(app.sidecar.run)  # codex itself starts on start_codex_app_server
     connect_stream(app, tg)
     await _start_reliability(app, tg)  # last: its first mode needs the receiver bound (or failed)

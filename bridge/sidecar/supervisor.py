@@ -114,6 +114,9 @@ class SupervisorOptions:
     client_name: str = "capture_bridge"
     client_title: str = "capture-bridge"
     client_version: str = __version__
+    # Extra codex arguments computed at each spawn (the receiver's OTEL overrides); they go
+    # before codex.args, so a user's own -c settings still win.
+    extra_args: Callable[[], list[str]] | None = None
 
 
 @dataclass
@@ -440,7 +443,8 @@ class Supervisor:
         environ = self.options.environ if self.options.environ is not None else os.environ
         binary = resolve_binary(cfg.binary_path, environ)
         self._binary = binary
-        spec: SpawnSpec = build_spec(binary, cfg.args, cfg.env, cfg.home, environ)
+        extra = self.options.extra_args() if self.options.extra_args is not None else []
+        spec: SpawnSpec = build_spec(binary, [*extra, *cfg.args], cfg.env, cfg.home, environ)
         proc = await SidecarProcess.spawn(spec)
         stdout = proc.process.stdout
         assert stdout is not None
