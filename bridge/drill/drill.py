@@ -30,7 +30,9 @@ LIVE = "session:live:event"
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="data dir to use (default: a fresh temporary one)")
-    parser.add_argument("--codex-bin", help="codex binary to supervise (default: the pinned codex, installed if missing)")
+    parser.add_argument(
+        "--codex-bin", help="codex binary to supervise (default: the pinned codex, installed if missing)"
+    )
     parser.add_argument("--stable-seconds", type=float, default=3.0, help="gate: how long the mode must be stable")
     parser.add_argument("--no-fence", action="store_true", help=argparse.SUPPRESS)
 
@@ -65,9 +67,7 @@ class Drill:
         self.host = host
         self.t = timeline
 
-    async def step(
-        self, step: str, command: str, params: dict[str, Any] | None = None, *, expect: Any = None
-    ) -> Any:
+    async def step(self, step: str, command: str, params: dict[str, Any] | None = None, *, expect: Any = None) -> Any:
         """Run one command; ``expect(result) -> str | None`` returns a problem or None."""
         try:
             result = await self.host.call(command, params, timeout=120)
@@ -211,5 +211,7 @@ async def drill(root: Path, data_dir: Path, codex_bin: str, stable_seconds: floa
             await host.call("stop_codex_app_server")
     verdict = gate["verdict"]
     failures = t.failures
-    t.header(f"verdict: {'GO' if verdict == 'go' else 'NO-GO'}" + (f" ({len(failures)} failed steps)" if failures else ""))
+    t.header(
+        f"verdict: {'GO' if verdict == 'go' else 'NO-GO'}" + (f" ({len(failures)} failed steps)" if failures else "")
+    )
     return 0 if verdict == "go" and not failures else 1

@@ -37,7 +37,7 @@ class Timeline:
         return f"{colour}{text}{_RESET}" if self.colour and colour else text
 
     def header(self, text: str) -> None:
-        self.out.write(("\n" + self._paint(text, "\x1b[1m") + "\n"))
+        self.out.write("\n" + self._paint(text, "\x1b[1m") + "\n")
         self.out.flush()
 
     def note(self, text: str) -> None:

@@ -13,7 +13,9 @@ from bridge.store.db import Database
 from tests.capture.reference import notifications
 
 
-async def run_pipeline(tmp_path: Path, batches: list[list[Any]], enabled: bool = True) -> tuple[list[Any], CapturePipeline]:
+async def run_pipeline(
+    tmp_path: Path, batches: list[list[Any]], enabled: bool = True
+) -> tuple[list[Any], CapturePipeline]:
     sent: list[tuple[str, Any]] = []
     tmp_path.mkdir(parents=True, exist_ok=True)
     pipeline = CapturePipeline(

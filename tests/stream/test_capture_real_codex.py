@@ -120,7 +120,7 @@ async def test_command_turns_with_accepted_declined_and_timed_out_approvals(
             LIVE, lambda p: p.get("type") == "ApprovalResult" and p["decidedBy"] == "system", since=since
         )
         assert timed_out["decision"] == "decline"
-        late = [p for _, p in host.notifications[since:] if p.get("type") == "ApprovalRequest"][0]
+        late = next(p for _, p in host.notifications[since:] if p.get("type") == "ApprovalRequest")
         with pytest.raises(HostError) as too_late:
             await host.call(
                 "codex_app_server_submit_approval",
