@@ -42,9 +42,7 @@ async def start(app: App, tg: TaskGroup) -> None:
     await app.receiver.start(tg)  # a bind failure is state "error", never an exception
     await _start_enrichment(app, tg)
 
-    from bridge.sidecar.supervisor import Supervisor
-
-    from bridge.sidecar.supervisor import SupervisorOptions
+    from bridge.sidecar.supervisor import Supervisor, SupervisorOptions
 
     receiver = app.receiver
     options = SupervisorOptions(extra_args=lambda: receiver.codex_overrides("binary") if receiver is not None else [])
