@@ -1,6 +1,6 @@
 """The real codex app-server (0.169.0, fenced) driven through whole turns by the fake model.
 
-These pin the stream shapes the capture code relies on (docs/parts/codex-stream-notes.md):
+These pin the stream shapes the capture code relies on (docs/codex-stream-notes.md):
 a chat turn, a shell turn whose approval is accepted and one whose approval is
 declined, and a turn whose model calls all fail.
 """
