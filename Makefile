@@ -49,5 +49,10 @@ test: install peers lint
 bench: install peers
 	$(PY) -m bridge.peers.fence -- $(PY) benchmarks/run.py
 
+# Re-record fixtures/transcripts and fixtures/otlp from the real peers (fenced).
+fixtures: install peers
+	$(PY) -m bridge.peers.fence -- $(PY) -m bridge.transcript.fixtures --out fixtures/transcripts
+	$(PY) -m bridge.peers.fence -- $(PY) -m tests.transcript.otlp_fixtures --out fixtures/otlp
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from workload import frames  # noqa: E402
+from workload import frames
 
 
 def main() -> None:

@@ -25,45 +25,161 @@ def turn_frames(thread: str, turn_no: int, deltas: int = 120, at: int | None = N
     base = {"threadId": thread, "turnId": turn}
     out = [
         _frame("thread/status/changed", {"threadId": thread, "status": {"type": "active", "activeFlags": []}}, at),
-        _frame("turn/started", {"threadId": thread, "turn": {"id": turn, "items": [], "status": "inProgress",
-                                                              "error": None, "startedAt": at // 1000}}, at),
-        _frame("item/started", {**base, "item": {"type": "userMessage", "id": user, "content": [
-            {"type": "text", "text": f"turn {turn_no}: please run the tests", "text_elements": []}]}}, at),
-        _frame("item/completed", {**base, "item": {"type": "userMessage", "id": user, "content": [
-            {"type": "text", "text": f"turn {turn_no}: please run the tests", "text_elements": []}]}}, at),
+        _frame(
+            "turn/started",
+            {
+                "threadId": thread,
+                "turn": {"id": turn, "items": [], "status": "inProgress", "error": None, "startedAt": at // 1000},
+            },
+            at,
+        ),
+        _frame(
+            "item/started",
+            {
+                **base,
+                "item": {
+                    "type": "userMessage",
+                    "id": user,
+                    "content": [{"type": "text", "text": f"turn {turn_no}: please run the tests", "text_elements": []}],
+                },
+            },
+            at,
+        ),
+        _frame(
+            "item/completed",
+            {
+                **base,
+                "item": {
+                    "type": "userMessage",
+                    "id": user,
+                    "content": [{"type": "text", "text": f"turn {turn_no}: please run the tests", "text_elements": []}],
+                },
+            },
+            at,
+        ),
         _frame("item/started", {**base, "item": {"type": "reasoning", "id": rs, "summary": [], "content": []}}, at),
     ]
     for i in range(8):
-        out.append(_frame("item/reasoning/summaryTextDelta",
-                          {**base, "itemId": rs, "delta": f"thinking step {i} ", "summaryIndex": 0}, at + i))
-    out.append(_frame("item/completed", {**base, "item": {"type": "reasoning", "id": rs,
-                      "summary": ["".join(f"thinking step {i} " for i in range(8))], "content": []}}, at + 8))
-    out.append(_frame("item/started", {**base, "item": {"type": "commandExecution", "id": cmd, "command": "make test",
-                      "cwd": "/work", "status": "inProgress", "aggregatedOutput": None, "exitCode": None,
-                      "commandActions": [], "durationMs": None}}, at + 9))
+        out.append(
+            _frame(
+                "item/reasoning/summaryTextDelta",
+                {**base, "itemId": rs, "delta": f"thinking step {i} ", "summaryIndex": 0},
+                at + i,
+            )
+        )
+    out.append(
+        _frame(
+            "item/completed",
+            {
+                **base,
+                "item": {
+                    "type": "reasoning",
+                    "id": rs,
+                    "summary": ["".join(f"thinking step {i} " for i in range(8))],
+                    "content": [],
+                },
+            },
+            at + 8,
+        )
+    )
+    out.append(
+        _frame(
+            "item/started",
+            {
+                **base,
+                "item": {
+                    "type": "commandExecution",
+                    "id": cmd,
+                    "command": "make test",
+                    "cwd": "/work",
+                    "status": "inProgress",
+                    "aggregatedOutput": None,
+                    "exitCode": None,
+                    "commandActions": [],
+                    "durationMs": None,
+                },
+            },
+            at + 9,
+        )
+    )
     for i in range(10):
-        out.append(_frame("item/commandExecution/outputDelta", {**base, "itemId": cmd, "delta": f"test {i} ok\n"},
-                          at + 10 + i))
-    out.append(_frame("item/completed", {**base, "item": {"type": "commandExecution", "id": cmd, "command": "make test",
-                      "cwd": "/work", "status": "completed", "aggregatedOutput": "".join(f"test {i} ok\n" for i in range(10)),
-                      "exitCode": 0, "commandActions": [], "durationMs": 1200}}, at + 20))
-    out.append(_frame("item/started", {**base, "item": {"type": "agentMessage", "id": msg, "text": "", "phase": None}},
-                      at + 21))
+        out.append(
+            _frame("item/commandExecution/outputDelta", {**base, "itemId": cmd, "delta": f"test {i} ok\n"}, at + 10 + i)
+        )
+    out.append(
+        _frame(
+            "item/completed",
+            {
+                **base,
+                "item": {
+                    "type": "commandExecution",
+                    "id": cmd,
+                    "command": "make test",
+                    "cwd": "/work",
+                    "status": "completed",
+                    "aggregatedOutput": "".join(f"test {i} ok\n" for i in range(10)),
+                    "exitCode": 0,
+                    "commandActions": [],
+                    "durationMs": 1200,
+                },
+            },
+            at + 20,
+        )
+    )
+    out.append(
+        _frame(
+            "item/started", {**base, "item": {"type": "agentMessage", "id": msg, "text": "", "phase": None}}, at + 21
+        )
+    )
     words = []
     for i in range(deltas):
         word = f"w{i} "
         words.append(word)
         out.append(_frame("item/agentMessage/delta", {**base, "itemId": msg, "delta": word}, at + 22 + i // 4))
-    out.append(_frame("item/completed", {**base, "item": {"type": "agentMessage", "id": msg, "text": "".join(words),
-                      "phase": None}}, at + 30 + deltas))
-    usage = {"totalTokens": 300, "inputTokens": 200, "cachedInputTokens": 0, "outputTokens": 100,
-             "reasoningOutputTokens": 10}
-    out.append(_frame("thread/tokenUsage/updated", {**base, "tokenUsage": {"total": usage, "last": usage,
-                      "modelContextWindow": 258400}}, at + 31 + deltas))
-    out.append(_frame("thread/status/changed", {"threadId": thread, "status": {"type": "idle", "activeFlags": []}},
-                      at + 32 + deltas))
-    out.append(_frame("turn/completed", {"threadId": thread, "turn": {"id": turn, "items": [], "status": "completed",
-                      "error": None, "completedAt": (at + 33 + deltas) // 1000}}, at + 33 + deltas))
+    out.append(
+        _frame(
+            "item/completed",
+            {**base, "item": {"type": "agentMessage", "id": msg, "text": "".join(words), "phase": None}},
+            at + 30 + deltas,
+        )
+    )
+    usage = {
+        "totalTokens": 300,
+        "inputTokens": 200,
+        "cachedInputTokens": 0,
+        "outputTokens": 100,
+        "reasoningOutputTokens": 10,
+    }
+    out.append(
+        _frame(
+            "thread/tokenUsage/updated",
+            {**base, "tokenUsage": {"total": usage, "last": usage, "modelContextWindow": 258400}},
+            at + 31 + deltas,
+        )
+    )
+    out.append(
+        _frame(
+            "thread/status/changed",
+            {"threadId": thread, "status": {"type": "idle", "activeFlags": []}},
+            at + 32 + deltas,
+        )
+    )
+    out.append(
+        _frame(
+            "turn/completed",
+            {
+                "threadId": thread,
+                "turn": {
+                    "id": turn,
+                    "items": [],
+                    "status": "completed",
+                    "error": None,
+                    "completedAt": (at + 33 + deltas) // 1000,
+                },
+            },
+            at + 33 + deltas,
+        )
+    )
     return out  # fmt: skip
 
 

@@ -19,6 +19,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("bridge.reliability.gate_cli", "Go / No-Go over a data dir's recorded history (exit 0 Go, 1 No-Go)"),
     "status": ("bridge.reliability.status_cli", "the capture reliability status of a data dir, for a person"),
     "migrate": ("bridge.collector.cli", "collector migration: status, dry run, run, rollback (on $HOME)"),
+    "replay": ("bridge.transcript.replay_cli", "replay a transcript through a fresh bridge and print what it captured"),
+    "record": ("bridge.transcript.record", "a recording stdio pass-through for a JSON-RPC peer such as codex"),
 }
 
 

@@ -40,3 +40,13 @@ def test_auth_url_query_is_dropped_except_in_the_auth_url_field() -> None:
     url = "https://auth.openai.com/oauth/authorize?client_id=1&state=secret"
     assert redact({"lastInfo": f"open {url}"}) == {"lastInfo": "open https://auth.openai.com/oauth/authorize"}
     assert redact({"authUrl": url}, keep_auth_url=True) == {"authUrl": url}
+
+
+def test_registered_secret_values_are_masked_in_text_and_payload_checks() -> None:
+    from bridge.redact import needs_redaction, register_secret
+
+    secret = "Zq9-receiver-key-value-123456"
+    assert redact_text(f"codex: -c otel.exporter={{headers={{k={secret}}}}}") != ""
+    register_secret(secret)
+    assert secret not in redact_text(f"stderr: bad header {secret} in -c otel.exporter")
+    assert needs_redaction(f'{{"line": "{secret}"}}'.encode())

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from bridge.otel.receiver import ReceiverService
     from bridge.reliability.service import ReliabilityService
     from bridge.sidecar.supervisor import Supervisor
+    from bridge.transcript.recorder import BridgeTranscript
 
 
 @dataclass
@@ -41,3 +42,4 @@ class App:
     enrichment: EnrichmentService | None = None
     sidecar: Supervisor | None = None
     reliability: ReliabilityService | None = None
+    transcript: BridgeTranscript | None = None

@@ -109,6 +109,7 @@ class Dispatcher:
         self.ready = anyio.Event()  # subsystems up
         self.pygls = PyglsBridge()
         self.pygls_loaded = anyio.Event()
+        self.commands_loaded = anyio.Event()  # every command module imported (the registry is complete)
         self.tg: TaskGroup | None = None
         self._admission = anyio.Lock()  # fair: commands start in the order they arrived
         self._inflight = 0
@@ -227,6 +228,9 @@ class Dispatcher:
             )
             return error_response(msg_id, err) if has_id else None
         cmd = REGISTRY.get(method)
+        if cmd is None and not self.commands_loaded.is_set():
+            await self.commands_loaded.wait()  # still importing in the background
+            cmd = REGISTRY.get(method)
         if cmd is None:
             if not has_id:
                 log.warning("ignoring notification for unknown method %s", method)
@@ -242,7 +246,7 @@ class Dispatcher:
 
     async def _run(self, cmd: Command, msg_id: Any, has_id: bool, params: dict[str, Any]) -> Response | None:
         async with self._admission:
-            if not self.pygls.ready.is_set() and cmd.name in EARLY:
+            if cmd.name in EARLY and not self.pygls.ready.is_set():
                 # Answer before pygls has finished importing (the first answer after spawn).
                 return await self._direct(cmd, msg_id, has_id, params)
             if cmd.name not in EARLY:

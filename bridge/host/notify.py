@@ -2,8 +2,10 @@
 
 Every notification on a connection gets the next ``seq`` (CONTRACT §5) across
 all methods, and the newest 10,000 are kept so ``get_live_events`` can serve a
-host that missed some. Subsystems get a :class:`Notifier` handed to them; they
-never import the transport.
+host that missed some. Each message is encoded once, here, and kept encoded:
+the stream's bursts cost one encode per event and one write per burst.
+Subsystems get a :class:`Notifier` handed to them; they never import the
+transport.
 """
 
 from __future__ import annotations
@@ -17,32 +19,36 @@ import msgspec
 
 KEEP = 10_000
 
-Sink = Callable[[dict[str, Any]], None]
-BatchSink = Callable[[list[dict[str, Any]]], None]
+Sink = Callable[[bytes], None]
+BatchSink = Callable[[list[bytes]], None]
+Watcher = Callable[[str, dict[str, Any]], None]
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
 
 
 class Notifier:
     def __init__(self, keep: int = KEEP) -> None:
         self._seq = 0
-        self._held: deque[dict[str, Any]] = deque(maxlen=keep)
+        self._held: deque[tuple[int, bytes]] = deque(maxlen=keep)
         self._sink: Sink | None = None
         self._batch_sink: BatchSink | None = None
         self._lock = threading.Lock()
-        self._watchers: list[Callable[[str, dict[str, Any]], None]] = []
+        self._watchers: list[Watcher] = []
 
     @property
     def last_seq(self) -> int:
         return self._seq
 
     def attach(self, sink: Sink, batch_sink: BatchSink | None = None) -> None:
-        """Route notifications to ``sink`` (the transport queues until framing is known).
+        """Route encoded notifications to ``sink`` (the transport queues until framing is known).
 
         ``batch_sink`` takes a whole burst at once (one write for many events).
         """
         self._sink = sink
         self._batch_sink = batch_sink
 
-    def watch(self, watcher: Callable[[str, dict[str, Any]], None]) -> None:
+    def watch(self, watcher: Watcher) -> None:
         """``watcher(method, params)`` sees every notification after it is sent (e.g. to re-evaluate the mode)."""
         self._watchers.append(watcher)
 
@@ -52,13 +58,13 @@ class Notifier:
         with self._lock:
             self._seq += 1
             seq = self._seq
-            params_out: dict[str, Any] = {**body, "seq": seq}
-            message = {"jsonrpc": "2.0", "method": method, "params": params_out}
-            self._held.append(message)
+            body = {**body, "seq": seq}
+            data = _encode({"jsonrpc": "2.0", "method": method, "params": body})
+            self._held.append((seq, data))
             if self._sink is not None:  # under the lock: the wire order is the seq order
-                self._sink(message)
+                self._sink(data)
         for watcher in self._watchers:
-            watcher(method, params_out)
+            watcher(method, body)
         return seq
 
     def emit_many(self, method: str, bodies: list[dict[str, Any]]) -> None:
@@ -67,18 +73,20 @@ class Notifier:
             return
         with self._lock:
             seq = self._seq
-            messages: list[dict[str, Any]] = []
+            encoded: list[bytes] = []
+            held = self._held
             for body in bodies:
                 seq += 1
                 body["seq"] = seq
-                messages.append({"jsonrpc": "2.0", "method": method, "params": body})
+                data = _encode({"jsonrpc": "2.0", "method": method, "params": body})
+                encoded.append(data)
+                held.append((seq, data))
             self._seq = seq
-            self._held.extend(messages)
             if self._batch_sink is not None:
-                self._batch_sink(messages)
+                self._batch_sink(encoded)
             elif self._sink is not None:
-                for message in messages:
-                    self._sink(message)
+                for data in encoded:
+                    self._sink(data)
         for watcher in self._watchers:
             for body in bodies:
                 watcher(method, body)
@@ -90,7 +98,7 @@ class Notifier:
             last = self._seq
         if since_seq >= last:
             return []
-        oldest = held[0]["params"]["seq"] if held else last + 1
+        oldest = held[0][0] if held else last + 1
         if since_seq + 1 < oldest:
             return None
-        return [m for m in held if m["params"]["seq"] > since_seq]
+        return [_decode(data) for seq, data in held if seq > since_seq]

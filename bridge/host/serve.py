@@ -10,13 +10,13 @@ reader begins at once while pygls is imported in the background.
 from __future__ import annotations
 
 import argparse
+import importlib
 import contextlib
 import logging
 import os
 import sys
 
 import anyio
-import msgspec
 
 from bridge.config.paths import DataDir, resolve_data_dir
 
@@ -79,8 +79,19 @@ def run(args: argparse.Namespace) -> int:
 
     writer = OutputWriter(out_fd)
     app = App(data_dir=data_dir, config=config, db=db, notifier=Notifier())
-    if args.transcript:
-        app.transcript_path = args.transcript
+    transcript_path = args.transcript or config.current.transcript.path
+    if transcript_path:
+        from bridge.transcript.recorder import BridgeTranscript, Recorder
+
+        try:
+            recorder = Recorder(transcript_path, max_bytes=config.current.transcript.max_bytes)
+        except OSError as exc:
+            reason = exc.strerror or exc
+            print(f"capture-bridge: cannot write the transcript {transcript_path}: {reason}", file=sys.stderr)
+            return 1
+        app.transcript_path = transcript_path
+        app.transcript = BridgeTranscript(recorder)
+        writer.tap, writer.tap_many = app.transcript.host_out, app.transcript.host_out_many
     code = 0
     try:
         anyio.run(_main, app, writer, args.parent_pid, backend="asyncio")
@@ -88,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         log.exception("the bridge stopped on an unexpected error")
         code = 1
     writer.flush(0.5)
+    if app.transcript is not None:
+        app.transcript.close()
     try:
         db.close()
     except Exception:
@@ -102,19 +115,14 @@ def run(args: argparse.Namespace) -> int:
 async def _main(app: object, writer: object, parent_pid: int | None) -> None:
     from anyio.lowlevel import current_token
 
-    import bridge.host.commands  # noqa: F401  (registers every command)
-    from bridge.host import services
+    import bridge.host.info  # noqa: F401  (bridge_info and shutdown: light, answered first)
     from bridge.host.app import App
     from bridge.host.dispatch import Dispatcher
     from bridge.host.framing import FrameDecoder, FrameTooLarge, FramingError
     from bridge.host.transport import OutputWriter, run_parent_watchdog, start_reader
 
     assert isinstance(app, App) and isinstance(writer, OutputWriter)
-    encode = msgspec.json.Encoder().encode
-    app.notifier.attach(
-        lambda message: writer.send(encode(message)),
-        lambda messages: writer.send_many([encode(m) for m in messages]),
-    )
+    app.notifier.attach(writer.send, writer.send_many)
     stop = app.shutdown_requested
     token = current_token()
 
@@ -131,6 +139,8 @@ async def _main(app: object, writer: object, parent_pid: int | None) -> None:
         max_frame = app.config.current.limits.max_frame_bytes
         decoder = FrameDecoder(max_frame)
         from bridge.host import errors
+
+        tap = app.transcript.host_in if app.transcript is not None else None
 
         async for chunk in stdin:
             for event in decoder.feed(chunk):
@@ -150,15 +160,26 @@ async def _main(app: object, writer: object, parent_pid: int | None) -> None:
                         }
                     )
                 else:
+                    if tap is not None:
+                        tap(event.body)
                     dispatcher.handle_frame(event.body)
         for event in decoder.finish():
             if not isinstance(event, (FrameTooLarge, FramingError)):
+                if tap is not None:
+                    tap(event.body)
                 dispatcher.handle_frame(event.body)
         log.info("stdin closed: shutting down")
         await anyio.sleep(0)
         stop.set()
 
     async def bring_up(tg: object) -> None:
+        # The heavy imports (every command module and the subsystems they use, then
+        # pygls) run in a worker thread, so the loop keeps answering bridge_info.
+        await anyio.to_thread.run_sync(importlib.import_module, "bridge.host.commands")
+        dispatcher.commands_loaded.set()
+        await dispatcher.load_pygls()
+        from bridge.host import services
+
         try:
             await services.start(app, tg)  # type: ignore[arg-type]
         except Exception:
@@ -169,10 +190,11 @@ async def _main(app: object, writer: object, parent_pid: int | None) -> None:
         dispatcher.tg = tg
         tg.start_soon(read_loop)
         tg.start_soon(bring_up, tg)
-        tg.start_soon(dispatcher.load_pygls)
         await stop.wait()
         with anyio.move_on_after(SHUTDOWN_BUDGET_S, shield=True):
             with anyio.move_on_after(1.0):
                 await dispatcher.drain()  # answer what was asked before the stop
+            from bridge.host import services
+
             await services.stop(app)
         tg.cancel_scope.cancel()

@@ -61,6 +61,9 @@ class OutputWriter:
         self.framing: Framing | None = None
         self.broken = False
         self._held: list[bytes] = []
+        # Transcript taps (None: no transcript, no cost); they only queue, never write.
+        self.tap: Callable[[bytes], None] | None = None
+        self.tap_many: Callable[[list[bytes]], None] | None = None
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._unwritten = 0
@@ -80,6 +83,8 @@ class OutputWriter:
 
     def send(self, body: bytes) -> None:
         """Queue one encoded JSON message (framing is added here)."""
+        if self.tap is not None:
+            self.tap(body)
         with self._lock:
             if self.framing is None:
                 self._held.append(body)
@@ -89,6 +94,8 @@ class OutputWriter:
 
     def send_many(self, bodies: list[bytes]) -> None:
         """Queue several encoded messages as one write."""
+        if self.tap_many is not None:
+            self.tap_many(bodies)
         with self._lock:
             if self.framing is None:
                 self._held.extend(bodies)

@@ -8,11 +8,14 @@ from bridge.host.notify import Notifier
 
 
 def test_seq_increases_by_one_across_methods_and_reaches_the_sink() -> None:
-    sent: list[dict[str, Any]] = []
+    import json
+
+    raw: list[bytes] = []
     notifier = Notifier()
-    notifier.attach(sent.append)
+    notifier.attach(raw.append)
     notifier.emit("codex-app-server-status", {"state": "running"})
     notifier.emit("session:live:event", {"type": "SessionDelta"})
+    sent: list[dict[str, Any]] = [json.loads(r) for r in raw]
     assert [m["params"]["seq"] for m in sent] == [1, 2]
     assert all(m["jsonrpc"] == "2.0" for m in sent)
 

@@ -24,3 +24,11 @@ def test_every_command_has_a_schema_with_params_and_result() -> None:
         schema = json.loads((SCHEMAS / f"{name}.json").read_text())
         assert schema["command"] == name
         assert "params" in schema and "result" in schema
+
+
+def test_the_command_manifest_is_the_registry() -> None:
+    from bridge.host import manifest
+    from bridge.host.schemas import render_manifest
+
+    assert list(manifest.COMMANDS) == command_names()
+    assert (Path(manifest.__file__).read_text()) == render_manifest(), "run `make schemas`"

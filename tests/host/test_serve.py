@@ -102,13 +102,18 @@ async def test_batch_is_answered_as_an_array_without_notifications(tmp_path: Pat
         (b"{not json", -32700, "parse_error", "Parse error"),
         (b"[]", -32600, "invalid_request", "empty batch"),
         (b"42", -32600, "invalid_request", "JSON object"),
-        (b'{"id": 1}', -32600, "invalid_request", "'method'"),
+        (b'{"id": 901}', -32600, "invalid_request", "'method'"),
         (b'{"id": {"x": 1}, "method": "bridge_info"}', -32600, "invalid_request", "'id'"),
-        (b'{"jsonrpc": "1.0", "id": 1, "method": "bridge_info"}', -32600, "invalid_request", "jsonrpc"),
-        (b'{"id": 1, "method": "frobnicate"}', -32601, "method_not_found", "frobnicate"),
-        (b'{"id": 1, "method": "get_live_events", "params": [1]}', -32602, "invalid_params", "get_live_events"),
-        (b'{"id": 1, "method": "get_live_events", "params": {"bogus": 1}}', -32602, "invalid_params", "bogus"),
-        (b'{"id": 1, "method": "get_live_events", "params": {"sinceSeq": "x"}}', -32602, "invalid_params", "sinceSeq"),
+        (b'{"jsonrpc": "1.0", "id": 902, "method": "bridge_info"}', -32600, "invalid_request", "jsonrpc"),
+        (b'{"id": 903, "method": "frobnicate"}', -32601, "method_not_found", "frobnicate"),
+        (b'{"id": 904, "method": "get_live_events", "params": [1]}', -32602, "invalid_params", "get_live_events"),
+        (b'{"id": 905, "method": "get_live_events", "params": {"bogus": 1}}', -32602, "invalid_params", "bogus"),
+        (
+            b'{"id": 906, "method": "get_live_events", "params": {"sinceSeq": "x"}}',
+            -32602,
+            "invalid_params",
+            "sinceSeq",
+        ),
     ],
 )
 async def test_each_error_names_the_problem(tmp_path: Path, raw: bytes, code: int, kind: str, words: str) -> None:
@@ -158,7 +163,7 @@ async def test_oversized_frame_is_refused_without_buffering_and_serving_goes_on(
 
 STRAY_OUTPUT = """
 import os
-import bridge.host.commands.bridge as b
+import bridge.host.info as b
 _orig = b.bridge_info.__wrapped__ if hasattr(b.bridge_info, "__wrapped__") else None
 from bridge.host.registry import REGISTRY, Command
 _cmd = REGISTRY["bridge_info"]

@@ -26,6 +26,15 @@ class BridgeInfo(Result):
     pid: int
 
 
+def command_list() -> list[str]:
+    """Every command that works: the registry, or its generated manifest while it still loads."""
+    from bridge.host import manifest
+
+    if len(REGISTRY) >= len(manifest.COMMANDS):
+        return sorted(REGISTRY)
+    return list(manifest.COMMANDS)
+
+
 def codex_info(app: App) -> CodexInfo | None:
     sidecar: Any = getattr(app, "sidecar", None)
     info = sidecar.codex_info() if sidecar is not None and hasattr(sidecar, "codex_info") else None
@@ -42,7 +51,7 @@ async def bridge_info(app: App, params: NoParams) -> BridgeInfo:
         version=__version__,
         protocol_version=PROTOCOL_VERSION,
         framing=app.framing,
-        commands=sorted(REGISTRY),
+        commands=command_list(),
         codex=codex_info(app),
         data_dir=str(app.data_dir.root),
         pid=os.getpid(),

@@ -1,0 +1,35 @@
+"""A real codex turn recorded through the bridge, replayed without codex: the same captured thread (fenced)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bridge.peers import fence
+from bridge.transcript.fixtures import API_KEY, chat, recording_bridge
+from bridge.transcript.replay import normalise, render_json, replay
+from tests.transcript.support import contains
+
+pytestmark = pytest.mark.peer
+
+
+async def test_replay_of_a_real_turn_equals_the_live_capture(tmp_path: Path) -> None:
+    if not fence.isolated():
+        pytest.fail(
+            "not inside the loopback-only fence: run real-peer tests as "
+            "`.venv/bin/python -m bridge.peers.fence -- .venv/bin/pytest tests/transcript` "
+            f"(interfaces up: {fence.interfaces()})"
+        )
+    transcript = tmp_path / "live.jsonl"
+    async with recording_bridge(tmp_path / "rec", transcript) as session:
+        live = normalise(await chat(session))
+    assert API_KEY not in transcript.read_text()
+    result = await replay(transcript)
+    assert result.complete, result.problems
+    assert result.report["threads"] == live
+    [thread] = live
+    assert [i["type"] for i in thread["turns"][0]["items"]] == ["userMessage", "reasoning", "agentMessage"]
+    assert API_KEY not in render_json(result.report)
+    contains(json.loads(json.dumps(live)), result.report["threads"])
