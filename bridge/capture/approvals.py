@@ -6,6 +6,12 @@ and its thread. The host answers with ``codex_app_server_submit_approval``; a
 request nobody answers within ``approvals.timeoutMs`` is declined by the
 bridge (``decidedBy: "system"``) so a turn never hangs. Every outcome is
 pushed as an ``ApprovalResult``.
+
+Attached to the user's codex daemon as an observer (attach mode), the bridge
+only records: :meth:`ApprovalBroker.on_observed` pushes the request (no
+decision token, no options, no timeout: the user's own client answers it) and
+codex's ``serverRequest/resolved`` pushes its result (``decidedBy: "user"``,
+decision unknown to the bridge). Nothing is ever sent back to codex.
 """
 
 from __future__ import annotations
@@ -67,13 +73,21 @@ class Pending:
     decided_by: str | None = None
     decision: str | None = None
     cancel: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    observed: bool = False  # attach mode: recorded only, the user's client answers
 
     def wire(self) -> dict[str, Any]:
-        return {
+        body = {
             "type": "ApprovalRequest", "requestId": self.request_id, "kind": self.kind, "threadId": self.thread_id,
             "turnId": self.turn_id, "itemId": self.item_id, "command": self.command, "options": self.options,
-            "timeoutMs": self.timeout_ms, "decisionToken": self.token,
+            "timeoutMs": self.timeout_ms, "decisionToken": self.token or None,
         }  # fmt: skip
+        if self.observed:
+            body["observed"] = True
+        return body
+
+
+async def _never_answer(answer: Any) -> None:
+    raise BridgeError(errors.NOT_ALLOWED, "An observed approval is answered by the user's own client.")
 
 
 def codex_answer(pending: Pending, decision: str) -> dict[str, Any]:
@@ -136,6 +150,33 @@ class ApprovalBroker:
         assert self.tg is not None
         self.tg.start_soon(self._expire, pending)
 
+    def on_observed(self, method: str, codex_id: int | str, params: bytes) -> None:
+        """Attach mode: record a request the user's own client will answer (never answered here)."""
+        try:
+            p = _DECODERS[method].decode(params)
+        except msgspec.ValidationError as exc:
+            log.warning("observed approval request %s does not fit its schema: %s", method, redact_text(str(exc)))
+            return
+        command = getattr(p, "command", None)
+        pending = Pending(
+            request_id=f"apr-{next(self._ids)}-{secrets.token_hex(4)}",
+            codex_id=codex_id,
+            generation=self.generation,
+            kind=KINDS[method],
+            thread_id=p.thread_id,
+            turn_id=p.turn_id,
+            item_id=p.item_id,
+            command=redact_text(command) if command else None,
+            options=[],
+            timeout_ms=0,
+            token="",
+            permissions=None,
+            respond=_never_answer,
+            observed=True,
+        )
+        self.pending[pending.request_id] = pending
+        self._emit("session:live:event", pending.wire())
+
     def on_resolved(self, thread_id: str, codex_id: int | str) -> None:
         """codex says a request was resolved (answered elsewhere or its turn ended)."""
         for pending in list(self.pending.values()):
@@ -144,13 +185,19 @@ class ApprovalBroker:
                 and pending.thread_id == thread_id
                 and pending.generation == self.generation
             ):
-                self._finish(pending, "cancel", "system", "resolved by the sidecar", answer=False)
+                if pending.observed:
+                    self._finish_observed(pending, "user", "answered by the user's own codex client")
+                else:
+                    self._finish(pending, "cancel", "system", "resolved by the sidecar", answer=False)
 
     def sidecar_restarted(self) -> None:
         """Requests of a dead sidecar can no longer be answered: they become stale."""
         self.generation += 1
         for pending in list(self.pending.values()):
-            self._finish(pending, "cancel", "system", "the sidecar restarted before a decision", answer=False)
+            if pending.observed:
+                self._finish_observed(pending, "system", "the connection to the codex daemon ended before it resolved")
+            else:
+                self._finish(pending, "cancel", "system", "the sidecar restarted before a decision", answer=False)
 
     async def _expire(self, pending: Pending) -> None:
         with pending.cancel:
@@ -177,6 +224,10 @@ class ApprovalBroker:
                     "already_decided", request_id, f"it was already decided by the bridge ({done.decision})"
                 )
             raise _rejected("replayed", request_id, "this decision token was already used")
+        if pending.observed:
+            raise BridgeError(
+                errors.NOT_ALLOWED, f"Approval {request_id} belongs to the user's own codex client; it answers it."
+            )
         if not hmac.compare_digest(pending.token, token) or pending.thread_id != thread_id:
             raise _rejected("invalid_token", request_id)
         if pending.generation != self.generation:
@@ -207,6 +258,20 @@ class ApprovalBroker:
         }  # fmt: skip
         self._emit("session:live:event", result)
         return result
+
+    def _finish_observed(self, pending: Pending, by: str, reason: str) -> None:
+        """An observed request left codex's queue; what the user decided is in the item's final status."""
+        self.pending.pop(pending.request_id, None)
+        pending.decided_by = by
+        self.decided[pending.request_id] = pending
+        while len(self.decided) > self._keep_decided:
+            self.decided.pop(next(iter(self.decided)))
+        self._emit(
+            "session:live:event",
+            {"type": "ApprovalResult", "requestId": pending.request_id, "threadId": pending.thread_id,
+             "approved": None, "decision": None, "decidedAtIso": iso(int(time.time() * 1000)), "decidedBy": by,
+             "reason": reason, "observed": True},
+        )  # fmt: skip
 
     async def _answer(self, pending: Pending, answer: dict[str, Any]) -> None:
         try:

@@ -7,6 +7,10 @@ pending request, server→client requests go to a registered handler or are
 answered -32601, and notifications are handed to listeners a batch at a time
 (the stream's hot path never awaits per frame). Bad frames are counted and
 reported, never fatal: one odd frame must not take the stream down.
+
+An *observer* client (attach mode: the daemon and its threads belong to the
+user) never answers a server request, not even with an error: handlers only
+record them, and :meth:`RpcClient.respond` refuses.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ METHOD_NOT_FOUND = -32601
 
 NotificationListener = Callable[[list[Envelope]], None]
 RequestHandler = Callable[[Envelope], None]
+# ``tap(direction, raw)``: "in" for every frame read from codex, "out" for every frame sent (transcripts).
+Tap = Callable[[str, bytes], None]
 
 
 @dataclass(frozen=True)
@@ -123,8 +129,10 @@ class RpcClient:
         *,
         request_timeout: float = 30.0,
         max_pending: int = MAX_PENDING,
+        observer: bool = False,
     ) -> None:
         self._transport = transport
+        self.observer = observer
         self.request_timeout = request_timeout
         self._max_pending = max_pending
         self._next_id = 0
@@ -132,6 +140,7 @@ class RpcClient:
         self._listeners: list[NotificationListener] = []
         self._fault_listeners: list[FaultListener] = []
         self._handlers: dict[str, RequestHandler] = {}
+        self._taps: list[Tap] = []
         self._decoder = msgspec.json.Decoder(Envelope)
         self._encoder = msgspec.json.Encoder()
         self._result_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
@@ -139,6 +148,7 @@ class RpcClient:
         self._tg: TaskGroup | None = None
         self.counters = RpcCounters()
         self.closed = False
+        self.ended = anyio.Event()  # set once the connection ended and pending requests failed
         self.last_frame_at = time.monotonic()
         self.last_frame_valid = True
         self.validity_listener: Callable[[bool], None] | None = None
@@ -158,6 +168,10 @@ class RpcClient:
 
     def add_fault_listener(self, listener: FaultListener) -> None:
         self._fault_listeners.append(listener)
+
+    def add_tap(self, tap: Tap) -> None:
+        """``tap(direction, raw)`` sees every frame's bytes ("in" read, "out" sent); it must not block."""
+        self._taps.append(tap)
 
     def set_request_handler(self, method: str, handler: RequestHandler | None) -> None:
         """Route server→client requests ``method`` to ``handler`` (it answers via :meth:`respond`)."""
@@ -196,6 +210,8 @@ class RpcClient:
                 return
             notes: list[Envelope] = []
             valid = self.last_frame_valid
+            if self._taps:
+                self._tap_batch(frames)
             for raw in frames:
                 counters.frames += 1
                 if type(raw) is Oversized:
@@ -249,6 +265,15 @@ class RpcClient:
                     except Exception:
                         log.exception("notification listener failed")
 
+    def _tap_batch(self, frames: list[Any]) -> None:
+        for tap in self._taps:
+            try:
+                for raw in frames:
+                    if type(raw) is bytes:
+                        tap("in", raw)
+            except Exception:
+                log.exception("frame tap failed")
+
     def _fault(self, kind: str, reason: str, raw: bytes, size: int) -> None:
         self.counters.protocol_errors += 1
         fault = ProtocolFault(kind, redact_text(reason)[:PREVIEW_CHARS], _preview(raw), size)
@@ -268,6 +293,8 @@ class RpcClient:
             except Exception:
                 log.exception("server request handler for %s failed", env.method)
         self.counters.server_requests_unhandled += 1
+        if self.observer:
+            return  # the user's own client answers; an observer stays silent
         if self._tg is not None:
             request_id = env.id if isinstance(env.id, (int, str)) else None
             self._tg.start_soon(
@@ -288,11 +315,17 @@ class RpcClient:
         for slot in pending.values():
             slot.error = self.closed_error(slot.method)
             slot.done.set()
+        self.ended.set()
 
     # --- sending --------------------------------------------------------
 
     async def _send(self, message: Any) -> None:
         frame = self._encoder.encode(message)
+        for tap in self._taps:
+            try:
+                tap("out", frame)
+            except Exception:
+                log.exception("frame tap failed")
         async with self._send_lock:
             try:
                 await self._transport.send(frame)
@@ -304,11 +337,21 @@ class RpcClient:
             raise self.closed_error(method)
         await self._send(OutNotification(method, params))
 
+    def _refuse_answer(self) -> None:
+        if self.observer:
+            raise BridgeError(
+                errors.NOT_ALLOWED,
+                "The bridge is attached to the user's codex daemon as an observer: "
+                "server requests are answered by the user's own client.",
+            )
+
     async def respond(self, request_id: int | str | None, result: Any) -> None:
-        """Answer a server→client request."""
+        """Answer a server→client request (refused -32017 for an observer)."""
+        self._refuse_answer()
         await self._send(OutResult(request_id, result))
 
     async def respond_error(self, request_id: int | str | None, code: int, message: str, data: Any = None) -> None:
+        self._refuse_answer()
         await self._send(OutError(request_id, RpcErrorObject(code, message, data)))
 
     async def request_raw(

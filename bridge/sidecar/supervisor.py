@@ -7,6 +7,13 @@ pure auth machine (:mod:`.auth`) and the pure restart policy
 a *generation*; callbacks from an older generation are ignored, so a late
 event from a dead process can never touch the state of its successor.
 
+Attach mode (``start("attach")``) swaps the process for a WebSocket
+connection to the user's ``codex app-server daemon`` (:mod:`.attach`): the
+same client and handshake (done by the bridge itself, as an observer), no
+answers to server requests, threads followed by :class:`.attach.ThreadFollower`,
+and a reconnect loop with capped backoff instead of the restart policy (a
+daemon that is down is not a crash loop). ``stop`` only disconnects.
+
 Other subsystems plug in without touching the host: the capture layer gets
 notification batches through :meth:`Supervisor.add_stream_listener` (gated by
 the kill switch), answers approvals through
@@ -36,6 +43,15 @@ from bridge.host import errors
 from bridge.host.errors import BridgeError
 from bridge.redact import MASK, redact_text
 from bridge.sidecar import policy
+from bridge.sidecar.attach import (
+    OBSERVER_CLIENT_NAME,
+    OBSERVER_CLIENT_TITLE,
+    Backfill,
+    DaemonLink,
+    ThreadFollower,
+    imposed_originator,
+    resolve_socket_path,
+)
 from bridge.sidecar.auth import (
     AUTHENTICATED,
     LOGIN_MODES,
@@ -65,6 +81,7 @@ from bridge.sidecar.protocol import (
     account_mode,
     codex_version,
 )
+from bridge.sidecar.reconnect import reconnect_delay
 from bridge.sidecar.rpc import FaultListener, NotificationListener, RequestHandler, RpcClient, RpcCounters
 from bridge.sidecar.status import (
     CRASH_LOOP,
@@ -77,6 +94,7 @@ from bridge.sidecar.status import (
     LoginStartResult,
     derive,
 )
+from bridge.sidecar.websocket import WebSocketConnectError
 
 log = logging.getLogger("bridge.sidecar")
 
@@ -114,8 +132,11 @@ class SupervisorOptions:
     client_name: str = "capture_bridge"
     client_title: str = "capture-bridge"
     client_version: str = __version__
+    attach_wait: float = 3.0  # how long start("attach") waits for the daemon's handshake
+    attach_connect_timeout: float = 5.0
+    idle_unsubscribe: float = 600.0  # attach: unsubscribe a thread idle this long
     # Extra codex arguments computed at each spawn (the receiver's OTEL overrides); they go
-    # before codex.args, so a user's own -c settings still win.
+    # after codex.args (whose first entries may be a script for an interpreter binary).
     extra_args: Callable[[], list[str]] | None = None
 
 
@@ -124,13 +145,17 @@ class _Generation:
     """One spawned process and its client."""
 
     number: int
-    proc: SidecarProcess
+    proc: SidecarProcess | DaemonLink
     client: RpcClient
     handshake: Handshake = Handshake.NOT_STARTED
     alive: bool = True
     expected_exit: bool = False
     exited: anyio.Event = field(default_factory=anyio.Event)
     exit_code: int | None = None
+
+    @property
+    def attach(self) -> bool:
+        return isinstance(self.proc, DaemonLink)
 
 
 def _now_iso() -> str:
@@ -184,10 +209,21 @@ class Supervisor:
         self._request_handlers: dict[str, RequestHandler] = {}
         self._lifecycle_listeners: list[LifecycleListener] = []
         self._fault_listeners: list[FaultListener] = []
+        self._client_listeners: list[Callable[[RpcClient], None]] = []
         self._totals = RpcCounters()
         self._stderr_dropped = 0
         self.restart_events_total = 0
         self.followed_thread_ids: list[str] = []
+        self._connection: str | None = None  # the mode of the current start (None: stopped)
+        self._attach_scope: anyio.CancelScope | None = None
+        self._attach_ready = anyio.Event()
+        self._originator_imposed = False
+        self._follower = ThreadFollower(
+            idle_unsubscribe_s=self.options.idle_unsubscribe,
+            clock=self.options.clock,
+            enabled=lambda: not self.kill_switch,
+            on_change=self.refresh,
+        )
         self._note_decoders: dict[str, msgspec.json.Decoder[Any]] = {
             "account/updated": msgspec.json.Decoder(AccountUpdatedNotification),
             "account/login/completed": msgspec.json.Decoder(AccountLoginCompletedNotification),
@@ -240,9 +276,45 @@ class Supervisor:
         if self._gen is not None:
             self._gen.client.add_fault_listener(listener)
 
+    def add_client_listener(self, listener: Callable[[RpcClient], None]) -> None:
+        """``listener(client)`` for every new connection to codex, before it reads (transcript taps)."""
+        self._client_listeners.append(listener)
+
+    def client_created(self, client: RpcClient) -> None:
+        """Tell the client listeners about a new connection (spawned or attached)."""
+        for listener in self._client_listeners:
+            try:
+                listener(client)
+            except Exception:
+                log.exception("client listener failed")
+
     def add_lifecycle_listener(self, listener: LifecycleListener) -> None:
         """``listener(event, details)`` for ``spawned`` and ``exited`` (with ``expected``)."""
         self._lifecycle_listeners.append(listener)
+
+    def set_backfill(self, backfill: Backfill | None) -> None:
+        """Attach mode: ``await backfill(thread_id)`` reconciles a followed thread after its turn."""
+        self._follower.backfill = backfill
+
+    @property
+    def connection(self) -> str:
+        """``spawn`` or ``attach``: the running mode, else the configured one."""
+        return self._connection or self._config.current.codex.connection
+
+    @property
+    def followed(self) -> list[str]:
+        """Threads whose live events this connection receives."""
+        if self.connection == "attach":
+            return self._follower.followed_ids
+        return list(self.followed_thread_ids)
+
+    def thread_followed(self, thread_id: str) -> None:
+        """The host subscribed to a thread with ``thread/resume``."""
+        if self.connection == "attach":
+            self._follower.note_resumed(thread_id)
+        elif thread_id not in self.followed_thread_ids:
+            self.followed_thread_ids.append(thread_id)
+        self.refresh()
 
     @property
     def client(self) -> RpcClient | None:
@@ -346,8 +418,8 @@ class Supervisor:
             auth_url=auth.auth_url if auth.login_pending else None,
             pid=gen.proc.pid if gen is not None and self._phase in (_UP, STOPPING) else None,
             codex_version=self._codex_version,
-            connection="spawn",
-            followed_thread_ids=list(self.followed_thread_ids),
+            connection=self.connection,
+            followed_thread_ids=self.followed,
             last_transition_at_iso=self._transition_iso,
         )
 
@@ -396,21 +468,13 @@ class Supervisor:
         mode = connection.strip().lower()
         if mode not in ("spawn", "attach"):
             raise errors.invalid_params("start_codex_app_server", "connection", "must be 'spawn' or 'attach'")
-        if mode != "spawn":
-            raise BridgeError(
-                errors.NOT_ALLOWED,
-                f"connection {mode!r} is not available in this bridge yet; use 'spawn'.",
-                connection=mode,
-            )
+        if mode == "attach":
+            return await self._start_attach()
         async with self._lifecycle:
-            if self.kill_switch:
-                raise BridgeError(
-                    errors.KILL_SWITCH_ENGAGED,
-                    "The stream kill switch is on, so codex app-server was not started; "
-                    "turn it off with codex_app_server_set_stream_kill_switch first.",
-                )
+            self._check_startable("spawn")
             if self._phase == _UP and self._gen is not None:
                 return self.status()
+            self._connection = "spawn"
             self._restart_token += 1  # a manual start supersedes a pending restart
             self._window = policy.CrashWindow()  # and leaves crash_loop
             self._last_error = None
@@ -437,21 +501,141 @@ class Supervisor:
             )
         return self.status()
 
-    async def _spawn(self) -> _Generation:
-        """Start a new generation (the caller holds the lifecycle lock)."""
+    def _check_startable(self, mode: str) -> None:
+        if self.kill_switch:
+            raise BridgeError(
+                errors.KILL_SWITCH_ENGAGED,
+                "The stream kill switch is on, so codex app-server was not started; "
+                "turn it off with codex_app_server_set_stream_kill_switch first.",
+            )
+        other = self._connection
+        if other is not None and other != mode and self._phase != INACTIVE:
+            raise BridgeError(
+                errors.NOT_ALLOWED,
+                f"codex app-server is in {other} mode ({self._phase}); call stop_codex_app_server first, "
+                f"then start it with connection {mode!r}.",
+                connection=other,
+            )
+
+    def _socket_path(self) -> str:
         cfg = self._config.current.codex
         environ = self.options.environ if self.options.environ is not None else os.environ
-        binary = resolve_binary(cfg.binary_path, environ)
-        self._binary = binary
-        extra = self.options.extra_args() if self.options.extra_args is not None else []
-        spec: SpawnSpec = build_spec(binary, [*extra, *cfg.args], cfg.env, cfg.home, environ)
-        proc = await SidecarProcess.spawn(spec)
-        stdout = proc.process.stdout
-        assert stdout is not None
-        transport = JsonlTransport(
-            stdout, proc.process.stdin, max_frame_bytes=self._config.current.limits.max_frame_bytes
+        return resolve_socket_path(cfg.socket_path, cfg.home, environ)
+
+    async def _start_attach(self) -> CodexAppServerStatus:
+        """Connect to the user's daemon; returns after the first attempt (``running``, or ``starting`` + why)."""
+        async with self._lifecycle:
+            self._check_startable("attach")
+            if self._attach_scope is None:
+                self._connection = "attach"
+                self._restart_token += 1
+                self._window = policy.CrashWindow()
+                self._last_error = None
+                self._phase = STARTING
+                self._info(f"Connecting to the codex app-server daemon at {self._socket_path()}.")
+                self.refresh()
+                if self._tg is None:
+                    raise RuntimeError("Supervisor.run() is not running")
+                self._attach_ready = anyio.Event()
+                self._attach_scope = anyio.CancelScope()
+                self._tg.start_soon(self._attach_loop, self._attach_scope)
+        with anyio.move_on_after(self.options.attach_wait):
+            await self._attach_ready.wait()
+        return self.status()
+
+    async def _attach_loop(self, scope: anyio.CancelScope) -> None:
+        """Connect, handshake, follow; when the connection is lost, reconnect with capped backoff, forever."""
+        failures = 0
+        with scope:
+            try:
+                while not self.kill_switch:
+                    path = self._socket_path()
+                    try:
+                        async with self._lifecycle:
+                            gen = await self._connect(path)
+                    except WebSocketConnectError as exc:
+                        failures += 1
+                        delay = reconnect_delay(failures, self.options.rng())
+                        self._phase = STARTING
+                        self._error(
+                            f"The codex app-server daemon is not reachable ({exc}); retrying in {delay:.1f} s. "
+                            "Start it with `codex app-server daemon start`, or check codex.socketPath."
+                        )
+                        self.refresh()
+                        self._attach_ready.set()
+                        await anyio.sleep(delay)
+                        continue
+                    failures = 0
+                    await self._attach_handshake(gen)
+                    self._attach_ready.set()
+                    await gen.exited.wait()
+                    if gen.expected_exit:
+                        return
+                    log.warning("the codex app-server daemon closed the connection; reconnecting")
+                    self._lifecycle_event(
+                        "exited", {"pid": None, "code": gen.exit_code, "expected": False, "connection": "attach"}
+                    )
+                    if self._gen is gen:
+                        self._gen = None
+                    self._auth = self._auth.process_replaced()
+                    self._phase = STARTING
+                    failures = 1
+                    delay = reconnect_delay(failures, self.options.rng())
+                    self._error(
+                        "The codex app-server daemon closed the connection (it stopped or restarted); "
+                        f"reconnecting in {delay:.1f} s."
+                    )
+                    self.refresh()
+                    await anyio.sleep(delay)
+                if self._gen is None:
+                    self._phase = INACTIVE
+                    self._info("Reconnecting to the codex app-server daemon stopped: the stream kill switch is on.")
+                    self.refresh()
+            finally:
+                if self._attach_scope is scope:
+                    self._attach_scope = None
+                self._attach_ready.set()
+
+    async def _connect(self, path: str) -> _Generation:
+        """Open an attach generation: one WebSocket connection to the daemon (the caller holds the lock)."""
+        cfg = self._config.current
+        link = await DaemonLink.connect(
+            path, max_frame_bytes=cfg.limits.max_frame_bytes, timeout=self.options.attach_connect_timeout
         )
-        client = RpcClient(transport, request_timeout=cfg.request_timeout_ms / 1000)
+        client = RpcClient(link.transport, request_timeout=cfg.codex.request_timeout_ms / 1000, observer=True)
+        link.client = client
+        gen = self._adopt(link, client)
+        self._info(f"Connected to the codex app-server daemon at {path}; initializing as an observer.")
+        log.info("attached to the codex app-server daemon at %s", path)
+        self.refresh()
+        return gen
+
+    async def _attach_handshake(self, gen: _Generation) -> None:
+        """initialize → initialized → account/read, by the bridge itself: nobody else would after a reconnect."""
+        try:
+            await self._initialize(gen)
+            await self._initialized(gen)
+            note = (
+                " Warning: this daemon took the bridge's initialize as its originator (see docs/parts/attach.md)."
+                if self._originator_imposed
+                else ""
+            )
+            self._info(
+                f"Attached to the codex app-server daemon at {gen.proc.spec.binary} as an observer; "
+                f"it reports {self._auth.state}.{note}"
+            )
+        except BridgeError as exc:
+            if self._gen is gen:
+                self._error(f"The handshake with the codex app-server daemon failed: {exc.message}")
+        self.refresh()
+
+    async def _follow(self, gen: _Generation) -> None:
+        while gen.handshake is not Handshake.INITIALIZED:
+            await anyio.sleep(0.05)
+        await self._follower.run(gen.client)
+
+    def _adopt(self, proc: SidecarProcess | DaemonLink, client: RpcClient) -> _Generation:
+        """Make ``proc``/``client`` the current generation and start watching it."""
         self._generations += 1
         gen = _Generation(self._generations, proc, client)
         client.closed_error = lambda method: self._closed_error(gen, method)
@@ -461,19 +645,48 @@ class Supervisor:
         client.validity_listener = lambda _valid: self.refresh()
         for method, handler in self._request_handlers.items():
             client.set_request_handler(method, handler)
+        self.client_created(client)
         self._gen = gen
         self._phase = _UP
         self._auth = self._auth.process_replaced()
-        self._info(f"codex app-server started (pid {proc.pid}); call codex_app_server_initialize next.")
         if self._tg is None:
             raise RuntimeError("Supervisor.run() is not running")
         self._tg.start_soon(self._watch, gen)
+        details: dict[str, Any] = {"pid": proc.pid, "generation": gen.number}
+        if gen.attach:
+            details["connection"] = "attach"
+        self._lifecycle_event("spawned", details)
+        return gen
+
+    async def _spawn(self) -> _Generation:
+        """Start a new generation (the caller holds the lifecycle lock)."""
+        cfg = self._config.current.codex
+        environ = self.options.environ if self.options.environ is not None else os.environ
+        binary = resolve_binary(cfg.binary_path, environ)
+        self._binary = binary
+        extra = self.options.extra_args() if self.options.extra_args is not None else []
+        spec: SpawnSpec = build_spec(binary, [*cfg.args, *extra], cfg.env, cfg.home, environ)
+        proc = await SidecarProcess.spawn(spec)
+        stdout = proc.process.stdout
+        assert stdout is not None
+        transport = JsonlTransport(
+            stdout, proc.process.stdin, max_frame_bytes=self._config.current.limits.max_frame_bytes
+        )
+        client = RpcClient(transport, request_timeout=cfg.request_timeout_ms / 1000)
+        gen = self._adopt(proc, client)
+        self._info(f"codex app-server started (pid {proc.pid}); call codex_app_server_initialize next.")
         log.info("codex app-server started: pid %s, binary %s", proc.pid, binary)
-        self._lifecycle_event("spawned", {"pid": proc.pid, "generation": gen.number})
         self.refresh()
         return gen
 
     def _closed_error(self, gen: _Generation, method: str) -> BridgeError:
+        if gen.attach:
+            return BridgeError(
+                errors.SIDECAR_NOT_RUNNING,
+                f"The codex app-server daemon ({gen.proc.spec.binary}) closed the connection before answering "
+                f"{method}; the bridge reconnects by itself. See get_codex_app_server_status.",
+                path=gen.proc.spec.binary,
+            )
         code = errors.SIDECAR_SPAWN_FAILED if method == "initialize" else errors.SIDECAR_NOT_RUNNING
         return BridgeError(
             code,
@@ -488,6 +701,8 @@ class Supervisor:
             tg.start_soon(gen.proc.pump_stderr)
             tg.start_soon(gen.client.run)
             tg.start_soon(self._liveness, gen)
+            if gen.attach:
+                tg.start_soon(self._follow, gen)
             code = await gen.proc.wait()
             gen.exit_code = code
             # Let the reader drain what the process wrote before it died.
@@ -497,8 +712,8 @@ class Supervisor:
             tg.cancel_scope.cancel()
         gen.exited.set()
         self._retire(gen)
-        if gen.expected_exit or self._gen is not gen:
-            return
+        if gen.expected_exit or self._gen is not gen or gen.attach:
+            return  # attach mode: the attach loop reconnects
         await self._unexpected_exit(gen, code)
 
     def _retire(self, gen: _Generation) -> None:
@@ -587,12 +802,16 @@ class Supervisor:
         ``graces``: seconds to wait after closing stdin, after SIGTERM and after SIGKILL.
         """
         self._restart_token += 1
+        if self._attach_scope is not None:
+            self._attach_scope.cancel()  # no reconnect after this
         async with self._lifecycle:
             gen = self._gen
             if gen is not None:
                 gen.expected_exit = True
                 self._phase = STOPPING
-                self._info("Stopping codex app-server.")
+                self._info(
+                    "Disconnecting from the codex app-server daemon." if gen.attach else "Stopping codex app-server."
+                )
                 self.refresh()
                 opts = self.options
                 eof, term, kill = graces or (opts.stop_eof_grace, opts.stop_term_grace, opts.stop_kill_grace)
@@ -601,10 +820,14 @@ class Supervisor:
                 self._lifecycle_event("exited", {"pid": gen.proc.pid, "code": code, "expected": True})
                 self._gen = None
                 self._auth = self._auth.process_replaced()
-                self._info(f"codex app-server stopped (exit code {code}).")
+                if gen.attach:
+                    self._info("Disconnected from the codex app-server daemon; the daemon keeps running.")
+                else:
+                    self._info(f"codex app-server stopped (exit code {code}).")
             elif self._phase != INACTIVE:
                 self._info("codex app-server stopped.")
             self._phase = INACTIVE
+            self._connection = None
             self._window = policy.CrashWindow()
             self.refresh()
             return self.status()
@@ -623,6 +846,8 @@ class Supervisor:
         if new.stream_kill_switch != old.stream_kill_switch:
             if new.stream_kill_switch:
                 self._restart_token += 1
+                if self._attach_scope is not None and self._gen is None:
+                    self._attach_scope.cancel()  # not connected: stop trying
                 if self._phase == STARTING and self._gen is None:
                     self._phase = INACTIVE  # a pending restart will not happen
                 self._info("Stream kill switch on: stream enrichment stopped; the OTEL baseline is untouched.")
@@ -631,7 +856,9 @@ class Supervisor:
         self.refresh()
 
     def codex_info(self) -> dict[str, Any] | None:
-        """``bridge_info.codex``: the binary in use, its version and the connection mode."""
+        """``bridge_info.codex``: the binary in use (attach: the control socket), its version, the mode."""
+        if self.connection == "attach":
+            return {"path": self._socket_path(), "version": self._codex_version, "connection": "attach"}
         if self._binary is None:
             return None
         return {"path": self._binary, "version": self._codex_version, "connection": "spawn"}
@@ -745,8 +972,27 @@ class Supervisor:
             raise BridgeError(errors.HANDSHAKE_ORDER, problem, handshake=gen.handshake.value)
         return gen
 
+    async def _attached_handshake(self, gen: _Generation) -> CodexAppServerStatus:
+        """Attach mode: the bridge runs the handshake itself; the host's steps wait for it."""
+        with anyio.move_on_after(gen.client.request_timeout):
+            while gen.handshake is not Handshake.INITIALIZED and gen is self._gen:
+                await anyio.sleep(0.05)
+        self.refresh()
+        return self.status()
+
+    def _refuse_in_attach(self, what: str) -> None:
+        if self.connection == "attach":
+            raise BridgeError(
+                errors.NOT_ALLOWED,
+                f"Attached to the user's codex daemon as an observer, the bridge does not {what}: "
+                "the daemon's account belongs to the user's own client.",
+                connection="attach",
+            )
+
     async def initialize(self) -> CodexAppServerStatus:
         gen = self._require_gen()
+        if gen.attach:
+            return await self._attached_handshake(gen)
         problem = handshake_error("initialize", gen.handshake)
         if problem:
             raise BridgeError(errors.HANDSHAKE_ORDER, problem, handshake=gen.handshake.value)
@@ -759,9 +1005,11 @@ class Supervisor:
 
     async def _initialize(self, gen: _Generation) -> None:
         gen.handshake = Handshake.INITIALIZING
-        params = InitializeParams(
-            ClientInfo(self.options.client_name, self.options.client_version, self.options.client_title)
-        )
+        if gen.attach:  # never the daemon's originator: see bridge.sidecar.attach
+            info = ClientInfo(OBSERVER_CLIENT_NAME, self.options.client_version, OBSERVER_CLIENT_TITLE)
+        else:
+            info = ClientInfo(self.options.client_name, self.options.client_version, self.options.client_title)
+        params = InitializeParams(info)
         try:
             result = await gen.client.request("initialize", params, InitializeResponse)
         except BridgeError as exc:
@@ -775,11 +1023,17 @@ class Supervisor:
             raise self._closed_error(gen, "initialize")
         gen.handshake = Handshake.ANSWERED
         self._codex_version = codex_version(result.userAgent) or self._codex_version
+        if gen.attach:
+            self._originator_imposed = imposed_originator(result.userAgent)
+            if self._originator_imposed:
+                log.warning("the codex daemon took the bridge's initialize as its originator: %s", result.userAgent)
         self._info("initialize answered; call codex_app_server_initialized next.")
         self.refresh()
 
     async def initialized(self) -> CodexAppServerStatus:
         gen = self._require_gen()
+        if gen.attach:
+            return await self._attached_handshake(gen)
         problem = handshake_error("initialized", gen.handshake)
         if problem:
             raise BridgeError(errors.HANDSHAKE_ORDER, problem, handshake=gen.handshake.value)
@@ -813,6 +1067,7 @@ class Supervisor:
 
     async def login_start(self, auth_mode: str, api_key: str | None) -> LoginStartResult:
         """Start a login at the sidecar; an API key is forwarded and never kept."""
+        self._refuse_in_attach("start logins")
         gen = self._require_initialized()
         mode = canonical_auth_mode(auth_mode)
         if mode not in LOGIN_MODES:
@@ -859,6 +1114,7 @@ class Supervisor:
         )
 
     async def login_cancel(self, login_id: str) -> CodexAccountStatus:
+        self._refuse_in_attach("cancel logins")
         gen = self._require_initialized()
         done = self._login_done = anyio.Event()
         self._auth = self._auth.cancel_sent()
@@ -873,6 +1129,7 @@ class Supervisor:
 
     async def login_completed(self, success: bool, login_id: str | None, error: str | None) -> CodexAccountStatus:
         """The host says a login finished; only the sidecar's confirmation authenticates."""
+        self._refuse_in_attach("take part in logins")
         gen = self._require_initialized()
         pending_id = self._auth.login_id
         self._auth = self._auth.host_login_completed(success)
@@ -927,6 +1184,7 @@ class Supervisor:
         return self.account_status()
 
     async def logout(self) -> CodexAccountStatus:
+        self._refuse_in_attach("log out")
         gen = self._require_initialized()
         self._auth = self._auth.logout_sent()
         await gen.client.request("account/logout", msgspec.UNSET, EmptyResponse)

@@ -25,6 +25,17 @@ NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 _decode = msgspec.json.decode
 
 
+def refuse_in_attach(app: App, command: str) -> None:
+    """The user's threads are the user's: an observer never starts or steers them (-32017)."""
+    if app.sidecar is not None and app.sidecar.connection == "attach":
+        raise BridgeError(
+            errors.NOT_ALLOWED,
+            f"{command} is not allowed while attached to the user's codex daemon as an observer; "
+            "the user's own client drives its threads.",
+            connection="attach",
+        )
+
+
 def stream_client(app: App) -> RpcClient:
     if app.sidecar is None:
         raise BridgeError(errors.SIDECAR_NOT_RUNNING, "The sidecar supervisor is not available; see the bridge log.")
@@ -74,12 +85,14 @@ def _strip(raw: dict[str, Any], *names: str) -> dict[str, Any]:
 @command("codex_app_server_thread_start", params=ThreadStartParams, result=dict[str, Any])
 async def thread_start(app: App, params: Forwarded[ThreadStartParams]) -> Any:
     """``thread/start`` on the bridge's sidecar; the thread's events are captured from then on."""
+    refuse_in_attach(app, "codex_app_server_thread_start")
     return await forward(app, "thread/start", params.raw)
 
 
 @command("codex_app_server_turn_start", params=TurnStartParams, result=dict[str, Any])
 async def turn_start(app: App, params: Forwarded[TurnStartParams]) -> Any:
     """``turn/start``; ``text`` is shorthand for a single text input."""
+    refuse_in_attach(app, "codex_app_server_turn_start")
     known = params.known
     raw = _strip(params.raw, "text", "thread_id")
     raw["threadId"] = known.thread_id
@@ -95,6 +108,7 @@ async def turn_start(app: App, params: Forwarded[TurnStartParams]) -> Any:
 @command("codex_app_server_turn_interrupt", params=TurnInterruptParams, result=dict[str, Any])
 async def turn_interrupt(app: App, params: Forwarded[TurnInterruptParams]) -> Any:
     """``turn/interrupt`` of a running turn."""
+    refuse_in_attach(app, "codex_app_server_turn_interrupt")
     raw = _strip(params.raw, "thread_id", "turn_id")
     raw.update(threadId=params.known.thread_id, turnId=params.known.turn_id)
     return await forward(app, "turn/interrupt", raw)
@@ -111,9 +125,12 @@ async def thread_resume(app: App, params: Forwarded[ThreadResumeParams]) -> Any:
     """``thread/resume``: subscribes the bridge to a thread's live events."""
     raw = _strip(params.raw, "thread_id")
     raw["threadId"] = params.known.thread_id
+    if app.sidecar is not None and app.sidecar.connection == "attach":
+        # an observer only subscribes: no overrides that would change the user's thread
+        raw = {"threadId": params.known.thread_id, "excludeTurns": True}
     result = await forward(app, "thread/resume", raw)
-    if app.sidecar is not None and params.known.thread_id not in app.sidecar.followed_thread_ids:
-        app.sidecar.followed_thread_ids.append(params.known.thread_id)
+    if app.sidecar is not None:
+        app.sidecar.thread_followed(params.known.thread_id)
     return result
 
 
