@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from bridge import PROTOCOL_VERSION, __version__
 from bridge.host.app import App
 from bridge.host.registry import REGISTRY, NoParams, Result, command
@@ -13,6 +15,7 @@ class CodexInfo(Result):
     path: str | None
     version: str | None
     connection: str
+    followed_thread_ids: list[str] = msgspec.field(default_factory=list)
 
 
 class BridgeInfo(Result):
@@ -38,7 +41,7 @@ def command_list() -> list[str]:
 def codex_info(app: App) -> CodexInfo | None:
     sidecar: Any = getattr(app, "sidecar", None)
     info = sidecar.codex_info() if sidecar is not None and hasattr(sidecar, "codex_info") else None
-    return CodexInfo(**info) if isinstance(info, dict) else info
+    return msgspec.convert(info, CodexInfo) if isinstance(info, dict) else info
 
 
 @command("bridge_info", result=BridgeInfo)

@@ -857,11 +857,14 @@ class Supervisor:
 
     def codex_info(self) -> dict[str, Any] | None:
         """``bridge_info.codex``: the binary in use (attach: the control socket), its version, the mode."""
+        followed = list(self.followed_thread_ids)
         if self.connection == "attach":
-            return {"path": self._socket_path(), "version": self._codex_version, "connection": "attach"}
+            return {"path": self._socket_path(), "version": self._codex_version, "connection": "attach",
+                    "followedThreadIds": followed}  # fmt: skip
         if self._binary is None:
             return None
-        return {"path": self._binary, "version": self._codex_version, "connection": "spawn"}
+        return {"path": self._binary, "version": self._codex_version, "connection": "spawn",
+                "followedThreadIds": followed}  # fmt: skip
 
     def _lifecycle_event(self, event: str, details: dict[str, Any]) -> None:
         for listener in self._lifecycle_listeners:

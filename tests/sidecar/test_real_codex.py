@@ -54,7 +54,9 @@ async def test_handshake_auth_and_stop_with_the_real_codex(tmp_path: Path) -> No
         status = await handshake(host)
         assert status["authState"] == "needs_login" and status["streamHealthy"] is False
         info = await host.call("bridge_info")
-        assert info["codex"] == {"path": config["codex"]["binaryPath"], "version": "0.169.0", "connection": "spawn"}
+        assert info["codex"] == {
+            "path": config["codex"]["binaryPath"], "version": "0.169.0", "connection": "spawn", "followedThreadIds": [],
+        }  # fmt: skip
 
         # apiKey login: the sidecar itself confirms apikey.
         login = await host.call("codex_app_server_account_login_start", {"authMode": "apiKey", "apiKey": API_KEY})
