@@ -51,6 +51,7 @@ class CaptureEvent(msgspec.Struct, gc=False):
     emitted_at_ms: int | None = None
     # kind-specific content (already redacted)
     delta: str | None = None
+    text_hash: str = ""  # deltas: the hash of their text (part of their identity)
     item: ItemFields | None = None
     turn_status: str | None = None
     turn_error: str | None = None

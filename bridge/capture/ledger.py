@@ -22,7 +22,7 @@ Decisions (CONTRACT §3.5)
 
 from __future__ import annotations
 
-import hashlib
+import zlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,8 +30,14 @@ Decision = Literal["accepted", "duplicate", "replaced", "dropped"]
 
 
 def text_hash(text: str | bytes) -> str:
+    """A short, stable digest of a text: CRC-32 plus the length.
+
+    It only has to tell apart the deltas of one item emitted in the same
+    millisecond (or the params of one thread's events in the same
+    millisecond), so a cryptographic hash would be wasted on the hot path.
+    """
     data = text.encode() if isinstance(text, str) else text
-    return hashlib.blake2b(data, digest_size=8).hexdigest()
+    return f"{zlib.crc32(data):08x}{len(data):x}"
 
 
 def lifecycle_key(method: str, thread_id: str, *ids: str | None) -> str:
@@ -42,8 +48,14 @@ def item_content_key(thread_id: str, item_id: str) -> str:
     return f"item|{thread_id}|{item_id}"
 
 
-def delta_key(method: str, thread_id: str, item_id: str, emitted_at_ms: int | None, text: str) -> str:
-    return f"{method}|{thread_id}|{item_id}|{emitted_at_ms if emitted_at_ms is not None else ''}|{text_hash(text)}"
+def delta_key(method: str, thread_id: str, item_id: str, emitted_at_ms: int | None, digest: str) -> str:
+    """The key of a delta whose text hashes to ``digest`` (:func:`text_hash`)."""
+    return f"{method}|{thread_id}|{item_id}|{emitted_at_ms if emitted_at_ms is not None else ''}|{digest}"
+
+
+def key_thread(key: str) -> str:
+    """The thread a key belongs to (every key has it second)."""
+    return key.split("|", 2)[1]
 
 
 def event_key(method: str, thread_id: str, emitted_at_ms: int | None, raw_params: bytes) -> str:
@@ -76,7 +88,7 @@ class Ledger:
     restarted bridge decides exactly as the old one would have.
     """
 
-    def __init__(self, preferred_source: str, capacity: int = 500_000) -> None:
+    def __init__(self, preferred_source: str, capacity: int = 100_000) -> None:
         self.preferred_source = preferred_source
         self.capacity = capacity
         self._held: dict[str, str] = {}
@@ -93,10 +105,14 @@ class Ledger:
             self._held[key] = incoming_source
         return outcome
 
-    def trim(self) -> bool:
-        """Forget the oldest half when over capacity (the store still knows them); True if it did."""
+    def trim(self) -> set[str]:
+        """Forget the oldest half when over capacity (the store still knows them).
+
+        Returns the threads some of whose keys were forgotten.
+        """
         if len(self._held) <= self.capacity:
-            return False
-        keep = list(self._held.items())[len(self._held) // 2 :]
-        self._held = dict(keep)
-        return True
+            return set()
+        items = list(self._held.items())
+        cut = len(items) // 2
+        self._held = dict(items[cut:])
+        return {key_thread(key) for key, _ in items[:cut]}

@@ -13,7 +13,7 @@ import msgspec
 
 from bridge.capture import codex_events as ce
 from bridge.capture.events import STREAM, CaptureEvent, ItemFields, Kind
-from bridge.capture.ledger import delta_key, event_key, item_content_key, lifecycle_key
+from bridge.capture.ledger import delta_key, event_key, item_content_key, lifecycle_key, text_hash
 from bridge.redact import redact_text
 
 DELTA_METHODS = frozenset(
@@ -116,18 +116,12 @@ def normalize(method: str, params: bytes, emitted_at_ms: int | None) -> CaptureE
         raise NormalizeError(method, "protocol_violation", str(exc)) from None
 
     if method in DELTA_METHODS:
+        digest = text_hash(p.delta)
         return CaptureEvent(
-            "delta",
-            method,
-            STREAM,
-            delta_key(method, p.thread_id, p.item_id, emitted_at_ms, p.delta),
-            p.thread_id,
-            p.turn_id,
-            p.item_id,
-            emitted_at_ms,
-            delta=redact_text(p.delta),
+            "delta", method, STREAM, delta_key(method, p.thread_id, p.item_id, emitted_at_ms, digest),
+            p.thread_id, p.turn_id, p.item_id, emitted_at_ms, delta=redact_text(p.delta), text_hash=digest,
             raw_params=params,
-        )
+        )  # fmt: skip
     if isinstance(p, ce.ItemCompleted):
         return CaptureEvent(
             "item_completed",

@@ -28,6 +28,33 @@ log = logging.getLogger("bridge.capture")
 
 _decode = msgspec.json.decode
 LAG_WINDOW = 2048
+MAX_QUEUED_FRAMES = 20_000  # beyond this the sidecar reader waits (bounded memory)
+
+
+class SessionDelta(msgspec.Struct, rename="camel", kw_only=True):
+    """The live event of one accepted capture event (CONTRACT §5), encoded once."""
+
+    type: str = "SessionDelta"
+    thread_id: str
+    turn_id: str | None
+    item_id: str | None
+    event_type: str
+    source: str
+    sequence_id: int
+    received_at_iso: str | None
+    emitted_at_ms: int | None
+    key: str
+    payload: Any
+    seq: int = 0
+
+
+class DeltaPayload(msgspec.Struct, rename="camel", array_like=False):
+    """A delta's params for the host, rebuilt from the redacted event."""
+
+    thread_id: str
+    turn_id: str | None
+    item_id: str | None
+    delta: str | None
 
 
 class StreamFrame(Protocol):
@@ -48,7 +75,7 @@ class CapturePipeline:
         store: CaptureStore,
         emit: Emit,
         stream_enabled: Callable[[], bool],
-        emit_many: Callable[[str, list[dict[str, Any]]], None] | None = None,
+        emit_many: Callable[[str, list[Any]], None] | None = None,
     ) -> None:
         self.store = store
         self._emit = emit
@@ -63,6 +90,9 @@ class CapturePipeline:
         self.last_stream_event_at: float | None = None  # monotonic
         self.lags_ms: deque[int] = deque(maxlen=LAG_WINDOW)
         self.batches = 0
+        self.queued_frames = 0
+        self._room = anyio.Event()
+        self._room.set()
         self._observers: list[Callable[[list[Applied]], None]] = []
 
     def add_observer(self, observer: Callable[[list[Applied]], None]) -> None:
@@ -76,6 +106,9 @@ class CapturePipeline:
             self.ignored_while_killed += len(frames)
             return
         self._queue.append(("stream", frames))
+        self.queued_frames += len(frames)
+        if self.queued_frames > MAX_QUEUED_FRAMES and self._room.is_set():
+            self._room = anyio.Event()
         self._kick()
 
     def feed_events(self, events: Sequence[CaptureEvent]) -> None:
@@ -88,6 +121,10 @@ class CapturePipeline:
             self._idle = anyio.Event()
         self._wake.set()
 
+    async def wait_for_room(self) -> None:
+        """Backpressure for the sidecar reader: wait while too many frames are queued."""
+        await self._room.wait()
+
     async def drain(self) -> None:
         """Wait until everything fed so far is committed and emitted."""
         await self._idle.wait()
@@ -99,6 +136,8 @@ class CapturePipeline:
             self._wake = anyio.Event()
             while self._queue:
                 work, self._queue = self._queue, []
+                self.queued_frames = 0
+                self._room.set()
                 try:
                     applied, problems = await anyio.to_thread.run_sync(self._process, work)
                 except Exception:
@@ -150,17 +189,16 @@ class CapturePipeline:
         if not applied:
             return
         received = iso(int(time.time() * 1000))
-        bodies = []
-        for entry in applied:
-            ev = entry.event
-            bodies.append(
-                {"type": "SessionDelta", "threadId": ev.thread_id, "turnId": ev.turn_id, "itemId": ev.item_id,
-                 "eventType": ev.method, "source": ev.source, "sequenceId": entry.sequence_id,
-                 "receivedAtIso": received, "emittedAtMs": ev.emitted_at_ms, "key": ev.key,
-                 "payload": _payload(ev)}
-            )  # fmt: skip
-            if ev.source == "app_server_stream":
-                self.last_stream_event_at = time.monotonic()
+        bodies = [
+            SessionDelta(
+                thread_id=(ev := entry.event).thread_id, turn_id=ev.turn_id, item_id=ev.item_id, event_type=ev.method,
+                source=ev.source, sequence_id=entry.sequence_id, received_at_iso=received,
+                emitted_at_ms=ev.emitted_at_ms, key=ev.key, payload=_payload(ev),
+            )
+            for entry in applied
+        ]  # fmt: skip
+        if any(entry.event.source == "app_server_stream" for entry in applied):
+            self.last_stream_event_at = time.monotonic()
         self._emit_many("session:live:event", bodies)
 
     # -------------------------------------------------------------- metrics
@@ -178,7 +216,7 @@ def _payload(ev: CaptureEvent) -> Any:
     if ev.payload is not None:
         return ev.payload
     if ev.kind == "delta":
-        return {"threadId": ev.thread_id, "turnId": ev.turn_id, "itemId": ev.item_id, "delta": ev.delta}
+        return DeltaPayload(ev.thread_id, ev.turn_id, ev.item_id, ev.delta)
     if not ev.raw_params:
         return None
     if not needs_redaction(ev.raw_params):

@@ -27,7 +27,7 @@ class CaptureService:
         db: Database,
         emit: Emit,
         *,
-        emit_many: Callable[[str, list[dict[str, Any]]], None] | None = None,
+        emit_many: Callable[[str, list[Any]], None] | None = None,
         preferred_source: str,
         stream_enabled: Callable[[], bool],
         retention_days: Callable[[], int],

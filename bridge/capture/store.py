@@ -17,8 +17,8 @@ from typing import Any
 
 import msgspec
 
-from bridge.capture.events import CaptureEvent
-from bridge.capture.ledger import Ledger, Outcome, decide
+from bridge.capture.events import OTEL, CaptureEvent
+from bridge.capture.ledger import Ledger, Outcome, decide, item_content_key
 from bridge.store.db import Database
 
 _encode = msgspec.json.Encoder().encode
@@ -34,6 +34,12 @@ _TEXT_DELTAS = {
     "item/fileChange/outputDelta": "output",
 }
 _FINAL_TURN = ("completed", "interrupted", "failed")
+PROMPT_ITEM_PREFIX = "userprompt:"
+
+
+def prompt_item_id(anchor: str) -> str:
+    """The item id of a user prompt the OTEL baseline saw without an item id (``anchor``: its turn)."""
+    return PROMPT_ITEM_PREFIX + anchor
 
 
 def now_ms() -> int:
@@ -44,6 +50,13 @@ def iso(ms: int | None) -> str | None:
     if ms is None:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
+
+
+def _ms_or_unknown(ms: int | None) -> int:
+    return -1 if ms is None else ms
+
+
+_ACCEPTED = {source: Outcome("accepted", source, None) for source in ("app_server_stream", "otel")}
 
 
 @dataclass(slots=True)
@@ -78,77 +91,134 @@ class CaptureStore:
 
     def _apply(self, conn: sqlite3.Connection, events: Sequence[CaptureEvent], at: int) -> list[Applied]:
         ledger = self.ledger
-        fresh = self._fresh_threads
-        unknown_threads = {e.thread_id for e in events if e.thread_id not in fresh}
-        for thread_id in unknown_threads:
-            # A thread the store has never seen cannot have ledger rows: its keys need no lookup.
-            if conn.execute("SELECT 1 FROM ledger WHERE thread_id = ? LIMIT 1", (thread_id,)).fetchone() is None:
-                fresh.add(thread_id)
-        missing = list({e.key for e in events if e.thread_id not in fresh and e.key not in ledger})
-        for chunk in _chunks(missing):
-            marks = ",".join("?" * len(chunk))
-            for key, source in conn.execute(f"SELECT key, source FROM ledger WHERE key IN ({marks})", chunk):
-                ledger.remember(key, source)
+        held = ledger._held
+        self._load_stored_keys(conn, events)
         applied: list[Applied] = []
         decisions: list[tuple[Any, ...]] = []
-        ledger_rows: list[tuple[str, str, str, int]] = []
+        ledger_rows: list[tuple[str, str, int]] = []
         delta_rows: list[tuple[Any, ...]] = []
         touched: dict[str, set[str]] = {}
         pref = ledger.preferred_source
+        counts = self.counts
         for ev in events:
-            stored = ledger._held.get(ev.key)
-            outcome = ledger.decide(ev.key, ev.source)
+            key = ev.key
+            if ev.kind == "delta" and key not in held:  # the bulk of a stream: new deltas, decided inline
+                held[key] = ev.source
+                counts["accepted"] += 1
+                if ev.thread_id not in touched:
+                    self._ensure_thread(conn, ev, at)
+                    touched[ev.thread_id] = set()
+                touched[ev.thread_id].add(ev.source)
+                seq = self._next_delta(conn, ev, at)
+                delta_rows.append(
+                    (ev.thread_id, ev.item_id, seq, ev.method, _ms_or_unknown(ev.emitted_at_ms), ev.text_hash,
+                     ev.delta or "", at)
+                )  # fmt: skip
+                applied.append(Applied(ev, _ACCEPTED.get(ev.source) or Outcome("accepted", ev.source, None), seq))
+                continue
+            item = ev.item
+            if item is not None and item.type == "userMessage" and ev.turn_id and ev.item_id:
+                ev = self._join_prompt(conn, ev, at)  # the baseline's prompt and the stream's userMessage: one item
+                key = ev.key
+            stored = held.get(key)
+            outcome = ledger.decide(key, ev.source)
             decision = outcome.decision
-            self.counts[decision] += 1
+            counts[decision] += 1
             if decision != "accepted" or ev.kind != "delta":  # accepted deltas are counted, not logged
                 decisions.append(
-                    (at, ev.key, decision, ev.source, stored, outcome.chosen_source, outcome.replaced_source, pref)
+                    (at, key, decision, ev.source, stored, outcome.chosen_source, outcome.replaced_source, pref)
                 )
             if decision == "duplicate":
                 continue
             if ev.thread_id not in touched:
                 self._ensure_thread(conn, ev, at)
-            touched.setdefault(ev.thread_id, set()).add(ev.source)
+                touched[ev.thread_id] = set()
+            touched[ev.thread_id].add(ev.source)
             if decision == "dropped":
                 if ev.kind == "item_completed" and ev.item_id:
                     self._mark_seen(conn, ev, at)
+                if ev.usage is not None and ev.item is not None and ev.item_id:
+                    self._merge_extra(conn, ev)  # what only the losing source knows still counts
                 continue
-            ledger_rows.append((ev.key, ev.thread_id, ev.source, at))
             seq = 0
             kind = ev.kind
-            if kind == "delta":
+            if kind == "delta":  # a delta another source held: keep this copy too
                 seq = self._next_delta(conn, ev, at)
-                delta_rows.append((ev.thread_id, ev.item_id, ev.method, seq, ev.emitted_at_ms, ev.delta or "", at))
-            elif kind == "item_completed" or kind == "item_started":
-                self._write_item(conn, ev, at, final=kind == "item_completed")
-            elif kind in ("turn_started", "turn_completed", "usage", "error"):
-                self._write_turn(conn, ev, at)
-            elif kind == "thread":
-                conn.execute(
-                    "UPDATE threads SET title = coalesce(?, title), cwd = coalesce(?, cwd), "
-                    "created_at_ms = coalesce(created_at_ms, ?) WHERE thread_id = ?",
-                    (ev.title, ev.cwd, ev.emitted_at_ms, ev.thread_id),
-                )
+                delta_rows.append(
+                    (ev.thread_id, ev.item_id, seq, ev.method, _ms_or_unknown(ev.emitted_at_ms), ev.text_hash,
+                     ev.delta or "", at)
+                )  # fmt: skip
+            else:
+                ledger_rows.append((key, ev.source, at))
+                if kind == "item_completed" or kind == "item_started":
+                    self._write_item(conn, ev, at, final=kind == "item_completed")
+                    if ev.usage is not None:
+                        self._merge_extra(conn, ev)
+                elif kind in ("turn_started", "turn_completed", "usage", "error"):
+                    self._write_turn(conn, ev, at)
+                elif kind == "thread":
+                    conn.execute(
+                        "UPDATE threads SET title = coalesce(?, title), cwd = coalesce(?, cwd), "
+                        "created_at_ms = coalesce(created_at_ms, ?) WHERE thread_id = ?",
+                        (ev.title, ev.cwd, ev.emitted_at_ms, ev.thread_id),
+                    )
             applied.append(Applied(ev, outcome, seq))
         if delta_rows:
-            conn.executemany("INSERT OR IGNORE INTO deltas VALUES (?, ?, ?, ?, ?, ?, ?)", delta_rows)
+            conn.executemany("INSERT OR REPLACE INTO deltas VALUES (?, ?, ?, ?, ?, ?, ?, ?)", delta_rows)
         if ledger_rows:
-            conn.executemany("INSERT OR REPLACE INTO ledger VALUES (?, ?, ?, ?)", ledger_rows)
+            conn.executemany("INSERT OR REPLACE INTO ledger VALUES (?, ?, ?)", ledger_rows)
         for thread_id, sources in touched.items():
             self._touch_thread(conn, thread_id, sources, at)
-        conn.executemany(
-            "INSERT INTO decisions (at_ms, key, decision, incoming_source, stored_source, chosen_source, "
-            "replaced_source, preferred_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            decisions,
-        )
+        if decisions:
+            conn.executemany(
+                "INSERT INTO decisions (at_ms, key, decision, incoming_source, stored_source, chosen_source, "
+                "replaced_source, preferred_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                decisions,
+            )
         self._batches += 1
         if self._batches % 50 == 0:
             conn.execute("DELETE FROM decisions WHERE id <= (SELECT max(id) FROM decisions) - ?", (DECISIONS_KEPT,))
-        if ledger.trim():
-            self._fresh_threads.clear()  # forgotten keys must be looked up again
+        self._fresh_threads -= ledger.trim()  # forgotten keys must be looked up again
         return applied
 
+    def _load_stored_keys(self, conn: sqlite3.Connection, events: Sequence[CaptureEvent]) -> None:
+        """Teach the ledger the stored keys of this batch it does not hold (threads seen before only)."""
+        ledger = self.ledger
+        fresh = self._fresh_threads
+        for thread_id in {e.thread_id for e in events if e.thread_id not in fresh}:
+            known = conn.execute("SELECT 1 FROM ledger_threads WHERE thread_id = ?", (thread_id,)).fetchone()
+            if known is None:
+                # Nothing of this thread was ever stored: none of its keys can be, no lookups needed.
+                conn.execute("INSERT OR IGNORE INTO ledger_threads VALUES (?)", (thread_id,))
+                fresh.add(thread_id)
+        lookups = [e for e in events if e.thread_id not in fresh and e.key not in ledger]
+        if not lookups:
+            return
+        keys = list({e.key for e in lookups if e.kind != "delta"})
+        for chunk in _chunks(keys):
+            marks = ",".join("?" * len(chunk))
+            for key, source in conn.execute(f"SELECT key, source FROM ledger WHERE key IN ({marks})", chunk):
+                ledger.remember(key, source)
+        stored_deltas: dict[tuple[str, str | None], set[tuple[int, str, str]]] = {}
+        for e in lookups:
+            if e.kind != "delta":
+                continue
+            item = (e.thread_id, e.item_id)
+            known = stored_deltas.get(item)
+            if known is None:
+                known = stored_deltas[item] = {
+                    (at, digest, method)
+                    for at, digest, method in conn.execute(
+                        "SELECT emitted_at_ms, text_hash, method FROM deltas WHERE thread_id = ? AND item_id = ?",
+                        item,
+                    )
+                }
+            if (_ms_or_unknown(e.emitted_at_ms), e.text_hash, e.method) in known:
+                ledger.remember(e.key, e.source)
+
     def _ensure_thread(self, conn: sqlite3.Connection, ev: CaptureEvent, at: int) -> None:
+        if ev.thread_id not in self._fresh_threads:
+            conn.execute("INSERT OR IGNORE INTO ledger_threads VALUES (?)", (ev.thread_id,))
         if ev.thread_id in self._threads_known:
             return
         conn.execute(
@@ -244,6 +314,63 @@ class CaptureStore:
                 ),
             )
 
+    def _join_prompt(self, conn: sqlite3.Connection, ev: CaptureEvent, at: int) -> CaptureEvent:
+        """Give the baseline's id-less user prompt and the stream's userMessage of a turn one identity.
+
+        The baseline's prompt (item id ``userprompt:<turn>``) takes the id of the
+        stream's userMessage of that turn when there is one; a stream userMessage
+        arriving after a baseline-only prompt adopts that row, and its content is
+        then decided against the baseline's like any shared item. Only userMessage
+        events get here (two per turn): the stream pays one key lookup per turn.
+        """
+        assert ev.turn_id is not None and ev.item_id is not None
+        thread_id = ev.thread_id
+        synthetic = prompt_item_id(ev.turn_id)
+        if ev.item_id == synthetic:
+            row = conn.execute(
+                "SELECT item_id FROM items WHERE thread_id = ? AND turn_id = ? AND type = 'userMessage' "
+                "AND item_id != ? ORDER BY ord LIMIT 1",
+                (thread_id, ev.turn_id, synthetic),
+            ).fetchone()
+            if row is None:
+                return ev
+            key = item_content_key(thread_id, row[0])
+            self._load_key(conn, key)
+            return msgspec.structs.replace(ev, item_id=row[0], key=key)
+        row = conn.execute(
+            "SELECT source FROM items WHERE thread_id = ? AND item_id = ?", (thread_id, synthetic)
+        ).fetchone()
+        if row is None:
+            return ev
+        holder = row[0]
+        taken = conn.execute("SELECT 1 FROM items WHERE thread_id = ? AND item_id = ?", (thread_id, ev.item_id))
+        if taken.fetchone() is None:
+            conn.execute(
+                "UPDATE items SET item_id = ? WHERE thread_id = ? AND item_id = ?", (ev.item_id, thread_id, synthetic)
+            )
+        else:
+            conn.execute("DELETE FROM items WHERE thread_id = ? AND item_id = ?", (thread_id, synthetic))
+        key = item_content_key(thread_id, ev.item_id)
+        self._load_key(conn, key)
+        if key not in self.ledger:  # the baseline's copy now holds the stream item's content key
+            self.ledger.remember(key, holder)
+            conn.execute("INSERT OR REPLACE INTO ledger VALUES (?, ?, ?)", (key, holder, at))
+        return ev
+
+    def _load_key(self, conn: sqlite3.Connection, key: str) -> None:
+        if key not in self.ledger:
+            row = conn.execute("SELECT source FROM ledger WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                self.ledger.remember(key, row[0])
+
+    @staticmethod
+    def _merge_extra(conn: sqlite3.Connection, ev: CaptureEvent) -> None:
+        """Merge what the baseline adds to an item (tool decision, duration…) into ``items.extra``."""
+        conn.execute(
+            "UPDATE items SET extra = json_patch(coalesce(extra, '{}'), ?) WHERE thread_id = ? AND item_id = ?",
+            (_encode(ev.usage).decode(), ev.thread_id, ev.item_id),
+        )
+
     def _mark_seen(self, conn: sqlite3.Connection, ev: CaptureEvent, at: int) -> None:
         """A copy that lost to the stored one still counts as seen by its source."""
         row = conn.execute(
@@ -281,16 +408,41 @@ class CaptureStore:
                 "WHERE thread_id = ? AND turn_id = ?",
                 (ev.turn_status or "completed", ev.turn_error, ev.emitted_at_ms or at, at, ev.thread_id, ev.turn_id),
             )
+        elif ev.kind == "usage" and ev.source == OTEL:
+            self._add_baseline_usage(conn, ev, at)
         elif ev.kind == "usage":
-            conn.execute(
-                "UPDATE turns SET usage = ?, last_event_at_ms = ? WHERE thread_id = ? AND turn_id = ?",
-                (_encode(ev.usage).decode(), at, ev.thread_id, ev.turn_id),
+            usage = _encode(ev.usage).decode()
+            conn.execute(  # the baseline's sums (usage.otel) survive the stream's update
+                "UPDATE turns SET usage = CASE WHEN json_extract(usage, '$.otel') IS NULL THEN ? "
+                "ELSE json_set(?, '$.otel', json(json_extract(usage, '$.otel'))) END, last_event_at_ms = ? "
+                "WHERE thread_id = ? AND turn_id = ?",
+                (usage, usage, at, ev.thread_id, ev.turn_id),
             )
         elif ev.kind == "error" and ev.turn_error:
             conn.execute(
                 "UPDATE turns SET error = ?, last_event_at_ms = ? WHERE thread_id = ? AND turn_id = ?",
                 (ev.turn_error, at, ev.thread_id, ev.turn_id),
             )
+
+    @staticmethod
+    def _add_baseline_usage(conn: sqlite3.Connection, ev: CaptureEvent, at: int) -> None:
+        """Add one API request's counts (tokens, duration…) to the turn's ``usage.otel`` sums."""
+        row = conn.execute(
+            "SELECT usage FROM turns WHERE thread_id = ? AND turn_id = ?", (ev.thread_id, ev.turn_id)
+        ).fetchone()
+        if row is None:
+            return
+        usage = _decode(row[0]) if row[0] else {}
+        found = usage.get("otel")
+        sums: dict[str, Any] = found if isinstance(found, dict) else {}
+        for name, value in (ev.usage or {}).items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                sums[name] = sums.get(name, 0) + value
+        usage["otel"] = sums
+        conn.execute(
+            "UPDATE turns SET usage = ?, last_event_at_ms = ? WHERE thread_id = ? AND turn_id = ?",
+            (_encode(usage).decode(), at, ev.thread_id, ev.turn_id),
+        )
 
     def mark_incomplete(self, reason_at_ms: int | None = None, idle_before_ms: int | None = None) -> list[str]:
         """Mark turns still in progress as ``incomplete`` (all, or those silent since ``idle_before_ms``)."""
@@ -360,7 +512,7 @@ class CaptureStore:
             loose: list[dict[str, Any]] = []
             for r in conn.execute(
                 "SELECT item_id, turn_id, type, status, text, output, exit_code, command, started_at_ms, "
-                "completed_at_ms, source, seen_by FROM items WHERE thread_id = ? ORDER BY ord",
+                "completed_at_ms, source, seen_by, extra FROM items WHERE thread_id = ? ORDER BY ord",
                 (thread_id,),
             ):
                 text, output = r[4], r[5]
@@ -370,7 +522,7 @@ class CaptureStore:
                 item = {
                     "itemId": r[0], "type": r[2], "status": r[3], "text": text, "output": output, "exitCode": r[6],
                     "command": r[7], "startedAtIso": iso(r[8]), "completedAtIso": iso(r[9]), "source": r[10],
-                    "seenBy": _decode(r[11]),
+                    "seenBy": _decode(r[11]), "extra": _decode(r[12]) if r[12] else None,
                 }  # fmt: skip
                 by_turn.get(r[1], loose).append(item)
             if loose:

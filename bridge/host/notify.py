@@ -27,6 +27,14 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
 
+class _Message(msgspec.Struct, kw_only=True):
+    """The wire form of a notification."""
+
+    jsonrpc: str = "2.0"
+    method: str
+    params: Any
+
+
 class Notifier:
     def __init__(self, keep: int = KEEP) -> None:
         self._seq = 0
@@ -34,7 +42,7 @@ class Notifier:
         self._sink: Sink | None = None
         self._batch_sink: BatchSink | None = None
         self._lock = threading.Lock()
-        self._watchers: list[Watcher] = []
+        self._watchers: list[tuple[Watcher, frozenset[str] | None]] = []
 
     @property
     def last_seq(self) -> int:
@@ -48,9 +56,9 @@ class Notifier:
         self._sink = sink
         self._batch_sink = batch_sink
 
-    def watch(self, watcher: Watcher) -> None:
-        """``watcher(method, params)`` sees every notification after it is sent (e.g. to re-evaluate the mode)."""
-        self._watchers.append(watcher)
+    def watch(self, watcher: Watcher, methods: frozenset[str] | None = None) -> None:
+        """``watcher(method, params)`` sees every notification (of ``methods``) after it is sent."""
+        self._watchers.append((watcher, methods))
 
     def emit(self, method: str, params: Any) -> int:
         """Send ``method`` with ``params`` (a Struct or a dict) plus ``seq``; returns the seq."""
@@ -63,12 +71,16 @@ class Notifier:
             self._held.append((seq, data))
             if self._sink is not None:  # under the lock: the wire order is the seq order
                 self._sink(data)
-        for watcher in self._watchers:
-            watcher(method, body)
+        for watcher, methods in self._watchers:
+            if methods is None or method in methods:
+                watcher(method, body)
         return seq
 
-    def emit_many(self, method: str, bodies: list[dict[str, Any]]) -> None:
-        """Send a burst of notifications of one method (the stream's hot path)."""
+    def emit_many(self, method: str, bodies: list[Any]) -> None:
+        """Send a burst of notifications of one method (the stream's hot path).
+
+        Each body is a dict or a msgspec Struct with a ``seq`` field; it gets its seq here.
+        """
         if not bodies:
             return
         with self._lock:
@@ -77,8 +89,11 @@ class Notifier:
             held = self._held
             for body in bodies:
                 seq += 1
-                body["seq"] = seq
-                data = _encode({"jsonrpc": "2.0", "method": method, "params": body})
+                if isinstance(body, dict):
+                    body["seq"] = seq
+                else:
+                    body.seq = seq
+                data = _encode(_Message(method=method, params=body))
                 encoded.append(data)
                 held.append((seq, data))
             self._seq = seq
@@ -87,9 +102,10 @@ class Notifier:
             elif self._sink is not None:
                 for data in encoded:
                     self._sink(data)
-        for watcher in self._watchers:
-            for body in bodies:
-                watcher(method, body)
+        for watcher, methods in self._watchers:
+            if methods is None or method in methods:
+                for body in bodies:
+                    watcher(method, body if isinstance(body, dict) else msgspec.to_builtins(body))
 
     def since(self, since_seq: int) -> list[dict[str, Any]] | None:
         """Held notifications with ``seq > since_seq``; ``None`` when some are gone."""

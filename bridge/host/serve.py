@@ -10,8 +10,8 @@ reader begins at once while pygls is imported in the background.
 from __future__ import annotations
 
 import argparse
-import importlib
 import contextlib
+import importlib
 import logging
 import os
 import sys

@@ -39,6 +39,11 @@ async def start(app: App, tg: TaskGroup) -> None:
         emit=app.notifier.emit,
         ingest_enabled=lambda: app.config.current.auto_ingest_enabled,
     )
+    from bridge.otel.baseline import BaselineFeeder
+
+    baseline = BaselineFeeder(app.capture.pipeline.feed_events)  # newly stored records → captured content
+    app.receiver.on_records = baseline.feed
+    tg.start_soon(baseline.run)
     await app.receiver.start(tg)  # a bind failure is state "error", never an exception
     await _start_enrichment(app, tg)
 
@@ -47,6 +52,9 @@ async def start(app: App, tg: TaskGroup) -> None:
     receiver = app.receiver
     options = SupervisorOptions(extra_args=lambda: receiver.codex_overrides("binary") if receiver is not None else [])
     app.sidecar = Supervisor(app.config, app.notifier.emit, options)
+    if app.transcript is not None:  # every codex connection is recorded, restarts and attach included
+        app.sidecar.add_client_listener(app.transcript.client_created)
+        app.sidecar.add_lifecycle_listener(app.transcript.sidecar_lifecycle)
     await tg.start(app.sidecar.run)  # codex itself starts on start_codex_app_server
     connect_stream(app, tg)
     await _start_reliability(app, tg)  # last: its first mode needs the receiver bound (or failed)
@@ -82,6 +90,8 @@ async def config_changed(app: App, old: IngestConfig, new: IngestConfig) -> None
 
 
 async def _apply_config_change(app: App, old: IngestConfig, new: IngestConfig) -> None:
+    if app.capture is not None and new.dedup != old.dedup:  # precedence applies from the next decision
+        app.capture.store.ledger.preferred_source = new.dedup.completed_content_source
     if app.sidecar is not None:
         app.sidecar.config_changed(old, new)
     if app.receiver is not None:
@@ -133,7 +143,9 @@ async def _start_reliability(app: App, tg: TaskGroup) -> None:
         capture=app.capture,
         extra_metrics=extra_metrics,
     )
-    app.notifier.watch(app.reliability.on_notification)
+    app.notifier.watch(
+        app.reliability.on_notification, frozenset({"codex-app-server-status", "otel-receiver-status"})
+    )
     if app.sidecar is not None:
         app.sidecar.add_lifecycle_listener(app.reliability.on_sidecar_lifecycle)
     await app.reliability.start(tg)
@@ -153,6 +165,7 @@ def connect_stream(app: App, tg: TaskGroup) -> None:
     broker.tg = tg
     app.approvals = broker
     sidecar.add_stream_listener(capture.pipeline.feed)
+    sidecar.add_client_listener(lambda client: client.add_backpressure(capture.pipeline.wait_for_room))
 
     class Resolved(msgspec.Struct, rename="camel"):
         thread_id: str
@@ -176,6 +189,9 @@ def connect_stream(app: App, tg: TaskGroup) -> None:
         if client is None:
             return
         request_id = env.id
+        if client.observer:  # attach mode: the user's own client answers; the bridge only records
+            broker.on_observed(env.method, request_id, bytes(env.params))
+            return
 
         async def respond(result: Any) -> None:
             await client.respond(request_id, result)
@@ -191,3 +207,11 @@ def connect_stream(app: App, tg: TaskGroup) -> None:
             tg.start_soon(anyio.to_thread.run_sync, capture.sidecar_gone)
 
     sidecar.add_lifecycle_listener(on_lifecycle)
+
+    async def backfill(thread_id: str) -> None:  # attach mode: what happened before the bridge followed
+        # imported here, not at start-up: the command modules are imported on a worker thread then
+        from bridge.host.commands.threads import take_snapshot
+
+        await take_snapshot(app, thread_id)
+
+    sidecar.set_backfill(backfill)

@@ -43,6 +43,7 @@ from anyio.abc import TaskGroup
 from bridge.config.model import OtlpReceiverConfig
 from bridge.otel import auth, decode, http, ratelimit
 from bridge.otel.decode import Format, Rejected, Signal
+from bridge.redact import register_secret
 from bridge.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,8 @@ class ReceiverService:
         self._bound: tuple[str, int] | None = None
         self._last_reported: tuple[Any, ...] | None = None
         self.counters = Counters()
+        # Called on the event loop with the records each request newly stored (after the commit).
+        self.on_records: Callable[[list[Any]], None] | None = None
 
     # -- status ---------------------------------------------------------------
 
@@ -232,6 +235,7 @@ class ReceiverService:
         self._tg = tg
         try:
             self._key = await anyio.to_thread.run_sync(auth.load_or_create_key, self._key_path)
+            register_secret(self._key)
         except OSError as exc:
             await self._set_state(
                 "error",
@@ -274,6 +278,7 @@ class ReceiverService:
         if self._key is None:
             try:
                 self._key = await anyio.to_thread.run_sync(auth.load_or_create_key, self._key_path)
+                register_secret(self._key)
             except OSError as exc:
                 await self._set_state("error", f"Could not create the receiver key {self._key_path}: {exc}.")
                 return
@@ -370,7 +375,7 @@ class ReceiverService:
                 return _response(fmt, 413, f"Body exceeds {limit} bytes (otlpReceiver.maxBodyBytes).")
             try:
                 received_at_ms = int(time.time() * 1000)
-                rows, rejected, problems = await anyio.to_thread.run_sync(
+                records, rows, rejected, problems = await anyio.to_thread.run_sync(
                     _decode_and_rows,
                     signal,
                     fmt,
@@ -389,9 +394,9 @@ class ReceiverService:
             self.counters.records_discarded += len(rows)
         else:
             try:
-                from bridge.otel.sink import store_rows
+                from bridge.otel.sink import store_new_rows
 
-                stored = await anyio.to_thread.run_sync(store_rows, self._db, rows, limiter=self._workers)
+                new = await anyio.to_thread.run_sync(store_new_rows, self._db, rows, limiter=self._workers)
             except Exception as exc:
                 log.exception("storing OTLP records failed")
                 return _response(
@@ -400,19 +405,25 @@ class ReceiverService:
                     f"The store could not take the batch ({type(exc).__name__}); retry later.",
                     [(b"retry-after", b"1")],
                 )
-            self.counters.records_stored += stored
-            self.counters.records_duplicate += len(rows) - stored
+            self.counters.records_stored += len(new)
+            self.counters.records_duplicate += len(rows) - len(new)
+            if new and self.on_records is not None:
+                try:
+                    self.on_records([records[i] for i in new])  # the baseline: capture what is new
+                except Exception:
+                    log.exception("capturing stored OTLP records failed; they stay in otel_records")
         payload = decode.encode_response(signal, fmt, rejected, problems)
         return http.Response(200, payload, [(b"content-type", body_format.content_type)])
 
 
 def _decode_and_rows(
     signal: Signal, fmt: Format, raw: bytes, gzipped: bool, limit: int, received_at_ms: int
-) -> tuple[list[Any], int, str]:
-    """Worker-thread half of a request: inflate, parse, flatten, redact, encode."""
+) -> tuple[list[Any], list[Any], int, str]:
+    """Worker-thread half of a request: inflate, parse, flatten, redact, encode (records and their rows)."""
     from bridge.otel.records import extract
     from bridge.otel.sink import to_rows
 
     message = decode.decode_body(signal, fmt, raw, gzipped=gzipped, limit=limit)
     extracted = extract(signal, message)
-    return to_rows(extracted.records, received_at_ms), extracted.rejected, extracted.error_message
+    records = extracted.records
+    return records, to_rows(records, received_at_ms), extracted.rejected, extracted.error_message

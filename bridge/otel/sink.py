@@ -94,3 +94,17 @@ def store_rows(db: Database, rows: Sequence[Row]) -> int:
         return conn.total_changes - before
 
     return db.write(write)
+
+
+def store_new_rows(db: Database, rows: Sequence[Row]) -> list[int]:
+    """Like :func:`store_rows`, but returns the indexes of the rows that were new (not redeliveries).
+
+    One statement per row, so each tells whether it inserted; the baseline maps only those.
+    """
+    if not rows:
+        return []
+
+    def write(conn: sqlite3.Connection) -> list[int]:
+        return [i for i, row in enumerate(rows) if conn.execute(_INSERT, row).rowcount > 0]
+
+    return db.write(write)

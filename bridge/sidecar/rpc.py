@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -141,6 +141,7 @@ class RpcClient:
         self._fault_listeners: list[FaultListener] = []
         self._handlers: dict[str, RequestHandler] = {}
         self._taps: list[Tap] = []
+        self._backpressure: list[Callable[[], Awaitable[None]]] = []
         self._decoder = msgspec.json.Decoder(Envelope)
         self._encoder = msgspec.json.Encoder()
         self._result_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
@@ -168,6 +169,11 @@ class RpcClient:
 
     def add_fault_listener(self, listener: FaultListener) -> None:
         self._fault_listeners.append(listener)
+
+    def add_backpressure(self, wait_for_room: Callable[[], Awaitable[None]]) -> None:
+        """Await ``wait_for_room()`` after each notification batch: a slow consumer slows the reading
+        (and so, through the pipe, codex), instead of letting a queue grow without bound."""
+        self._backpressure.append(wait_for_room)
 
     def add_tap(self, tap: Tap) -> None:
         """``tap(direction, raw)`` sees every frame's bytes ("in" read, "out" sent); it must not block."""
@@ -264,6 +270,8 @@ class RpcClient:
                         listener(notes)
                     except Exception:
                         log.exception("notification listener failed")
+                for wait_for_room in self._backpressure:  # a consumer that fell behind slows the reading
+                    await wait_for_room()
 
     def _tap_batch(self, frames: list[Any]) -> None:
         for tap in self._taps:

@@ -100,23 +100,27 @@ MIGRATIONS: list[str] = [
         captured_at_ms INTEGER NOT NULL,
         PRIMARY KEY (thread_id, item_id)
     );
+    -- Deltas in arrival order per item (appends to one B-tree). Their identity
+    -- (emitted_at_ms, text_hash, method) is kept here too: it is the ledger of
+    -- deltas, read back per item only for threads seen before a restart.
     CREATE TABLE deltas (
-        thread_id TEXT NOT NULL REFERENCES threads(thread_id) ON DELETE CASCADE,
+        thread_id TEXT NOT NULL,
         item_id TEXT NOT NULL,
-        method TEXT NOT NULL,
         ordinal INTEGER NOT NULL,
-        emitted_at_ms INTEGER,
+        method TEXT NOT NULL,
+        emitted_at_ms INTEGER NOT NULL,
+        text_hash TEXT NOT NULL,
         text TEXT NOT NULL,
         captured_at_ms INTEGER NOT NULL,
         PRIMARY KEY (thread_id, item_id, ordinal)
-    );
+    ) WITHOUT ROWID;
     CREATE TABLE ledger (
         key TEXT PRIMARY KEY,
-        thread_id TEXT NOT NULL,
         source TEXT NOT NULL,
         at_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
-    CREATE INDEX ledger_thread ON ledger(thread_id);
+    -- threads that have ledger rows: a thread not listed here has none to look up
+    CREATE TABLE ledger_threads (thread_id TEXT PRIMARY KEY) WITHOUT ROWID;
     CREATE TABLE decisions (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         at_ms INTEGER NOT NULL,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.capture.ledger import Ledger, decide, delta_key, item_content_key
+from bridge.capture.ledger import Ledger, decide, delta_key, item_content_key, text_hash
 
 S, O = "app_server_stream", "otel"  # noqa: E741
 
@@ -40,7 +40,10 @@ def test_ledger_remembers_its_decisions() -> None:
 
 
 def test_delta_keys_differ_by_text_and_time_but_not_by_arrival() -> None:
-    a = delta_key("item/agentMessage/delta", "t", "i", 100, "hello")
-    assert a == delta_key("item/agentMessage/delta", "t", "i", 100, "hello")
-    assert a != delta_key("item/agentMessage/delta", "t", "i", 101, "hello")
-    assert a != delta_key("item/agentMessage/delta", "t", "i", 100, "hello!")
+    def key(at: int, text: str) -> str:
+        return delta_key("item/agentMessage/delta", "t", "i", at, text_hash(text))
+
+    a = key(100, "hello")
+    assert a == key(100, "hello")
+    assert a != key(101, "hello")
+    assert a != key(100, "hello!")

@@ -16,10 +16,21 @@ from tests.capture.reference import notifications
 async def run_pipeline(
     tmp_path: Path, batches: list[list[Any]], enabled: bool = True
 ) -> tuple[list[Any], CapturePipeline]:
+    import json
+
+    from bridge.host.notify import Notifier
+
     sent: list[tuple[str, Any]] = []
+
+    def sink(data: bytes) -> None:
+        message = json.loads(data)
+        sent.append((message["method"], message["params"]))
+
+    notifier = Notifier()
+    notifier.attach(sink)
     tmp_path.mkdir(parents=True, exist_ok=True)
     pipeline = CapturePipeline(
-        CaptureStore(Database(tmp_path / "c.db")), lambda m, p: sent.append((m, p)) or len(sent), lambda: enabled
+        CaptureStore(Database(tmp_path / "c.db")), notifier.emit, lambda: enabled, notifier.emit_many
     )
     async with anyio.create_task_group() as tg:
         tg.start_soon(pipeline.run)
