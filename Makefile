@@ -33,7 +33,7 @@ $(CLAUDE_DIR)/.installed:
 	touch $@
 
 demo: install peers
-	$(PY) -m bridge.client.demo
+	$(PY) -m bridge drill
 
 lint: install
 	$(VENV)/bin/ruff check bridge tests benchmarks

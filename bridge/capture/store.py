@@ -465,6 +465,18 @@ class CaptureStore:
 
         return self.db.write(tx)
 
+    def threads_with_open_turns(self, within_ms: int = 86_400_000) -> list[str]:
+        """Threads with a turn still in progress or marked incomplete, captured recently."""
+        since = now_ms() - within_ms
+        rows = self.db.read(
+            lambda c: c.execute(
+                "SELECT DISTINCT thread_id FROM turns WHERE status IN ('inProgress', 'incomplete') "
+                "AND captured_at_ms >= ? ORDER BY thread_id",
+                (since,),
+            ).fetchall()
+        )
+        return [r[0] for r in rows]
+
     # ------------------------------------------------------------------ reading
     def list_threads(self, limit: int, since_ms: int | None) -> list[dict[str, Any]]:
         def q(conn: sqlite3.Connection) -> list[dict[str, Any]]:

@@ -7,12 +7,15 @@ within the shutdown budget (CONTRACT §1: exit within 3 s).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from anyio.abc import TaskGroup
 
 from bridge.config.model import IngestConfig
 from bridge.host.app import App
+
+log = logging.getLogger("bridge.services")
 
 
 async def start(app: App, tg: TaskGroup) -> None:
@@ -201,10 +204,23 @@ def connect_stream(app: App, tg: TaskGroup) -> None:
     for method in KINDS:
         sidecar.set_request_handler(method, on_request)
 
+    async def reconcile_open_threads() -> None:
+        """After an automatic restart: fill what the dead sidecar never sent (thread/read + turns/list)."""
+        from bridge.host.commands.threads import take_snapshot
+        from bridge.host.errors import BridgeError
+
+        for thread_id in await anyio.to_thread.run_sync(capture.store.threads_with_open_turns):
+            try:
+                await take_snapshot(app, thread_id)
+            except BridgeError as exc:
+                log.warning("reconciling thread %s after a restart failed: %s", thread_id, exc.message)
+
     def on_lifecycle(event: str, details: dict[str, Any]) -> None:
         if event == "exited":
             broker.sidecar_restarted()
             tg.start_soon(anyio.to_thread.run_sync, capture.sidecar_gone)
+        elif event == "rehandshaken":
+            tg.start_soon(reconcile_open_threads)
 
     sidecar.add_lifecycle_listener(on_lifecycle)
 

@@ -136,7 +136,8 @@ class SupervisorOptions:
     attach_connect_timeout: float = 5.0
     idle_unsubscribe: float = 600.0  # attach: unsubscribe a thread idle this long
     # Extra codex arguments computed at each spawn (the receiver's OTEL overrides); they go
-    # after codex.args (whose first entries may be a script for an interpreter binary).
+    # after codex.args (whose first entries may be a script for an interpreter binary) and are
+    # left out when codex.args already set codex's ``otel.*`` themselves.
     extra_args: Callable[[], list[str]] | None = None
 
 
@@ -179,6 +180,15 @@ def _scrub(exc: BridgeError, secret: str | None) -> BridgeError:
     data = clean(dict(exc.data))
     kind = data.pop("kind", None)
     return BridgeError(exc.code, clean(exc.message), kind=kind, **data)
+
+
+def _sets_otel(args: list[str]) -> bool:
+    """Whether ``-c otel.…`` overrides are among ``args`` (as ``-c k=v`` or ``-ck=v``)."""
+    for index, arg in enumerate(args):
+        value = args[index + 1] if arg == "-c" and index + 1 < len(args) else arg[2:] if arg.startswith("-c") else ""
+        if value.startswith("otel.") or value.startswith("otel="):
+            return True
+    return False
 
 
 class Supervisor:
@@ -665,6 +675,8 @@ class Supervisor:
         binary = resolve_binary(cfg.binary_path, environ)
         self._binary = binary
         extra = self.options.extra_args() if self.options.extra_args is not None else []
+        if _sets_otel(cfg.args):
+            extra = []  # the configured codex.args say where codex's own OTEL goes: they win
         spec: SpawnSpec = build_spec(binary, [*cfg.args, *extra], cfg.env, cfg.home, environ)
         proc = await SidecarProcess.spawn(spec)
         stdout = proc.process.stdout
@@ -791,6 +803,7 @@ class Supervisor:
             await self._initialize(gen)
             await self._initialized(gen)
             self._info(f"codex app-server restarted (pid {gen.proc.pid}) and re-handshaken.")
+            self._lifecycle_event("rehandshaken", {"pid": gen.proc.pid, "generation": gen.number})
         except BridgeError as exc:
             if self._gen is gen:
                 self._error(f"Automatic re-handshake after a restart failed: {exc.message}")

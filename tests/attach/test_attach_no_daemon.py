@@ -23,7 +23,7 @@ async def test_no_daemon_means_starting_with_a_reason_until_stopped(tmp_path: Pa
         )
         assert again["state"] == "starting"  # tries again; never crash_loop
         info = await host.call("bridge_info")
-        assert info["codex"] == {"path": str(sock), "version": None, "connection": "attach"}
+        assert info["codex"] == {"path": str(sock), "version": None, "connection": "attach", "followedThreadIds": []}
         with pytest.raises(HostError) as other_mode:
             await host.call("start_codex_app_server", {"connection": "spawn"})
         assert other_mode.value.code == -32017

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 
@@ -28,7 +29,9 @@ async def test_replay_of_a_real_turn_equals_the_live_capture(tmp_path: Path) -> 
     assert API_KEY not in transcript.read_text()
     result = await replay(transcript)
     assert result.complete, result.problems
-    assert result.report["threads"] == live
+    if result.report["threads"] != live:  # say exactly what differs
+        got, want = json.dumps(result.report["threads"], indent=1).splitlines(), json.dumps(live, indent=1).splitlines()
+        raise AssertionError("\n".join(difflib.unified_diff(want, got, "live", "replay", lineterm="", n=2)))
     [thread] = live
     assert [i["type"] for i in thread["turns"][0]["items"]] == ["userMessage", "reasoning", "agentMessage"]
     assert API_KEY not in render_json(result.report)
