@@ -16,13 +16,12 @@ thread (:func:`fake_anthropic_in_thread`), or standalone:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +29,8 @@ import anyio
 import anyio.abc
 import h11
 from anyio.abc import TaskStatus
-from anyio.from_thread import start_blocking_portal
+
+from bridge.drill.serving import running_in_thread, serve_command
 
 LOOPBACK = "127.0.0.1"
 MESSAGES_PATH = "/v1/messages"
@@ -230,29 +230,12 @@ class FakeAnthropic:
 @contextmanager
 def fake_anthropic_in_thread() -> Iterator[FakeAnthropic]:
     """A running fake on its own anyio loop in a background thread."""
-    fake = FakeAnthropic()
-    with start_blocking_portal() as portal:
-        future, _port = portal.start_task(fake.serve)
-        try:
-            yield fake
-        finally:
-            future.cancel()
+    with running_in_thread(FakeAnthropic()) as fake:
+        yield fake
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bridge.drill.fake_anthropic", description=__doc__.split("\n")[0])
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
-    args = parser.parse_args(argv)
-
-    async def run() -> None:
-        fake = FakeAnthropic(args.port)
-        async with anyio.create_task_group() as tg:
-            port = await tg.start(fake.serve)
-            print(port, flush=True)
-
-    with suppress(KeyboardInterrupt):
-        anyio.run(run)
-    return 0
+    return serve_command("python -m bridge.drill.fake_anthropic", __doc__.split("\n")[0], FakeAnthropic, argv)
 
 
 if __name__ == "__main__":

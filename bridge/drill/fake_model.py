@@ -31,7 +31,6 @@ tear-down run in different tasks), or standalone:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import re
@@ -39,7 +38,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -48,7 +47,8 @@ import anyio
 import anyio.abc
 import h11
 from anyio.abc import TaskStatus
-from anyio.from_thread import start_blocking_portal
+
+from bridge.drill.serving import running_in_thread, serve_command
 
 LOOPBACK = "127.0.0.1"
 RESPONSES_PATH = "/v1/responses"
@@ -425,29 +425,12 @@ def _reason(status: int) -> bytes:
 @contextmanager
 def fake_model_in_thread() -> Iterator[FakeModel]:
     """A running fake on its own anyio loop in a background thread."""
-    fake = FakeModel()
-    with start_blocking_portal() as portal:
-        future, _port = portal.start_task(fake.serve)
-        try:
-            yield fake
-        finally:
-            future.cancel()
+    with running_in_thread(FakeModel()) as fake:
+        yield fake
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bridge.drill.fake_model", description=__doc__.split("\n")[0])
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
-    args = parser.parse_args(argv)
-
-    async def run() -> None:
-        fake = FakeModel(args.port)
-        async with anyio.create_task_group() as tg:
-            port = await tg.start(fake.serve)
-            print(port, flush=True)
-
-    with suppress(KeyboardInterrupt):
-        anyio.run(run)
-    return 0
+    return serve_command("python -m bridge.drill.fake_model", __doc__.split("\n")[0], FakeModel, argv)
 
 
 if __name__ == "__main__":

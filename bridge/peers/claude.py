@@ -9,10 +9,9 @@ points its telemetry at a receiver is :func:`claude_env` (REAL-PEERS.md §3).
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from bridge.peers.install import peers_dir
+from bridge.peers.install import no_install, installed_binary, npm_install, peers_dir
 
 CLAUDE_VERSION = "2.1.197"
 CLAUDE_PACKAGE = f"@anthropic-ai/claude-code@{CLAUDE_VERSION}"
@@ -34,22 +33,11 @@ def claude_dir() -> Path:
 def claude_binary(install: bool = True) -> Path:
     """The Claude Code executable of the pinned version (installed with npm when missing)."""
     path = claude_dir() / "node_modules" / "@anthropic-ai" / "claude-code" / "bin" / "claude.exe"
-    if not path.exists() and install:
-        install_claude()
-    if not path.exists():
-        raise FileNotFoundError(f"Claude Code {CLAUDE_VERSION} is not installed at {path}; run `make peers`")
-    return path
+    return installed_binary(path, install_claude if install else no_install, f"Claude Code {CLAUDE_VERSION}")
 
 
 def install_claude() -> None:
-    target = claude_dir()
-    target.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        ["npm", "install", "--prefix", str(target), "--no-audit", "--no-fund", "--loglevel=error", CLAUDE_PACKAGE],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    (target / ".installed").touch()
+    npm_install(claude_dir(), CLAUDE_PACKAGE)
 
 
 def claude_env(

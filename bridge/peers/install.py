@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 CODEX_VERSION = "0.169.0"
@@ -36,23 +37,36 @@ def _triple() -> tuple[str, str]:
     raise RuntimeError(f"no pinned codex build for machine {machine!r}")
 
 
-def codex_native_binary(install: bool = True) -> Path:
-    """The native codex binary (not the Node launcher: see REAL-PEERS.md §1)."""
-    package, triple = _triple()
-    path = codex_dir() / "node_modules" / "@openai" / package / "vendor" / triple / "bin" / "codex"
-    if not path.exists() and install:
-        install_codex()
-    if not path.exists():
-        raise FileNotFoundError(f"codex {CODEX_VERSION} is not installed at {path}; run `make peers`")
-    return path
-
-
-def install_codex() -> None:
-    target = codex_dir()
+def npm_install(target: Path, package: str) -> None:
+    """``npm install`` one pinned package into ``target`` (talks only to the registry)."""
     target.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        ["npm", "install", "--prefix", str(target), "--no-audit", "--no-fund", "--loglevel=error", CODEX_PACKAGE],
+        ["npm", "install", "--prefix", str(target), "--no-audit", "--no-fund", "--loglevel=error", package],
         check=True,
         stdout=subprocess.DEVNULL,
     )
     (target / ".installed").touch()
+
+
+def installed_binary(path: Path, install: Callable[[], None], what: str) -> Path:
+    """``path``, installing it first when missing; a clear error when it still is."""
+    if not path.exists():
+        install()
+    if not path.exists():
+        raise FileNotFoundError(f"{what} is not installed at {path}; run `make peers`")
+    return path
+
+
+def codex_native_binary(install: bool = True) -> Path:
+    """The native codex binary (not the Node launcher: see REAL-PEERS.md §1)."""
+    package, triple = _triple()
+    path = codex_dir() / "node_modules" / "@openai" / package / "vendor" / triple / "bin" / "codex"
+    return installed_binary(path, install_codex if install else no_install, f"codex {CODEX_VERSION}")
+
+
+def no_install() -> None:
+    """Installing was not asked for."""
+
+
+def install_codex() -> None:
+    npm_install(codex_dir(), CODEX_PACKAGE)
