@@ -61,3 +61,16 @@ class DataDir:
     @property
     def export_queue(self) -> Path:
         return self.root / "export-queue"
+
+
+def process_alive(pid: object) -> bool:
+    """Whether process ``pid`` exists (one we may not signal counts as alive)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -9,14 +9,12 @@ no bridge of that data dir is listening.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
-from typing import Any
 
 import msgspec
 
-from bridge.config.paths import DataDir, resolve_data_dir
+from bridge.config.paths import DataDir, process_alive, resolve_data_dir
 from bridge.otel.auth import HEADER_NAME, read_key
 
 
@@ -28,18 +26,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="http/protobuf",
         help="OTLP encoding Claude Code should use (default: http/protobuf)",
     )
-
-
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class NoReceiver(Exception):
@@ -57,7 +43,7 @@ def receiver_endpoint(data_dir: DataDir) -> str:
     except (OSError, msgspec.DecodeError) as exc:
         raise NoReceiver(f"cannot read {data_dir.runtime}: {exc}") from None
     receiver = runtime.get("otlpReceiver") if isinstance(runtime, dict) else None
-    if not isinstance(receiver, dict) or not _alive(runtime.get("pid")):
+    if not isinstance(receiver, dict) or not process_alive(runtime.get("pid")):
         raise NoReceiver(f"the bridge that wrote {data_dir.runtime} is not running (start `capture-bridge serve`)")
     endpoint = receiver.get("endpoint")
     if receiver.get("state") != "listening" or not isinstance(endpoint, str):

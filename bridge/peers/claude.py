@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridge.peers.install import no_install, installed_binary, npm_install, peers_dir
+from bridge.peers.install import installed_binary, no_install, npm_install, peers_dir
 
 CLAUDE_VERSION = "2.1.197"
 CLAUDE_PACKAGE = f"@anthropic-ai/claude-code@{CLAUDE_VERSION}"

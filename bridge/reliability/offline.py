@@ -30,7 +30,7 @@ from typing import Any
 
 import msgspec
 
-from bridge.config.paths import DataDir
+from bridge.config.paths import DataDir, process_alive
 from bridge.reliability import history
 from bridge.reliability.gate import GateInputs, ReleaseGate, evaluate_gate
 from bridge.reliability.history import WindowHistory
@@ -38,18 +38,6 @@ from bridge.reliability.history import WindowHistory
 
 class Unreadable(Exception):
     """The data dir or its database cannot be read; the message says why."""
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def running_pid(data_dir: DataDir) -> int | None:
@@ -68,7 +56,7 @@ def running_pid(data_dir: DataDir) -> int | None:
     except OSError:
         pass
     for pid in candidates:
-        if pid != os.getpid() and _pid_alive(pid):
+        if pid != os.getpid() and process_alive(pid):
             return pid
     return None
 
