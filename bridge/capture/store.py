@@ -511,7 +511,7 @@ class CaptureStore:
             by_turn: dict[str | None, list[dict[str, Any]]] = {}
             for t in conn.execute(
                 "SELECT turn_id, status, error, started_at_ms, completed_at_ms, usage FROM turns "
-                "WHERE thread_id = ? ORDER BY ord",
+                "WHERE thread_id = ? ORDER BY coalesce(started_at_ms, completed_at_ms, captured_at_ms), ord",
                 (thread_id,),
             ):
                 items: list[dict[str, Any]] = []
@@ -524,7 +524,8 @@ class CaptureStore:
             loose: list[dict[str, Any]] = []
             for r in conn.execute(
                 "SELECT item_id, turn_id, type, status, text, output, exit_code, command, started_at_ms, "
-                "completed_at_ms, source, seen_by, extra FROM items WHERE thread_id = ? ORDER BY ord",
+                "completed_at_ms, source, seen_by, extra FROM items WHERE thread_id = ? "
+                "ORDER BY coalesce(started_at_ms, completed_at_ms, captured_at_ms), ord",
                 (thread_id,),
             ):
                 text, output = r[4], r[5]
