@@ -270,6 +270,8 @@ class CaptureStore:
             self._ensure_turn(conn, ev, at)
         if row is None:
             ord_ = self._next_ord(conn, self._item_ord, "items", ev.thread_id)
+            assert ev.item_id is not None
+            self._delta_ord.setdefault((ev.thread_id, ev.item_id), 0)  # a new item has no deltas yet
             conn.execute(
                 "INSERT INTO items (thread_id, item_id, turn_id, ord, type, status, text, output, exit_code, "
                 "command, started_at_ms, completed_at_ms, source, seen_by, captured_at_ms) "
