@@ -28,9 +28,8 @@ from typing import Any
 import anyio
 import anyio.abc
 import h11
-from anyio.abc import TaskStatus
 
-from bridge.drill.serving import running_in_thread, serve_command
+from bridge.drill.serving import LoopbackHttpServer, running_in_thread, serve_command
 
 LOOPBACK = "127.0.0.1"
 MESSAGES_PATH = "/v1/messages"
@@ -135,11 +134,11 @@ class RecordedRequest:
     received_at: float
 
 
-class FakeAnthropic:
+class FakeAnthropic(LoopbackHttpServer):
     """The HTTP side: h11 over an anyio TCP listener on 127.0.0.1."""
 
     def __init__(self, port: int = 0) -> None:
-        self.port = port
+        super().__init__(port)
         self.requests: list[RecordedRequest] = []
 
     @property
@@ -149,42 +148,6 @@ class FakeAnthropic:
 
     def messages(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == MESSAGES_PATH and r.method == "POST" and r.status == 200]
-
-    async def serve(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Listen until cancelled; reports the bound port through ``task_status``."""
-        listener = await anyio.create_tcp_listener(local_host=LOOPBACK, local_port=self.port)
-        async with listener:
-            self.port = listener.listeners[0].extra(anyio.abc.SocketAttribute.local_port)
-            task_status.started(self.port)
-            await listener.serve(self._connection)
-
-    async def _connection(self, stream: anyio.abc.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER)
-        async with stream:
-            try:
-                while await self._one_exchange(conn, stream):
-                    conn.start_next_cycle()
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, h11.ProtocolError):
-                return
-
-    async def _one_exchange(self, conn: h11.Connection, stream: anyio.abc.SocketStream) -> bool:
-        request: h11.Request | None = None
-        body = bytearray()
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                conn.receive_data(await stream.receive(65536))
-            elif isinstance(event, h11.Request):
-                request = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            else:
-                return False
-        assert request is not None
-        await self._answer(conn, stream, request, bytes(body))
-        return conn.our_state is h11.DONE and conn.their_state is h11.DONE
 
     async def _send(self, conn: h11.Connection, stream: anyio.abc.SocketStream, event: h11.Event) -> None:
         data = conn.send(event)

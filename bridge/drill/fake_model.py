@@ -46,9 +46,8 @@ from typing import Any
 import anyio
 import anyio.abc
 import h11
-from anyio.abc import TaskStatus
 
-from bridge.drill.serving import running_in_thread, serve_command
+from bridge.drill.serving import LoopbackHttpServer, running_in_thread, serve_command
 
 LOOPBACK = "127.0.0.1"
 RESPONSES_PATH = "/v1/responses"
@@ -324,11 +323,11 @@ def bearer_fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
-class FakeModel:
+class FakeModel(LoopbackHttpServer):
     """The HTTP side: h11 over an anyio TCP listener on 127.0.0.1."""
 
     def __init__(self, port: int = 0) -> None:
-        self.port = port
+        super().__init__(port)
         self.requests: list[RecordedRequest] = []
 
     @property
@@ -338,44 +337,6 @@ class FakeModel:
     def responses(self) -> list[RecordedRequest]:
         """The ``POST /v1/responses`` requests, oldest first."""
         return [r for r in self.requests if r.path == RESPONSES_PATH and r.method == "POST"]
-
-    async def serve(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Listen until cancelled; reports the bound port through ``task_status``."""
-        listener = await anyio.create_tcp_listener(local_host=LOOPBACK, local_port=self.port)
-        async with listener:
-            self.port = listener.listeners[0].extra(anyio.abc.SocketAttribute.local_port)
-            task_status.started(self.port)
-            await listener.serve(self._connection)
-
-    async def _connection(self, stream: anyio.abc.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER)
-        async with stream:
-            try:
-                while await self._one_exchange(conn, stream):
-                    conn.start_next_cycle()
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                return
-            except h11.ProtocolError:
-                return
-
-    async def _one_exchange(self, conn: h11.Connection, stream: anyio.abc.SocketStream) -> bool:
-        request: h11.Request | None = None
-        body = bytearray()
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                conn.receive_data(await stream.receive(65536))
-            elif isinstance(event, h11.Request):
-                request = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            else:  # ConnectionClosed or PAUSED: nothing more on this connection
-                return False
-        assert request is not None
-        await self._answer(conn, stream, request, bytes(body))
-        return conn.our_state is h11.DONE and conn.their_state is h11.DONE
 
     async def _answer(
         self, conn: h11.Connection, stream: anyio.abc.SocketStream, request: h11.Request, raw: bytes
