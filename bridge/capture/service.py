@@ -35,6 +35,7 @@ class CaptureService:
         self.store = CaptureStore(db, preferred_source)
         self.pipeline = CapturePipeline(self.store, emit, stream_enabled, emit_many)
         self._retention_days = retention_days
+        self.retention_hooks: list[Callable[[int], object]] = []
 
     async def start(self, tg: TaskGroup) -> None:
         tg.start_soon(self.pipeline.run)
@@ -43,6 +44,8 @@ class CaptureService:
     def enforce_retention(self) -> int:
         cutoff = int((time.time() - self._retention_days() * 86400) * 1000)
         removed = self.store.apply_retention(cutoff)
+        for hook in self.retention_hooks:  # other subsystems' history ages out with the data too
+            hook(cutoff)
         if removed:
             log.info("retention removed %d captured threads", removed)
         return removed

@@ -588,6 +588,9 @@ class CaptureStore:
         def tx(conn: sqlite3.Connection) -> int:
             for table in ("deltas", "items", "turns"):
                 conn.execute(f"DELETE FROM {table} WHERE captured_at_ms < ?", (older_than_ms,))
+            # dedup memory older than the data it protected goes too (a replay that old is new again)
+            conn.execute("DELETE FROM ledger WHERE at_ms < ?", (older_than_ms,))
+            conn.execute("DELETE FROM decisions WHERE at_ms < ?", (older_than_ms,))
             cur = conn.execute(
                 "DELETE FROM threads WHERE captured_at_ms < ? AND thread_id NOT IN (SELECT thread_id FROM turns) "
                 "AND thread_id NOT IN (SELECT thread_id FROM items)",

@@ -152,6 +152,11 @@ async def _start_reliability(app: App, tg: TaskGroup) -> None:
     if app.sidecar is not None:
         app.sidecar.add_lifecycle_listener(app.reliability.on_sidecar_lifecycle)
     await app.reliability.start(tg)
+    if app.capture is not None:
+        from bridge.reliability import history
+
+        db = app.db
+        app.capture.retention_hooks.append(lambda cutoff: db.write(lambda conn: history.prune(conn, cutoff)))
 
 
 def connect_stream(app: App, tg: TaskGroup) -> None:

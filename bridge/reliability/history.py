@@ -74,6 +74,18 @@ def insert_transition(conn: sqlite3.Connection, t: Transition) -> None:
     )
 
 
+def prune(conn: sqlite3.Connection, before_ms: int) -> int:
+    """Forget transitions and events older than ``before_ms``, keeping the newest transition
+    (the current mode's origin) whatever its age; returns the rows removed."""
+    removed = conn.execute(
+        "DELETE FROM mode_transitions WHERE at_ms < ? AND id < (SELECT max(id) FROM mode_transitions)",
+        (before_ms,),
+    ).rowcount
+    if _has_table(conn, "reliability_events"):
+        removed += conn.execute("DELETE FROM reliability_events WHERE at_ms < ?", (before_ms,)).rowcount
+    return removed
+
+
 def insert_event(conn: sqlite3.Connection, e: Event) -> None:
     conn.execute("INSERT INTO reliability_events(at_ms, kind, detail) VALUES (?, ?, ?)", (e.at_ms, e.kind, e.detail))
 

@@ -104,3 +104,14 @@ def test_delete_and_decision_replay(tmp_path: Path) -> None:
     assert store.delete_thread(evs[0].thread_id) is True
     assert store.get_thread(evs[0].thread_id) is None
     assert store.delete_thread(evs[0].thread_id) is False
+
+
+def test_retention_removes_old_content_and_its_dedup_memory(tmp_path: Path) -> None:
+    store = CaptureStore(Database(tmp_path / "c.db"))
+    evs = events("chat")
+    store.apply(evs, at_ms=1_000)
+    assert store.apply_retention(older_than_ms=2_000) == 1
+    assert store.get_thread(evs[0].thread_id) is None
+    counts = store.db.read(lambda c: [c.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                                      for t in ("turns", "items", "deltas", "ledger", "decisions")])  # fmt: skip
+    assert counts == [0, 0, 0, 0, 0]
