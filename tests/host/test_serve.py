@@ -266,3 +266,37 @@ def test_unknown_data_dir_permissions_are_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "cannot use data dir" in proc.stderr.decode()
     assert os.path.isfile(blocker)
+
+
+def test_nothing_reaches_stdout_before_the_first_frame_then_queued_notifications_come_in_order(
+    tmp_path: Path,
+) -> None:
+    import select
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "config.json").write_text(json.dumps({"otlpReceiver": {"port": 0}, "autoIngestEnabled": True}))
+    proc = subprocess.Popen(
+        bridge_argv(data_dir), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        env=bridge_env(tmp_path),
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        time.sleep(2.0)  # the receiver binds and the first mode is evaluated: notifications are raised
+        readable, _, _ = select.select([proc.stdout], [], [], 0)
+        assert readable == [], "nothing may be written before the host's first frame"
+        proc.stdin.write(b'{"jsonrpc":"2.0","id":1,"method":"bridge_info"}\n')
+        proc.stdin.flush()
+        frames = []
+        while True:
+            message = json.loads(proc.stdout.readline())
+            frames.append(message)
+            if message.get("id") == 1:
+                break
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=EXIT_DEADLINE)
+    notes = [f for f in frames if "method" in f]
+    assert notes, "the notifications raised before the first frame are sent once the framing is known"
+    assert [n["params"]["seq"] for n in notes] == list(range(1, len(notes) + 1))
+    assert {n["method"] for n in notes} >= {"otel-receiver-status", "capture-reliability-transition"}
