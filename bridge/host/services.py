@@ -19,7 +19,17 @@ log = logging.getLogger("bridge.services")
 
 
 async def start(app: App, tg: TaskGroup) -> None:
-    """Bring every subsystem up. Each subsystem adds its lines here."""
+    """Bring every subsystem up, in dependency order."""
+    await _start_capture(app, tg)
+    await _start_receiver(app, tg)
+    await _start_enrichment(app, tg)
+    await _start_sidecar(app, tg)
+    connect_stream(app, tg)
+    await _start_reliability(app, tg)  # last: its first mode needs the receiver bound (or failed)
+
+
+async def _start_capture(app: App, tg: TaskGroup) -> None:
+    """The capture store and the stream's pipeline."""
     from bridge.capture.service import CaptureService
 
     config = app.config
@@ -32,6 +42,11 @@ async def start(app: App, tg: TaskGroup) -> None:
         retention_days=lambda: config.current.retention_days,
     )
     await app.capture.start(tg)
+
+
+async def _start_receiver(app: App, tg: TaskGroup) -> None:
+    """The OTLP receiver, whose newly stored records feed the capture pipeline (the baseline)."""
+    from bridge.otel.baseline import BaselineFeeder
     from bridge.otel.receiver import ReceiverService
 
     app.receiver = ReceiverService(
@@ -42,14 +57,15 @@ async def start(app: App, tg: TaskGroup) -> None:
         emit=app.notifier.emit,
         ingest_enabled=lambda: app.config.current.auto_ingest_enabled,
     )
-    from bridge.otel.baseline import BaselineFeeder
-
+    assert app.capture is not None
     baseline = BaselineFeeder(app.capture.pipeline.feed_events)  # newly stored records → captured content
     app.receiver.on_records = baseline.feed
     tg.start_soon(baseline.run)
     await app.receiver.start(tg)  # a bind failure is state "error", never an exception
-    await _start_enrichment(app, tg)
 
+
+async def _start_sidecar(app: App, tg: TaskGroup) -> None:
+    """The codex supervisor (codex itself starts on start_codex_app_server)."""
     from bridge.sidecar.supervisor import Supervisor, SupervisorOptions
 
     receiver = app.receiver
@@ -58,9 +74,7 @@ async def start(app: App, tg: TaskGroup) -> None:
     if app.transcript is not None:  # every codex connection is recorded, restarts and attach included
         app.sidecar.add_client_listener(app.transcript.client_created)
         app.sidecar.add_lifecycle_listener(app.transcript.sidecar_lifecycle)
-    await tg.start(app.sidecar.run)  # codex itself starts on start_codex_app_server
-    connect_stream(app, tg)
-    await _start_reliability(app, tg)  # last: its first mode needs the receiver bound (or failed)
+    await tg.start(app.sidecar.run)
 
 
 async def stop(app: App) -> None:
