@@ -34,7 +34,6 @@ class App:
     notifier: Notifier
     framing: str | None = None
     shutdown_requested: anyio.Event = field(default_factory=anyio.Event)
-    transcript_path: str | None = None
     # Subsystems: one typed attribute each, set by bridge.host.services.start.
     capture: CaptureService | None = None
     approvals: ApprovalBroker | None = None

@@ -89,7 +89,6 @@ def run(args: argparse.Namespace) -> int:
             reason = exc.strerror or exc
             print(f"capture-bridge: cannot write the transcript {transcript_path}: {reason}", file=sys.stderr)
             return 1
-        app.transcript_path = transcript_path
         app.transcript = BridgeTranscript(recorder)
         writer.tap, writer.tap_many = app.transcript.host_out, app.transcript.host_out_many
     code = 0
