@@ -139,14 +139,11 @@ class CapturePipeline:
                 self.queued_frames = 0
                 self._room.set()
                 try:
-                    applied, problems = await anyio.to_thread.run_sync(self._process, work)
+                    applied = await anyio.to_thread.run_sync(self._capture, work)
                 except Exception:
                     log.exception("capturing a batch failed; it will be retried from the sidecar snapshot")
                     continue
                 self.batches += 1
-                for problem in problems:
-                    self._emit("session:live:event", problem)
-                self._publish(applied)
                 for observer in self._observers:
                     try:
                         observer(applied)
@@ -154,6 +151,18 @@ class CapturePipeline:
                         log.exception("a capture observer failed")
             if not self._queue:
                 self._idle.set()
+
+    def _capture(self, work: list[tuple[str, Any]]) -> list[Applied]:
+        """On the worker thread: decide and commit a batch, then tell the host (after the commit).
+
+        Encoding the notifications here too keeps the event loop free for the
+        sidecar's pipe; the notifier is thread-safe and keeps seq order.
+        """
+        applied, problems = self._process(work)
+        for problem in problems:
+            self._emit("session:live:event", problem)
+        self._publish(applied)
+        return applied
 
     def _process(self, work: list[tuple[str, Any]]) -> tuple[list[Applied], list[dict[str, Any]]]:
         events: list[CaptureEvent] = []
