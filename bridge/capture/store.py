@@ -100,21 +100,30 @@ class CaptureStore:
         touched: dict[str, set[str]] = {}
         pref = ledger.preferred_source
         counts = self.counts
+        delta_ord = self._delta_ord
+        accepted_deltas = 0
         for ev in events:
             key = ev.key
             if ev.kind == "delta" and key not in held:  # the bulk of a stream: new deltas, decided inline
-                held[key] = ev.source
-                counts["accepted"] += 1
-                if ev.thread_id not in touched:
+                source = ev.source
+                held[key] = source
+                accepted_deltas += 1
+                thread_id = ev.thread_id
+                sources = touched.get(thread_id)
+                if sources is None:
                     self._ensure_thread(conn, ev, at)
-                    touched[ev.thread_id] = set()
-                touched[ev.thread_id].add(ev.source)
-                seq = self._next_delta(conn, ev, at)
+                    sources = touched[thread_id] = set()
+                sources.add(source)
+                current = delta_ord.get((thread_id, ev.item_id))  # type: ignore[arg-type]
+                seq = (current + 1) if current is not None else self._next_delta(conn, ev, at)
+                if current is not None:
+                    delta_ord[(thread_id, ev.item_id)] = seq  # type: ignore[index]
+                emitted = ev.emitted_at_ms
                 delta_rows.append(
-                    (ev.thread_id, ev.item_id, seq, ev.method, _ms_or_unknown(ev.emitted_at_ms), ev.text_hash,
+                    (thread_id, ev.item_id, seq, ev.method, -1 if emitted is None else emitted, ev.text_hash,
                      ev.delta or "", at)
                 )  # fmt: skip
-                applied.append(Applied(ev, _ACCEPTED.get(ev.source) or Outcome("accepted", ev.source, None), seq))
+                applied.append(Applied(ev, _ACCEPTED.get(source) or Outcome("accepted", source, None), seq))
                 continue
             item = ev.item
             if item is not None and item.type == "userMessage" and ev.turn_id and ev.item_id:
@@ -163,6 +172,7 @@ class CaptureStore:
                         (ev.title, ev.cwd, ev.emitted_at_ms, ev.thread_id),
                     )
             applied.append(Applied(ev, outcome, seq))
+        counts["accepted"] += accepted_deltas
         if delta_rows:
             conn.executemany("INSERT OR REPLACE INTO deltas VALUES (?, ?, ?, ?, ?, ?, ?, ?)", delta_rows)
         if ledger_rows:
