@@ -300,3 +300,27 @@ def test_nothing_reaches_stdout_before_the_first_frame_then_queued_notifications
     assert notes, "the notifications raised before the first frame are sent once the framing is known"
     assert [n["params"]["seq"] for n in notes] == list(range(1, len(notes) + 1))
     assert {n["method"] for n in notes} >= {"otel-receiver-status", "capture-reliability-transition"}
+
+
+async def test_a_storm_of_malformed_frames_never_stops_the_bridge(tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(20261127)
+    pieces = [b"{", b"}", b"[", b"]", b'"id"', b'"method"', b":", b",", b"1", b"null", b'"x"', b"\xff", b"\\u0000"]
+    frames = [b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 12))) for _ in range(300)]
+    frames += [b'{"id": 5, "method": "set_ingest_config", "params": {"limits": {"maxFrameBytes": [1]}}}']
+    frames += [b'{"id": 6, "method": "get_captured_thread", "params": {"threadId": ""}}']
+    async with spawn_bridge(tmp_path) as host:
+        for frame in frames:
+            await host.send_raw(frame.replace(b"\n", b" ") + b"\n")
+        info = await host.call("bridge_info", timeout=60)
+        assert host.process.returncode is None
+    assert info["name"] == "capture-bridge"
+    answers = [f for f in host.frames if isinstance(f, dict) and "error" in f]
+    assert answers, "malformed frames are answered with errors"
+    for answer in answers:
+        assert answer["error"]["data"]["kind"] in {
+            "parse_error", "invalid_request", "method_not_found", "invalid_params",
+        }, answer  # fmt: skip
+        assert "Traceback" not in answer["error"]["message"]
+    assert "Traceback" not in host.stderr()
