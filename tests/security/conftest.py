@@ -1,0 +1,1 @@
+from tests.peers.conftest import fake_model  # noqa: F401  (shared fixture)
