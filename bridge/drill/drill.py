@@ -197,7 +197,7 @@ async def drill(root: Path, data_dir: Path, codex_bin: str, stable_seconds: floa
             t.header("Recovery back to hybrid")
             await d.step("1. kill switch off", "codex_app_server_set_stream_kill_switch", {"enabled": False},
                          expect=lambda r: None if not r["streamKillSwitch"] else "kill switch still on")  # fmt: skip
-            await d.handshake_and_login("2-4. recovery")
+            await d.handshake_and_login("2-4.")
             await d.expect_mode("5. re-check mode", ("HYBRID_ACTIVE",))
             if thread_id:
                 await d.step("resume the thread", "codex_app_server_thread_resume", {"threadId": thread_id})

@@ -50,7 +50,7 @@ class Timeline:
         elapsed = time.monotonic() - self.started
         mark = {"ok": "OK  ", "fail": "FAIL", "info": "..  ", "warn": "WARN"}[verdict]
         line = (
-            f"{elapsed:6.1f}s  {self._paint(mark, _COLOURS[verdict])}  {step:<34} {command:<44} "
+            f"{elapsed:6.1f}s  {self._paint(mark, _COLOURS[verdict])}  {step:<36} {command:<41} "
             f"{self._paint(f'{row.mode:<18}', _MODE_COLOURS.get(row.mode))} {detail}"
         )
         self.out.write(line.rstrip() + "\n")
