@@ -29,10 +29,10 @@ import anyio
 import msgspec
 from anyio.abc import TaskGroup
 
+from bridge import errors
 from bridge.capture import codex_events as ce
 from bridge.capture.store import iso
-from bridge.host import errors
-from bridge.host.errors import BridgeError
+from bridge.errors import BridgeError
 from bridge.redact import redact, redact_text
 
 log = logging.getLogger("bridge.approvals")

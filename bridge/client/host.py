@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 from anyio.abc import Process
 
-from bridge.host.framing import Frame, FrameDecoder, Framing, encode
+from bridge.framing import Frame, FrameDecoder, Framing, encode
 
 REPO = Path(__file__).resolve().parents[2]  # for PYTHONPATH when run from a checkout
 

@@ -24,10 +24,10 @@ import anyio
 import msgspec
 from anyio.abc import TaskGroup
 
+from bridge import errors
 from bridge.config.validate import ConfigError, convert_strict
-from bridge.host import errors
+from bridge.errors import BridgeError
 from bridge.host.app import App
-from bridge.host.errors import BridgeError
 from bridge.host.registry import REGISTRY, Command, Forwarded, PassthroughParams
 
 log = logging.getLogger("bridge.host")

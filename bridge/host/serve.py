@@ -115,9 +115,9 @@ async def _main(app: object, writer: object, parent_pid: int | None) -> None:
     from anyio.lowlevel import current_token
 
     import bridge.host.info  # noqa: F401  (bridge_info and shutdown: light, answered first)
+    from bridge.framing import FrameDecoder, FrameTooLarge, FramingError
     from bridge.host.app import App
     from bridge.host.dispatch import Dispatcher
-    from bridge.host.framing import FrameDecoder, FrameTooLarge, FramingError
     from bridge.host.transport import OutputWriter, run_parent_watchdog, start_reader
 
     assert isinstance(app, App) and isinstance(writer, OutputWriter)
@@ -137,7 +137,7 @@ async def _main(app: object, writer: object, parent_pid: int | None) -> None:
     async def read_loop() -> None:
         max_frame = app.config.current.limits.max_frame_bytes
         decoder = FrameDecoder(max_frame)
-        from bridge.host import errors
+        from bridge import errors
 
         tap = app.transcript.host_in if app.transcript is not None else None
 

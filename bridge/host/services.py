@@ -225,8 +225,8 @@ def connect_stream(app: App, tg: TaskGroup) -> None:
 
     async def reconcile_open_threads() -> None:
         """After an automatic restart: fill what the dead sidecar never sent (thread/read + turns/list)."""
+        from bridge.errors import BridgeError
         from bridge.host.commands.threads import take_snapshot
-        from bridge.host.errors import BridgeError
 
         for thread_id in await anyio.to_thread.run_sync(capture.store.threads_with_open_turns):
             try:

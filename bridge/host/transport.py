@@ -20,7 +20,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream
 from anyio.lowlevel import EventLoopToken, current_token
 
-from bridge.host.framing import Framing, encode
+from bridge.framing import Framing, encode
 
 READ_CHUNK = 1 << 16
 

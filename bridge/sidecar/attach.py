@@ -39,8 +39,8 @@ import anyio
 import msgspec
 from anyio.abc import TaskGroup
 
-from bridge.host import errors
-from bridge.host.errors import BridgeError
+from bridge import errors
+from bridge.errors import BridgeError
 from bridge.redact import redact_text
 from bridge.sidecar.follow import Action, FollowPolicy, ThreadMeta, resume_retry_delay
 from bridge.sidecar.process import StderrRing

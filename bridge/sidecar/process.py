@@ -22,8 +22,8 @@ from pathlib import Path
 import anyio
 from anyio.abc import ByteReceiveStream, Process
 
-from bridge.host import errors
-from bridge.host.errors import BridgeError
+from bridge import errors
+from bridge.errors import BridgeError
 from bridge.redact import redact_text
 
 ENV_CODEX_BIN = "CAPTURE_BRIDGE_CODEX_BIN"

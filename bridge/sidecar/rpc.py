@@ -26,8 +26,8 @@ import anyio
 import msgspec
 from anyio.abc import TaskGroup
 
-from bridge.host import errors
-from bridge.host.errors import BridgeError
+from bridge import errors
+from bridge.errors import BridgeError
 from bridge.redact import redact, redact_text
 from bridge.sidecar.framing import FrameTransport, Oversized
 from bridge.sidecar.protocol import (

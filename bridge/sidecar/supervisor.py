@@ -37,10 +37,9 @@ import anyio
 import msgspec
 from anyio.abc import TaskGroup, TaskStatus
 
-from bridge import __version__
+from bridge import __version__, errors
 from bridge.config.model import IngestConfig, canonical_auth_mode
-from bridge.host import errors
-from bridge.host.errors import BridgeError
+from bridge.errors import BridgeError
 from bridge.redact import MASK, redact_text
 from bridge.sidecar import policy
 from bridge.sidecar.attach import (

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from bridge.capture.approvals import ApprovalBroker
-from bridge.host.errors import BridgeError
+from bridge.errors import BridgeError
 from bridge.sidecar.attach import OBSERVER_CLIENT_NAME, imposed_originator, resolve_socket_path
 from bridge.sidecar.framing import Frame
 from bridge.sidecar.protocol import Envelope

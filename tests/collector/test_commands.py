@@ -10,8 +10,8 @@ from pathlib import Path
 import anyio
 import pytest
 
+from bridge import errors
 from bridge.collector.errors import MigrationBusy, MigrationFailed, NothingToRollback
-from bridge.host import errors
 from bridge.host.registry import REGISTRY, command_names
 from tests.collector.support import AGENTS, CANONICAL, CODEX, build, home_hash, tree
 from tests.support.host import HostError, spawn_bridge

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.host.framing import Frame, FrameDecoder, FrameTooLarge, FramingError, detect, encode
+from bridge.framing import Frame, FrameDecoder, FrameTooLarge, FramingError, detect, encode
 
 MESSAGES = [b'{"id":1,"method":"a"}', b'[{"id":2,"method":"b"}]', b'{"id":3,"method":"c","params":{"x":"\\n"}}']
 

@@ -54,7 +54,7 @@ async def test_raw_stdout_is_only_frames_in_content_length(tmp_path: Path) -> No
     )
     assert proc.returncode == 0
     assert proc.stdout.startswith(b"Content-Length: ")
-    from bridge.host.framing import Frame, FrameDecoder
+    from bridge.framing import Frame, FrameDecoder
 
     decoder = FrameDecoder(1 << 20)
     frames = [json.loads(e.body) for e in decoder.feed(proc.stdout) + decoder.finish() if isinstance(e, Frame)]

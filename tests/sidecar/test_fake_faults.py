@@ -16,8 +16,8 @@ from typing import Any
 import anyio
 import pytest
 
-from bridge.host import errors
-from bridge.host.errors import BridgeError
+from bridge import errors
+from bridge.errors import BridgeError
 from bridge.sidecar.protocol import Envelope
 from bridge.sidecar.rpc import ProtocolFault
 from tests.sidecar.support import (

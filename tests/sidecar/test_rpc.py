@@ -12,8 +12,8 @@ import msgspec
 import pytest
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from bridge.host import errors
-from bridge.host.errors import BridgeError
+from bridge import errors
+from bridge.errors import BridgeError
 from bridge.sidecar.framing import JsonlTransport
 from bridge.sidecar.protocol import Envelope, GetAccountResponse
 from bridge.sidecar.rpc import ProtocolFault, RpcClient

@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 import msgspec
 
+from bridge import errors
 from bridge.capture.approvals import ApprovalBroker, canonical_decision
-from bridge.host import errors
+from bridge.errors import BridgeError
 from bridge.host.app import App
-from bridge.host.errors import BridgeError
 from bridge.host.registry import NoParams, Params, command
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]

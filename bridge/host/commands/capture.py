@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 import msgspec
 
+from bridge import errors
 from bridge.capture.store import CaptureStore
-from bridge.host import errors
+from bridge.errors import BridgeError
 from bridge.host.app import App
-from bridge.host.errors import BridgeError
 from bridge.host.registry import Params, Result, command
 
 Limit = Annotated[int, msgspec.Meta(ge=1, le=1000)]

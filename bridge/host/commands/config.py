@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge import errors
 from bridge.config.model import IngestConfig
 from bridge.config.validate import ConfigError
-from bridge.host import errors
 from bridge.host.app import App
 from bridge.host.registry import NoParams, command
 

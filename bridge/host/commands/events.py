@@ -6,9 +6,9 @@ from typing import Any
 
 import msgspec
 
-from bridge.host import errors
+from bridge import errors
+from bridge.errors import BridgeError
 from bridge.host.app import App
-from bridge.host.errors import BridgeError
 from bridge.host.registry import Params, command
 
 

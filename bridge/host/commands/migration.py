@@ -12,8 +12,8 @@ import anyio
 from bridge.collector.errors import MigrationError
 from bridge.collector.service import CollectorMigrationResult, CollectorMigrationService
 from bridge.collector.status import CollectorMigrationStatus
+from bridge.errors import BridgeError
 from bridge.host.app import App
-from bridge.host.errors import BridgeError
 from bridge.host.registry import NoParams, Params, command
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from bridge.host import errors
+from bridge import errors
 from bridge.host.app import App
 from bridge.host.registry import NoParams, Params, command
 from bridge.reliability.gate import ReleaseGate

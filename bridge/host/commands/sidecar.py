@@ -6,7 +6,7 @@ supervisor (bridge.sidecar.supervisor) holds every rule.
 
 from __future__ import annotations
 
-from bridge.host import errors
+from bridge import errors
 from bridge.host.app import App
 from bridge.host.commands.config import apply_config
 from bridge.host.registry import NoParams, Params, command

@@ -13,10 +13,10 @@ from typing import Annotated, Any
 import anyio
 import msgspec
 
+from bridge import errors
 from bridge.capture.snapshot import snapshot_events, snapshot_view, thread_read_decoder, turns_page_decoder
-from bridge.host import errors
+from bridge.errors import BridgeError
 from bridge.host.app import App
-from bridge.host.errors import BridgeError
 from bridge.host.registry import Forwarded, Params, PassthroughParams, command
 from bridge.redact import redact
 from bridge.sidecar.rpc import RpcClient
