@@ -52,6 +52,12 @@ def iso(ms: int | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
 
 
+# Accepted events of these kinds go to the decision log (with every duplicate,
+# replaced and dropped one); accepted deltas, status changes and the like are
+# only counted, so the bounded log keeps what an operator needs to see.
+_LOGGED_WHEN_ACCEPTED = frozenset({"thread", "turn_started", "turn_completed", "item_started", "item_completed"})
+
+
 def _ms_or_unknown(ms: int | None) -> int:
     return -1 if ms is None else ms
 
@@ -133,7 +139,7 @@ class CaptureStore:
             outcome = ledger.decide(key, ev.source)
             decision = outcome.decision
             counts[decision] += 1
-            if decision != "accepted" or ev.kind != "delta":  # accepted deltas are counted, not logged
+            if decision != "accepted" or ev.kind in _LOGGED_WHEN_ACCEPTED:  # the rest is counted, not logged
                 decisions.append(
                     (at, key, decision, ev.source, stored, outcome.chosen_source, outcome.replaced_source, pref)
                 )

@@ -99,8 +99,10 @@ def test_delete_and_decision_replay(tmp_path: Path) -> None:
     store.apply(evs)
     store.apply(evs[:5])
     ok, count, diff = store.decisions_replay_consistent(0)
-    accepted_deltas = sum(1 for e in evs if e.kind == "delta")
-    assert ok and count == len(evs) - accepted_deltas + 5 and diff == ""
+    from bridge.capture.store import _LOGGED_WHEN_ACCEPTED
+
+    unlogged = sum(1 for e in evs if e.kind not in _LOGGED_WHEN_ACCEPTED)
+    assert ok and count == len(evs) - unlogged + 5 and diff == ""
     assert store.delete_thread(evs[0].thread_id) is True
     assert store.get_thread(evs[0].thread_id) is None
     assert store.delete_thread(evs[0].thread_id) is False
