@@ -1166,6 +1166,13 @@ class Supervisor:
         self.refresh()
         return self.account_status()
 
+    def _refused_claim(self, message: str | None, **data: Any) -> BridgeError:
+        """A host auth claim the sidecar does not back: recorded as the last error, refused -32012."""
+        assert message is not None
+        self._error(message)
+        self.refresh()
+        return BridgeError(errors.AUTH_NOT_CONFIRMED, message, **data)
+
     async def account_updated(self, auth_mode: str, authenticated: bool) -> CodexAccountStatus:
         """Check the host's claim against the sidecar; -32012 when it does not hold."""
         gen = self._require_initialized()
@@ -1173,27 +1180,14 @@ class Supervisor:
         claimed = canonical_auth_mode(auth_mode)
         verdict = check_mode(claimed, auth_mode, required)
         if not verdict.ok:
-            assert verdict.message is not None
-            self._error(verdict.message)
-            self.refresh()
-            raise BridgeError(
-                errors.AUTH_NOT_CONFIRMED,
-                verdict.message,
-                authMode=claimed or redact_text(auth_mode),
-                requiredMode=required,
+            raise self._refused_claim(
+                verdict.message, authMode=claimed or redact_text(auth_mode), requiredMode=required
             )
         assert claimed is not None
         view = await self._account_read(gen)
         verdict = check_claim(claimed, authenticated, view)
         if not verdict.ok:
-            assert verdict.message is not None
-            self._error(verdict.message)
-            self.refresh()
-            raise BridgeError(
-                errors.AUTH_NOT_CONFIRMED,
-                verdict.message,
-                sidecar={"authState": view.state, "authMode": view.mode},
-            )
+            raise self._refused_claim(verdict.message, sidecar={"authState": view.state, "authMode": view.mode})
         self._info(f"The sidecar confirms {'a ' + claimed + ' login' if authenticated else 'no login'}.")
         self.refresh()
         return self.account_status()
