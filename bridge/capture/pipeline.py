@@ -29,6 +29,7 @@ log = logging.getLogger("bridge.capture")
 _decode = msgspec.json.decode
 LAG_WINDOW = 2048
 MAX_QUEUED_FRAMES = 20_000  # beyond this the sidecar reader waits (bounded memory)
+MAX_RETRIES = 5  # a batch whose transaction fails is retried with backoff this often
 
 
 class SessionDelta(msgspec.Struct, rename="camel", kw_only=True):
@@ -91,6 +92,8 @@ class CapturePipeline:
         self.lags_ms: deque[int] = deque(maxlen=LAG_WINDOW)
         self.batches = 0
         self.queued_frames = 0
+        self._failures = 0
+        self.batches_dropped = 0
         self._room = anyio.Event()
         self._room.set()
         self._observers: list[Callable[[list[Applied]], None]] = []
@@ -141,8 +144,18 @@ class CapturePipeline:
                 try:
                     applied = await anyio.to_thread.run_sync(self._capture, work)
                 except Exception:
-                    log.exception("capturing a batch failed; it will be retried from the sidecar snapshot")
+                    if self._failures < MAX_RETRIES:
+                        self._failures += 1
+                        delay = min(5.0, 0.25 * 2**self._failures)
+                        log.exception("capturing a batch failed; retrying in %.2f s", delay)
+                        self._queue = work + self._queue  # nothing of it was kept: try it again, first
+                        await anyio.sleep(delay)
+                    else:
+                        self._failures = 0
+                        self.batches_dropped += 1
+                        log.error("capturing a batch failed %d times; it is dropped (batches_dropped)", MAX_RETRIES + 1)
                     continue
+                self._failures = 0
                 self.batches += 1
                 for observer in self._observers:
                     try:

@@ -92,8 +92,26 @@ class CaptureStore:
 
     # ------------------------------------------------------------------ writing
     def apply(self, events: Sequence[CaptureEvent], at_ms: int | None = None) -> list[Applied]:
+        """Decide and store a batch in one transaction; on failure nothing of it counts.
+
+        The in-memory caches (ledger keys, ordinals) were updated as the batch
+        was decided, so a failed transaction drops them: the store is the truth
+        and they are rebuilt from it, and the same batch can be applied again.
+        """
         at = now_ms() if at_ms is None else at_ms
-        return self.db.write(lambda conn: self._apply(conn, events, at))
+        counts_before = dict(self.counts)
+        try:
+            return self.db.write(lambda conn: self._apply(conn, events, at))
+        except BaseException:
+            self.counts.update(counts_before)
+            self._forget_caches()
+            raise
+
+    def _forget_caches(self) -> None:
+        self.ledger = Ledger(self.ledger.preferred_source, self.ledger.capacity)
+        for cache in (self._delta_ord, self._item_ord, self._turn_ord, self._threads_known, self._turns_known,
+                      self._fresh_threads):  # fmt: skip
+            cache.clear()
 
     def _apply(self, conn: sqlite3.Connection, events: Sequence[CaptureEvent], at: int) -> list[Applied]:
         ledger = self.ledger

@@ -74,3 +74,42 @@ async def test_a_frame_whose_params_do_not_fit_becomes_a_parser_validation_error
     assert len(problems) == 1 and problems[0]["kind"] in ("schema_mismatch", "missing_fields")
     assert pipeline.parser_errors == 1
     assert any(p.get("eventType") == "turn/completed" for _, p in sent)  # the stream went on
+
+
+async def test_a_failed_transaction_is_retried_and_nothing_is_lost_or_doubled(tmp_path: Path) -> None:
+    import sqlite3
+
+    import bridge.capture.pipeline as pipeline_module
+
+    frames = notifications("shell")
+    once, _ = await run_pipeline(tmp_path / "a", [frames])
+
+    real_write = Database.write
+    failures = {"left": 2}
+
+    def flaky_write(self: Database, fn: Any) -> Any:
+        def failing(conn: sqlite3.Connection) -> Any:
+            fn(conn)  # the batch is decided (caches updated) ...
+            raise sqlite3.OperationalError("disk I/O error (injected)")  # ... and its transaction fails
+
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            return real_write(self, failing)
+        return real_write(self, fn)
+
+    original_sleep = pipeline_module.anyio.sleep
+
+    async def quick_sleep(delay: float) -> None:
+        await original_sleep(0)
+
+    try:
+        Database.write = flaky_write  # type: ignore[method-assign]
+        pipeline_module.anyio.sleep = quick_sleep  # type: ignore[attr-defined]
+        retried, pipeline = await run_pipeline(tmp_path / "b", [frames])
+    finally:
+        Database.write = real_write  # type: ignore[method-assign]
+        pipeline_module.anyio.sleep = original_sleep  # type: ignore[attr-defined]
+    assert failures["left"] == 0
+    assert [p["key"] for _, p in retried] == [p["key"] for _, p in once]
+    assert pipeline.store.counts == {"accepted": len(once), "duplicate": 0, "replaced": 0, "dropped": 0}
+    assert pipeline.batches_dropped == 0
