@@ -65,6 +65,28 @@ def _ms_or_unknown(ms: int | None) -> int:
 _ACCEPTED = {source: Outcome("accepted", source, None) for source in ("app_server_stream", "otel")}
 
 
+class _Run:
+    """Consecutive deltas of one item and method in a batch: stored as one row."""
+
+    __slots__ = ("first", "idents", "item_id", "last", "method", "texts", "thread_id")
+
+    def __init__(self, thread_id: str, item_id: str | None, method: str, first: int) -> None:
+        self.thread_id, self.item_id, self.method = thread_id, item_id, method
+        self.first = self.last = first
+        self.texts: list[str] = []
+        self.idents: list[tuple[int, str]] = []
+
+    def add(self, seq: int, ev: CaptureEvent) -> None:
+        self.last = seq
+        self.texts.append(ev.delta or "")
+        emitted = ev.emitted_at_ms
+        self.idents.append((-1 if emitted is None else emitted, ev.text_hash))
+
+    def row(self, at: int) -> tuple[Any, ...]:
+        return (self.thread_id, self.item_id, self.first, self.last, self.method, "".join(self.texts),
+                _encode(self.idents).decode(), at)  # fmt: skip
+
+
 @dataclass(slots=True)
 class Applied:
     event: CaptureEvent
@@ -120,7 +142,17 @@ class CaptureStore:
         applied: list[Applied] = []
         decisions: list[tuple[Any, ...]] = []
         ledger_rows: list[tuple[str, str, int]] = []
-        delta_rows: list[tuple[Any, ...]] = []
+        runs: list[_Run] = []  # deltas are written as runs per item and method
+        open_runs: dict[tuple[str, str | None], _Run] = {}
+
+        def add_delta(ev: CaptureEvent, seq: int) -> None:
+            ident = (ev.thread_id, ev.item_id)
+            run = open_runs.get(ident)
+            if run is None or run.method != ev.method:
+                run = open_runs[ident] = _Run(ev.thread_id, ev.item_id, ev.method, seq)
+                runs.append(run)
+            run.add(seq, ev)
+
         touched: dict[str, set[str]] = {}
         pref = ledger.preferred_source
         counts = self.counts
@@ -142,11 +174,7 @@ class CaptureStore:
                 seq = (current + 1) if current is not None else self._next_delta(conn, ev, at)
                 if current is not None:
                     delta_ord[(thread_id, ev.item_id)] = seq  # type: ignore[index]
-                emitted = ev.emitted_at_ms
-                delta_rows.append(
-                    (thread_id, ev.item_id, seq, ev.method, -1 if emitted is None else emitted, ev.text_hash,
-                     ev.delta or "", at)
-                )  # fmt: skip
+                add_delta(ev, seq)
                 applied.append(Applied(ev, _ACCEPTED.get(source) or Outcome("accepted", source, None), seq))
                 continue
             item = ev.item
@@ -177,10 +205,7 @@ class CaptureStore:
             kind = ev.kind
             if kind == "delta":  # a delta another source held: keep this copy too
                 seq = self._next_delta(conn, ev, at)
-                delta_rows.append(
-                    (ev.thread_id, ev.item_id, seq, ev.method, _ms_or_unknown(ev.emitted_at_ms), ev.text_hash,
-                     ev.delta or "", at)
-                )  # fmt: skip
+                add_delta(ev, seq)
             else:
                 ledger_rows.append((key, ev.source, at))
                 if kind == "item_completed" or kind == "item_started":
@@ -197,8 +222,10 @@ class CaptureStore:
                     )
             applied.append(Applied(ev, outcome, seq))
         counts["accepted"] += accepted_deltas
-        if delta_rows:
-            conn.executemany("INSERT OR REPLACE INTO deltas VALUES (?, ?, ?, ?, ?, ?, ?, ?)", delta_rows)
+        if runs:
+            conn.executemany(
+                "INSERT OR REPLACE INTO deltas VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [run.row(at) for run in runs]
+            )
         if ledger_rows:
             conn.executemany("INSERT OR REPLACE INTO ledger VALUES (?, ?, ?)", ledger_rows)
         for thread_id, sources in touched.items():
@@ -242,10 +269,10 @@ class CaptureStore:
             if known is None:
                 known = stored_deltas[item] = {
                     (at, digest, method)
-                    for at, digest, method in conn.execute(
-                        "SELECT emitted_at_ms, text_hash, method FROM deltas WHERE thread_id = ? AND item_id = ?",
-                        item,
+                    for method, idents in conn.execute(
+                        "SELECT method, idents FROM deltas WHERE thread_id = ? AND item_id = ?", item
                     )
+                    for at, digest in _decode(idents)
                 }
             if (_ms_or_unknown(e.emitted_at_ms), e.text_hash, e.method) in known:
                 ledger.remember(e.key, e.source)
@@ -286,7 +313,7 @@ class CaptureStore:
         current = self._delta_ord.get(ident)
         if current is None:
             row = conn.execute(
-                "SELECT coalesce(max(ordinal), 0) FROM deltas WHERE thread_id = ? AND item_id = ?", ident
+                "SELECT coalesce(max(last_ordinal), 0) FROM deltas WHERE thread_id = ? AND item_id = ?", ident
             ).fetchone()
             current = int(row[0])
             exists = conn.execute("SELECT 1 FROM items WHERE thread_id = ? AND item_id = ?", ident).fetchone()
@@ -591,7 +618,7 @@ class CaptureStore:
         out: dict[str, dict[str, str]] = {}
         for item_id, method, text in conn.execute(
             "SELECT d.item_id, d.method, d.text FROM deltas d JOIN items i USING (thread_id, item_id) "
-            "WHERE d.thread_id = ? AND i.status != 'completed' ORDER BY d.item_id, d.ordinal",
+            "WHERE d.thread_id = ? AND i.status != 'completed' ORDER BY d.item_id, d.first_ordinal",
             (thread_id,),
         ):
             field = _TEXT_DELTAS.get(method)

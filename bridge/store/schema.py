@@ -100,19 +100,21 @@ MIGRATIONS: list[str] = [
         captured_at_ms INTEGER NOT NULL,
         PRIMARY KEY (thread_id, item_id)
     );
-    -- Deltas in arrival order per item (appends to one B-tree). Their identity
-    -- (emitted_at_ms, text_hash, method) is kept here too: it is the ledger of
-    -- deltas, read back per item only for threads seen before a restart.
+    -- Deltas as they arrived, one row per run of consecutive deltas of one item
+    -- and method within a committed batch: ordinals first..last, their texts
+    -- concatenated in order, and each delta's identity ([emitted_at_ms,
+    -- text_hash] in order) — the ledger of deltas, read back per item only for
+    -- threads seen before a restart.
     CREATE TABLE deltas (
         thread_id TEXT NOT NULL,
         item_id TEXT NOT NULL,
-        ordinal INTEGER NOT NULL,
+        first_ordinal INTEGER NOT NULL,
+        last_ordinal INTEGER NOT NULL,
         method TEXT NOT NULL,
-        emitted_at_ms INTEGER NOT NULL,
-        text_hash TEXT NOT NULL,
         text TEXT NOT NULL,
+        idents TEXT NOT NULL,
         captured_at_ms INTEGER NOT NULL,
-        PRIMARY KEY (thread_id, item_id, ordinal)
+        PRIMARY KEY (thread_id, item_id, first_ordinal)
     ) WITHOUT ROWID;
     CREATE TABLE ledger (
         key TEXT PRIMARY KEY,

@@ -117,3 +117,34 @@ def test_retention_removes_old_content_and_its_dedup_memory(tmp_path: Path) -> N
     counts = store.db.read(lambda c: [c.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                                       for t in ("turns", "items", "deltas", "ledger", "decisions")])  # fmt: skip
     assert counts == [0, 0, 0, 0, 0]
+
+
+def test_interleaved_delta_kinds_of_one_item_keep_their_arrival_order(tmp_path: Path) -> None:
+    import json as _json
+
+    def frame(method: str, delta: str, at: int, **extra: int) -> object:
+        params = {"threadId": "t", "turnId": "u", "itemId": "rs", "delta": delta, **extra}
+        return normalize(method, _json.dumps(params).encode(), at)
+
+    started = normalize(
+        "item/started",
+        _json.dumps({"threadId": "t", "turnId": "u", "item": {"type": "reasoning", "id": "rs"}}).encode(),
+        1,
+    )
+    summary, raw = "item/reasoning/summaryTextDelta", "item/reasoning/textDelta"
+    batch = [
+        started,
+        frame(summary, "A", 2, summaryIndex=0),
+        frame(raw, "b", 3, contentIndex=0),
+        frame(summary, "C", 4, summaryIndex=0),
+    ]
+    store = CaptureStore(Database(tmp_path / "c.db"))
+    store.apply(batch)  # type: ignore[arg-type]
+    store.apply([frame(summary, "D", 5, summaryIndex=0)])  # type: ignore[list-item]
+    thread = store.get_thread("t")
+    assert thread is not None
+    [item] = thread["turns"][0]["items"]
+    assert item["status"] == "inProgress"
+    assert item["text"] == "AbCD"  # every text delta, in the order it arrived, across batches
+    fresh = CaptureStore(Database(tmp_path / "c.db"))  # after a restart the same frames are duplicates
+    assert fresh.apply(batch[1:]) == []  # type: ignore[arg-type]
