@@ -683,15 +683,21 @@ class CaptureStore:
 
     def decisions_replay_consistent(self, window_start_ms: int) -> tuple[bool, int, str]:
         """Re-decide every logged decision from its inputs; (all equal, how many, first difference)."""
-        rows = self.db.read(
-            lambda c: c.execute(
-                "SELECT key, decision, incoming_source, stored_source, chosen_source, replaced_source, "
-                "preferred_source FROM decisions WHERE at_ms >= ? ORDER BY id",
-                (window_start_ms,),
-            ).fetchall()
-        )
-        for key, decision, incoming, stored, chosen, replaced, preferred in rows:
-            again = decide(stored, incoming, preferred)
-            if (again.decision, again.chosen_source, again.replaced_source) != (decision, chosen, replaced):
-                return False, len(rows), f"{key}: logged {decision}, replay gives {again.decision}"
-        return True, len(rows), ""
+        return self.db.read(lambda conn: replay_logged_decisions(conn, window_start_ms))
+
+
+def replay_logged_decisions(conn: sqlite3.Connection, since_ms: int) -> tuple[bool, int, str]:
+    """Re-decide every decision logged since ``since_ms`` from its inputs (the gate's determinism check).
+
+    Returns (all equal, how many, the first difference).
+    """
+    rows = conn.execute(
+        "SELECT key, decision, incoming_source, stored_source, chosen_source, replaced_source, preferred_source "
+        "FROM decisions WHERE at_ms >= ? ORDER BY id",
+        (since_ms,),
+    ).fetchall()
+    for key, decision, incoming, stored, chosen, replaced, preferred in rows:
+        again = decide(stored, incoming, preferred)
+        if (again.decision, again.chosen_source, again.replaced_source) != (decision, chosen, replaced):
+            return False, len(rows), f"{key}: logged {decision}, replaying its inputs gives {again.decision}"
+    return True, len(rows), ""

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from bridge.capture.ledger import decide
+from bridge.capture.store import replay_logged_decisions
 
 SNAPSHOT_KEY = "reliability.snapshot"
 TRANSITIONS_KEPT = 100  # what the status shows
@@ -153,16 +153,7 @@ def replay_decisions(conn: sqlite3.Connection, since_ms: int) -> tuple[bool, int
     """Re-decide every logged dedup decision from its inputs: (all equal, how many, first difference)."""
     if not _has_table(conn, "decisions"):
         return True, 0, ""
-    rows = conn.execute(
-        "SELECT key, decision, incoming_source, stored_source, chosen_source, replaced_source, preferred_source "
-        "FROM decisions WHERE at_ms >= ? ORDER BY id",
-        (since_ms,),
-    ).fetchall()
-    for key, decision, incoming, stored, chosen, replaced, preferred in rows:
-        again = decide(stored, incoming, preferred)
-        if (again.decision, again.chosen_source, again.replaced_source) != (decision, chosen, replaced):
-            return False, len(rows), f"{key}: logged {decision}, replaying its inputs gives {again.decision}"
-    return True, len(rows), ""
+    return replay_logged_decisions(conn, since_ms)
 
 
 def decision_counts(conn: sqlite3.Connection) -> dict[str, int]:
