@@ -15,6 +15,7 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 OVERLOADED = -32001
+SHUTTING_DOWN = -32002
 SIDECAR_NOT_RUNNING = -32010
 HANDSHAKE_ORDER = -32011
 AUTH_NOT_CONFIRMED = -32012
@@ -36,6 +37,7 @@ KINDS: dict[int, str] = {
     INVALID_PARAMS: "invalid_params",
     INTERNAL_ERROR: "internal_error",
     OVERLOADED: "overloaded",
+    SHUTTING_DOWN: "shutting_down",
     SIDECAR_NOT_RUNNING: "sidecar_not_running",
     HANDSHAKE_ORDER: "handshake_order",
     AUTH_NOT_CONFIRMED: "auth_not_confirmed",

@@ -13,6 +13,7 @@ gets a JSON-RPC error naming the problem and the connection keeps serving.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import logging
 import threading
@@ -39,6 +40,9 @@ _json_encode = msgspec.json.Encoder().encode
 EARLY = frozenset({"bridge_info", "shutdown"})
 
 Response = dict[str, Any]
+
+# Whether the request handled by the current task has reached its handler (for the shutdown error).
+_STARTED: contextvars.ContextVar[bool] = contextvars.ContextVar("started", default=False)
 
 
 def error_response(msg_id: Any, err: BridgeError) -> Response:
@@ -115,15 +119,29 @@ class Dispatcher:
         self._inflight = 0
         self._idle = anyio.Event()
         self._idle.set()
+        self.abandoned = False  # shutting down: what is still unanswered gets SHUTTING_DOWN
+        self._scopes: set[anyio.CancelScope] = set()
 
     # -- set-up ---------------------------------------------------------------------------
     async def load_pygls(self) -> None:
-        await anyio.to_thread.run_sync(self.pygls.load, REGISTRY, self._make_handler)
+        await anyio.to_thread.run_sync(self.pygls.load, REGISTRY, self._make_handler, abandon_on_cancel=True)
         self.pygls_loaded.set()
 
     async def drain(self) -> None:
         """Wait until every request received so far has been answered."""
         await self._idle.wait()
+
+    async def abandon(self, timeout: float = 0.3) -> None:
+        """Stop waiting for what is still unanswered: each such request is answered SHUTTING_DOWN.
+
+        Later frames get the same answer at once. Never silence: a host that
+        sent a request before EOF or ``shutdown`` always hears back.
+        """
+        self.abandoned = True
+        for scope in list(self._scopes):
+            scope.cancel()
+        with anyio.move_on_after(timeout):
+            await self.drain()
 
     def _begin(self) -> None:
         self._inflight += 1
@@ -150,10 +168,10 @@ class Dispatcher:
 
     # -- frames in --------------------------------------------------------------------------
     def handle_frame(self, body: bytes) -> None:
-        try:
-            message = _json_decode(body)
-        except msgspec.DecodeError as exc:
-            self.answer(error_response(None, BridgeError(errors.PARSE_ERROR, f"Parse error: {exc}.")))
+        """Decode one frame and start its handling; a frame that is not a request is answered here."""
+        message, problem = decode_frame(body)
+        if problem is not None:
+            self.answer(problem)
             return
         assert self.tg is not None
         if isinstance(message, list):
@@ -169,9 +187,26 @@ class Dispatcher:
     def answer(self, payload: Response | list[Response]) -> None:
         self._send(_json_encode(payload))
 
+    async def _guarded(self, message: Any) -> Response | None:
+        """``process`` under a cancel scope that :meth:`abandon` uses; nothing raised escapes."""
+        if self.abandoned:
+            return _shutting_down(message, started=False)
+        scope = anyio.CancelScope()
+        self._scopes.add(scope)
+        _STARTED.set(False)
+        try:
+            with scope:
+                return await self.process(message)
+            return _shutting_down(message, started=_STARTED.get())
+        except Exception:
+            log.exception("internal error while handling a frame")
+            return _internal(message)
+        finally:
+            self._scopes.discard(scope)
+
     async def _single(self, message: Any) -> None:
         try:
-            response = await self.process(message)
+            response = await self._guarded(message)
             if response is not None:
                 self.answer(response)
                 if isinstance(message, dict) and message.get("method") == "shutdown" and "error" not in response:
@@ -189,7 +224,7 @@ class Dispatcher:
         results: list[Response | None] = [None] * len(messages)
 
         async def one(index: int, message: Any) -> None:
-            results[index] = await self.process(message)
+            results[index] = await self._guarded(message)
 
         async with anyio.create_task_group() as tg:
             for index, message in enumerate(messages):
@@ -252,6 +287,7 @@ class Dispatcher:
             if cmd.name not in EARLY:
                 await self.ready.wait()
             await self.pygls_loaded.wait()
+            _STARTED.set(True)
             if not has_id:
                 self.pygls.notify(cmd.name, params)
                 return None
@@ -261,11 +297,121 @@ class Dispatcher:
         return response
 
     async def _direct(self, cmd: Command, msg_id: Any, has_id: bool, params: dict[str, Any]) -> Response | None:
+        _STARTED.set(True)
         try:
             result = await invoke(self.app, cmd, params)
         except BridgeError as exc:
             return error_response(msg_id, exc) if has_id else None
         return {"jsonrpc": "2.0", "id": msg_id, "result": result} if has_id else None
+
+
+def _request_id(message: Any) -> tuple[bool, Any]:
+    """(whether an answer is due, the id to answer with) for a message of unknown shape."""
+    if not isinstance(message, dict):
+        return True, None
+    if "id" not in message:
+        return not isinstance(message.get("method"), str), None  # a notification gets nothing
+    if "method" not in message and ("result" in message or "error" in message):
+        return False, None  # a response from the host
+    msg_id = message["id"]
+    return True, msg_id if _valid_id(msg_id) else None
+
+
+def _shutting_down(message: Any, *, started: bool) -> Response | None:
+    due, msg_id = _request_id(message)
+    if not due:
+        return None
+    method = message.get("method") if isinstance(message, dict) else None
+    what = f"{method}" if isinstance(method, str) else "this request"
+    if started:
+        text = f"The bridge is shutting down and stopped {what} before it finished; it may have taken effect."
+    else:
+        text = f"The bridge is shutting down before it could run {what}; it was not run."
+    return error_response(msg_id, BridgeError(errors.SHUTTING_DOWN, text, started=started))
+
+
+def _internal(message: Any) -> Response | None:
+    due, msg_id = _request_id(message)
+    if not due:
+        return None
+    err = BridgeError(
+        errors.INTERNAL_ERROR, "Internal error while handling this frame; the bridge log has the details."
+    )
+    return error_response(msg_id, err)
+
+
+def decode_frame(body: bytes) -> tuple[Any, Response | None]:
+    """The frame's JSON value, or the error answer that names why it is not one.
+
+    msgspec raises more than ``DecodeError`` on hostile input: invalid UTF-8
+    inside a string is a ``UnicodeDecodeError`` and deep nesting a
+    ``RecursionError``. Both are answered; nothing a host sends escapes.
+    """
+    try:
+        message = _json_decode(body)
+    except msgspec.DecodeError as exc:
+        return None, error_response(None, BridgeError(errors.PARSE_ERROR, f"Parse error: {exc}."))
+    except UnicodeDecodeError:
+        offset = _bad_utf8_offset(body)
+        err = BridgeError(
+            errors.PARSE_ERROR,
+            f"Parse error: the frame is not valid UTF-8 (byte 0x{body[offset]:02x} at offset {offset}); "
+            "JSON text must be UTF-8.",
+            offset=offset,
+        )
+        return None, error_response(_salvage_id(body), err)
+    except RecursionError:
+        return None, error_response(None, _too_deep())
+    if (body.count(b"[") + body.count(b"{") > MAX_DEPTH) and _deeper_than(message, MAX_DEPTH):
+        salvaged = message.get("id") if isinstance(message, dict) and _valid_id(message.get("id")) else None
+        return None, error_response(salvaged, _too_deep())
+    return message, None
+
+
+MAX_DEPTH = 256  # arrays/objects inside each other; deeper frames are -32600
+
+
+def _too_deep() -> BridgeError:
+    return BridgeError(
+        errors.INVALID_REQUEST,
+        f"Invalid request: arrays and objects are nested more than {MAX_DEPTH} deep.",
+        kind="too_deep",
+        limit=MAX_DEPTH,
+    )
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True when ``value`` nests containers more than ``limit`` deep (iterative: no recursion)."""
+    level: list[Any] = [value] if isinstance(value, (dict, list)) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        nested: list[Any] = []
+        for item in level:
+            children = item.values() if isinstance(item, dict) else item
+            nested.extend(child for child in children if isinstance(child, (dict, list)))
+        level = nested
+    return False
+
+
+def _bad_utf8_offset(body: bytes) -> int:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return 0
+
+
+def _salvage_id(body: bytes) -> Any:
+    """The id of a frame whose only fault is bad UTF-8, so the host can match the error; else None."""
+    try:
+        message = _json_decode(body.decode("utf-8", "replace").encode())
+    except Exception:
+        return None
+    msg_id = message.get("id") if isinstance(message, dict) else None
+    return msg_id if _valid_id(msg_id) else None
 
 
 def decode_params(cmd: Command, params: dict[str, Any]) -> Any:

@@ -14,6 +14,7 @@ import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
 
 import anyio
@@ -22,7 +23,11 @@ from bridge.config.paths import DataDir, resolve_data_dir
 
 log = logging.getLogger("bridge.serve")
 
-SHUTDOWN_BUDGET_S = 2.5
+SHUTDOWN_BUDGET_S = 2.5  # from the stop request to leaving the event loop (the exit promise is 3 s)
+ANSWER_BUDGET_READY_S = 1.0  # of it, for requests in flight when the bridge was up
+ANSWER_BUDGET_STARTING_S = 2.0  # of it, when start-up was still under way: it may finish and answer
+
+_EARLY_SIGNAL: list[int] = []  # a SIGTERM/SIGINT that came before the event loop could take it
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +44,14 @@ def protect_stdout() -> int:
     return out_fd
 
 
+def _early_signal(signum: int, frame: object) -> None:
+    _EARLY_SIGNAL[:] = [signum]
+
+
 def run(args: argparse.Namespace) -> int:
+    # Until the loop takes them over, a signal is remembered: the stop is the same bounded one.
+    signal.signal(signal.SIGTERM, _early_signal)
+    signal.signal(signal.SIGINT, _early_signal)
     out_fd = protect_stdout()
     from bridge import logs
 
@@ -130,7 +142,7 @@ async def _main(app: object, writer: object, parent_pid: int | None) -> None:
             anyio.from_thread.run_sync(stop.set, token=token)
 
     dispatcher = Dispatcher(app, writer.send, stop.set)
-    stdin = start_reader(0)
+    stdin = start_reader(0, writer, on_hangup=request_stop)
     if parent_pid:
         run_parent_watchdog(parent_pid, request_stop)
 
@@ -174,7 +186,7 @@ async def _main(app: object, writer: object, parent_pid: int | None) -> None:
     async def bring_up(tg: object) -> None:
         # The heavy imports (every command module and the subsystems they use, then
         # pygls) run in a worker thread, so the loop keeps answering bridge_info.
-        await anyio.to_thread.run_sync(importlib.import_module, "bridge.host.commands")
+        await anyio.to_thread.run_sync(importlib.import_module, "bridge.host.commands", abandon_on_cancel=True)
         dispatcher.commands_loaded.set()
         await dispatcher.load_pygls()
         from bridge.host import services
@@ -185,15 +197,68 @@ async def _main(app: object, writer: object, parent_pid: int | None) -> None:
             log.exception("a subsystem failed to start")
         dispatcher.ready.set()
 
+    starting = anyio.CancelScope()
+    started = anyio.Event()  # bring_up has returned (done, failed or cancelled)
+
+    async def start_up(tg: object) -> None:
+        try:
+            with starting:
+                await bring_up(tg)
+        finally:
+            started.set()
+
     async with anyio.create_task_group() as tg:
         dispatcher.tg = tg
         tg.start_soon(read_loop)
-        tg.start_soon(bring_up, tg)
+        tg.start_soon(start_up, tg)
+        tg.start_soon(watch_signals, stop)
         await stop.wait()
         with anyio.move_on_after(SHUTDOWN_BUDGET_S, shield=True):
-            with anyio.move_on_after(1.0):
-                await dispatcher.drain()  # answer what was asked before the stop
-            from bridge.host import services
-
-            await services.stop(app)
+            await _answer_then_stop(app, dispatcher, starting, started)
         tg.cancel_scope.cancel()
+
+
+def _take_early_signal() -> int | None:
+    signum, _EARLY_SIGNAL[:] = (_EARLY_SIGNAL[0] if _EARLY_SIGNAL else None), []
+    return signum
+
+
+async def watch_signals(stop: anyio.Event) -> None:
+    """SIGTERM and SIGINT take the same bounded stop as ``shutdown`` (exit 0, no traceback)."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        early = _take_early_signal()
+        if early is not None:
+            log.info("%s received during start-up: stopping", signal.Signals(early).name)
+            stop.set()
+        async for signum in signals:
+            if not stop.is_set():
+                log.info("%s received: stopping", signal.Signals(signum).name)
+            stop.set()
+
+
+async def _answer_then_stop(app: object, dispatcher: object, starting: anyio.CancelScope, started: anyio.Event) -> None:
+    """Answer what was asked before the stop, then stop the subsystems; the caller bounds it.
+
+    Requests that wait for a start-up still under way are given until
+    ``ANSWER_BUDGET_STARTING_S`` for it to finish; whatever is still
+    unanswered then is answered SHUTTING_DOWN, so a host never waits in vain.
+    """
+    from bridge.host import services
+    from bridge.host.app import App
+    from bridge.host.dispatch import Dispatcher
+
+    assert isinstance(app, App) and isinstance(dispatcher, Dispatcher)
+    was_ready = dispatcher.ready.is_set()
+    with anyio.move_on_after(ANSWER_BUDGET_READY_S if was_ready else ANSWER_BUDGET_STARTING_S):
+        await dispatcher.ready.wait()
+        await dispatcher.drain()
+    await dispatcher.abandon()
+    if not dispatcher.ready.is_set():
+        log.warning("stopping before start-up finished; requests still waiting were answered 'shutting down'")
+        starting.cancel()
+        with anyio.move_on_after(0.3):
+            await started.wait()  # let a half-done start unwind before the subsystems are stopped
+    try:
+        await services.stop(app)
+    except Exception:
+        log.exception("stopping a subsystem failed")

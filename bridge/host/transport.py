@@ -2,17 +2,28 @@
 protected stdout fd.
 
 Blocking reads in a plain daemon thread (``os.read``) exit cleanly at
-shutdown, unlike executor-based readline (see ARCHITECTURE-SKETCH traps).
-Chunks reach the event loop through an anyio memory stream, which also gives
-back-pressure. The writer thread drains everything queued into one
-``os.write`` so bursts of notifications cost one syscall; until the host's
-first frame reveals the framing, outgoing messages are held in order.
+shutdown, unlike executor-based readline. Chunks reach the event loop
+through an anyio memory stream, which also gives back-pressure. The writer
+thread drains what is queued into few ``os.write`` calls so bursts of
+notifications cost one syscall; until the host's first frame reveals the
+framing, outgoing messages are held in order.
+
+Output is bounded: once more than ``MAX_PENDING_BYTES`` wait for a host that
+does not read, the reader stops reading stdin (the OS pipe holds the host's
+requests, and the host's writes block), and bursts of live events are no
+longer queued (they stay in the notifier's held window, so the host sees a
+``seq`` gap and catches up with ``get_live_events``). Answers are always
+queued. A host that closes stdin while the reader is paused is still heard
+(``POLLHUP``), so EOF stops the bridge even then.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import queue
+import select
 import threading
 from collections.abc import Callable
 
@@ -22,17 +33,32 @@ from anyio.lowlevel import EventLoopToken, current_token
 
 from bridge.framing import Framing, encode
 
+log = logging.getLogger("bridge.transport")
+
 READ_CHUNK = 1 << 16
+MAX_PENDING_BYTES = 32 << 20  # bytes queued for the host before back-pressure starts
+WRITE_BATCH_BYTES = 1 << 20  # at most this much is joined into one write
 
 
-def start_reader(fd: int = 0) -> ObjectReceiveStream[bytes]:
-    """Start a daemon thread reading ``fd``; the stream ends at EOF."""
-    send, receive = anyio.create_memory_object_stream[bytes](16)
+def start_reader(
+    fd: int = 0,
+    writer: OutputWriter | None = None,
+    on_hangup: Callable[[], None] | None = None,
+) -> ObjectReceiveStream[bytes]:
+    """Start a daemon thread reading ``fd``; the stream ends at EOF.
+
+    With ``writer``, reading pauses while the writer is over its bound;
+    ``on_hangup`` is called (from the thread) if the host closes ``fd``
+    meanwhile.
+    """
+    send, receive = anyio.create_memory_object_stream[bytes](1)
     token = current_token()
 
     def pump() -> None:
         try:
             while True:
+                if writer is not None:
+                    writer.wait_for_room(fd, on_hangup)
                 try:
                     data = os.read(fd, READ_CHUNK)
                 except InterruptedError:
@@ -54,12 +80,14 @@ def start_reader(fd: int = 0) -> ObjectReceiveStream[bytes]:
 
 
 class OutputWriter:
-    """Writes framed messages to ``fd`` from a dedicated thread."""
+    """Writes framed messages to ``fd`` from a dedicated thread, with a bound on what waits."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, max_pending: int | None = None) -> None:
         self.fd = fd
         self.framing: Framing | None = None
         self.broken = False
+        self.max_pending = MAX_PENDING_BYTES if max_pending is None else max_pending
+        self.dropped_events = 0  # live events not queued because the host was not reading
         self._held: list[bytes] = []
         # Transcript taps (None: no transcript, no cost); they only queue, never write.
         self.tap: Callable[[bytes], None] | None = None
@@ -67,9 +95,21 @@ class OutputWriter:
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._unwritten = 0
+        self._pending = 0  # bytes queued or held, not yet written
+        self._paused = False  # the reader waits for room
+        self._dropping = False  # live events are being dropped (logged once per episode)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
         self._idle = threading.Condition(self._lock)
         self._thread = threading.Thread(target=self._run, name="stdout-writer", daemon=True)
         self._thread.start()
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending
+
+    def over_bound(self) -> bool:
+        return self._pending >= self.max_pending
 
     def set_framing(self, framing: Framing) -> None:
         with self._lock:
@@ -79,30 +119,83 @@ class OutputWriter:
             held, self._held = self._held, []
             for body in held:
                 self._unwritten += 1
-                self._queue.put(encode(body, framing))
+                data = encode(body, framing)
+                self._pending += len(data) - len(body)
+                self._queue.put(data)
 
     def send(self, body: bytes) -> None:
-        """Queue one encoded JSON message (framing is added here)."""
+        """Queue one encoded JSON message (framing is added here); never dropped."""
         if self.tap is not None:
             self.tap(body)
         with self._lock:
             if self.framing is None:
                 self._held.append(body)
+                self._pending += len(body)
                 return
+            data = encode(body, self.framing)
             self._unwritten += 1
-        self._queue.put(encode(body, self.framing))
+            self._pending += len(data)
+        self._queue.put(data)
 
     def send_many(self, bodies: list[bytes]) -> None:
-        """Queue several encoded messages as one write."""
+        """Queue a burst of live events as one write, unless the host is not reading.
+
+        Past the bound the burst is not queued (it stays held for
+        ``get_live_events``); the host sees the ``seq`` gap.
+        """
+        with self._lock:
+            drop = self._pending >= self.max_pending
+            if drop:
+                self.dropped_events += len(bodies)
+                first, self._dropping = not self._dropping, True
+            else:
+                self._dropping = False
+                if self.framing is None:
+                    self._held.extend(bodies)
+                    self._pending += sum(len(body) for body in bodies)
+                else:
+                    framing = self.framing
+                    data = b"".join(encode(body, framing) for body in bodies)
+                    self._unwritten += 1
+                    self._pending += len(data)
+                    self._queue.put(data)
+        if drop:
+            if first:
+                log.warning(
+                    "the host is not reading: %d bytes wait for it; live events are not sent until it reads "
+                    "(get_live_events still has them)",
+                    self._pending,
+                )
+            return
         if self.tap_many is not None:
             self.tap_many(bodies)
+
+    def wait_for_room(self, stdin_fd: int, on_hangup: Callable[[], None] | None) -> None:
+        """Block (reader thread) while the bound is exceeded; report a hang-up of ``stdin_fd`` meanwhile."""
         with self._lock:
-            if self.framing is None:
-                self._held.extend(bodies)
+            if self._pending < self.max_pending or self.broken:
                 return
-            framing = self.framing
-            self._unwritten += 1
-        self._queue.put(b"".join(encode(body, framing) for body in bodies))
+            self._paused = True
+        log.warning("the host is not reading its answers: reading stdin pauses until it does")
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
+        # No POLLIN for stdin: only a hang-up wakes us, not the requests the pipe holds.
+        poller.register(stdin_fd, getattr(select, "POLLRDHUP", 0))
+        watching = True
+        while True:
+            for fd, mask in poller.poll():
+                if fd == self._wake_r:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 64)
+                elif watching and mask & (select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)):
+                    watching = False
+                    poller.unregister(stdin_fd)
+                    log.info("stdin closed while reading was paused")
+                    if on_hangup is not None:
+                        on_hangup()
+            with self._lock:
+                if not self._paused:
+                    return
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything queued is written; False on timeout."""
@@ -118,8 +211,9 @@ class OutputWriter:
             if item is None:
                 return
             chunks = [item]
+            size = len(item)
             stop = False
-            while True:
+            while size < WRITE_BATCH_BYTES:  # join a burst, but never copy the whole backlog at once
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
@@ -128,10 +222,20 @@ class OutputWriter:
                     stop = True
                     break
                 chunks.append(more)
-            self._write_all(b"".join(chunks))
+                size += len(more)
+            self._write_all(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            wake = False
             with self._idle:
                 self._unwritten -= len(chunks)
+                self._pending -= size
+                if self._paused and (self._pending <= self.max_pending // 2 or self.broken):
+                    self._paused = False
+                    wake = True
                 self._idle.notify_all()
+            del chunks, item
+            if wake:
+                with contextlib.suppress(BlockingIOError):
+                    os.write(self._wake_w, b"!")
             if stop:
                 return
 
