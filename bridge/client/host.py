@@ -151,6 +151,21 @@ def bridge_argv(data_dir: Path, *extra: str, prelude: str | None = None) -> list
     return [sys.executable, "-c", code]
 
 
+def slow_start(delay_s: float) -> str:
+    """A ``prelude`` that delays the subsystems' start by ``delay_s``: a slow machine, for tests.
+
+    It wraps ``bridge.host.services.start`` from outside; the bridge itself has no such switch.
+    """
+    return (
+        "import anyio, bridge.host.services as _services\n"
+        "_original_start = _services.start\n"
+        "async def _slow_start(app, tg):\n"
+        f"    await anyio.sleep({float(delay_s)!r})\n"
+        "    await _original_start(app, tg)\n"
+        "_services.start = _slow_start\n"
+    )
+
+
 def bridge_env(tmp_path: Path, env: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for a bridge whose ``$HOME`` is ``tmp_path/home`` (its own collector roots)."""
     merged = dict(os.environ)

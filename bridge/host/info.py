@@ -27,6 +27,7 @@ class BridgeInfo(Result):
     codex: CodexInfo | None
     data_dir: str
     pid: int
+    run_id: str
 
 
 def command_list() -> list[str]:
@@ -58,6 +59,7 @@ async def bridge_info(app: App, params: NoParams) -> BridgeInfo:
         codex=codex_info(app),
         data_dir=str(app.data_dir.root),
         pid=os.getpid(),
+        run_id=app.notifier.run_id,
     )
 
 

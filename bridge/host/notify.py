@@ -11,6 +11,7 @@ transport.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,8 @@ class _Message(msgspec.Struct, kw_only=True):
 
 class Notifier:
     def __init__(self, keep: int = KEEP) -> None:
+        # seq restarts at 1 with every bridge process; the run id tells a host which numbering it holds.
+        self.run_id = uuid.uuid4().hex
         self._seq = 0
         self._held: deque[tuple[int, bytes]] = deque(maxlen=keep)
         self._sink: Sink | None = None

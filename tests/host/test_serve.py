@@ -13,6 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from bridge.client.host import slow_start
 from tests.support.host import bridge_argv, bridge_env, spawn_bridge
 
 EXIT_DEADLINE = 9.0  # CONTRACT: 3 s, asserted with 3x slack
@@ -120,6 +121,8 @@ async def test_each_error_names_the_problem(tmp_path: Path, raw: bytes, code: in
     async with spawn_bridge(tmp_path) as host:
         await host.send_raw(raw + b"\n")
         assert (await host.call("bridge_info"))["name"] == "capture-bridge"  # still serving
+        # Some answers need the commands loaded (a slow start): wait for it rather than race the EOF.
+        await host.call("get_ingest_config")
     errors = [f["error"] for f in host.frames if isinstance(f, dict) and "error" in f]
     assert len(errors) == 1, host.frames
     assert errors[0]["code"] == code
@@ -200,13 +203,16 @@ async def test_shutdown_answers_null_then_exits_zero(tmp_path: Path) -> None:
         assert await host.wait_exit(EXIT_DEADLINE) == 0
 
 
-async def test_requests_sent_before_eof_are_all_answered(tmp_path: Path) -> None:
-    async with spawn_bridge(tmp_path) as host:
+@pytest.mark.parametrize("startup_delay", [0.0, 0.8, 0.8])
+async def test_requests_sent_before_eof_are_all_answered(tmp_path: Path, startup_delay: float) -> None:
+    """A start-up slower than a second (simulated: a slow machine) still answers the whole burst."""
+    async with spawn_bridge(tmp_path, prelude=slow_start(startup_delay)) as host:
         for i in range(20):
             await host.send({"id": i, "method": "get_ingest_config"})
         await host.close_stdin()
         assert await host.wait_exit(EXIT_DEADLINE) == 0
     assert sorted(host.responses) == list(range(20))
+    assert all("result" in r for r in host.responses.values())
 
 
 async def test_parent_death_stops_the_bridge_even_with_stdin_open(tmp_path: Path) -> None:
