@@ -38,6 +38,9 @@ _json_encode = msgspec.json.Encoder().encode
 
 # Commands answered before the subsystems are up (the host calls bridge_info first).
 EARLY = frozenset({"bridge_info", "shutdown"})
+# Frames being handled at once; past it the transport stops taking frames until half are answered
+# (otherwise a host that writes faster than the bridge answers grows the bridge without bound).
+MAX_INFLIGHT = 1024
 
 Response = dict[str, Any]
 
@@ -119,6 +122,8 @@ class Dispatcher:
         self._inflight = 0
         self._idle = anyio.Event()
         self._idle.set()
+        self._room = anyio.Event()  # set when fewer than MAX_INFLIGHT frames are being handled
+        self._room.set()
         self.abandoned = False  # shutting down: what is still unanswered gets SHUTTING_DOWN
         self._scopes: set[anyio.CancelScope] = set()
 
@@ -143,15 +148,23 @@ class Dispatcher:
         with anyio.move_on_after(timeout):
             await self.drain()
 
+    async def room(self) -> None:
+        """Wait until another frame may be taken (fewer than ``MAX_INFLIGHT`` in hand)."""
+        await self._room.wait()
+
     def _begin(self) -> None:
         self._inflight += 1
         if self._idle.is_set():
             self._idle = anyio.Event()
+        if self._inflight >= MAX_INFLIGHT and self._room.is_set():
+            self._room = anyio.Event()
 
     def _end(self) -> None:
         self._inflight -= 1
         if self._inflight == 0:
             self._idle.set()
+        if self._inflight <= MAX_INFLIGHT // 2:
+            self._room.set()
 
     def _make_handler(self, cmd: Command) -> Callable[[Any], Awaitable[Any]]:
         app = self.app

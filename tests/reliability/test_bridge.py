@@ -65,9 +65,10 @@ async def test_transitions_are_pushed_when_config_facts_change(tmp_path: Path) -
 
         status = await host.call("get_capture_reliability_status")
         pushed = [p for m, p in host.notifications if m == TRANSITION]
-        assert status["transitions"] == [{k: p[k] for k in ("atIso", "fromMode", "toMode", "reason")} for p in pushed][
-            ::-1
-        ]
+        assert (
+            status["transitions"]
+            == [{k: p[k] for k in ("atIso", "fromMode", "toMode", "reason")} for p in pushed][::-1]
+        )
         assert status["mode"] == "FAILURE" and status["otelBaselineHealthy"] is False
         assert status["streamExpected"] is False
         assert status["reasons"][0].startswith("The OTLP receiver is stopped")

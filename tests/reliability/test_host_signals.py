@@ -90,7 +90,9 @@ async def test_signal_during_a_slow_start_answers_what_was_asked(tmp_path: Path,
 
 @pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: s.name)
 async def test_signal_mid_turn_stops_codex_and_keeps_what_was_captured(
-    tmp_path: Path, fake_model: Any, signum: signal.Signals  # noqa: F811
+    tmp_path: Path,
+    fake_model: Any,  # noqa: F811
+    signum: signal.Signals,
 ) -> None:
     data_dir = tmp_path / "data"
     async with streaming_bridge(tmp_path, fake_model.base_url) as (host, thread_id):

@@ -34,9 +34,7 @@ def all_facts() -> list[Facts]:
         allowed,
         alive,
         frames,
-    ) in itertools.product(
-        BOOLS, RECEIVER_STATES, BOOLS, BOOLS, SIDECAR_STATES, BOOLS, BOOLS, BOOLS, BOOLS, BOOLS
-    ):
+    ) in itertools.product(BOOLS, RECEIVER_STATES, BOOLS, BOOLS, SIDECAR_STATES, BOOLS, BOOLS, BOOLS, BOOLS, BOOLS):
         out.append(
             Facts(
                 auto_ingest_enabled=auto_ingest,
