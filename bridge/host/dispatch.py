@@ -148,6 +148,9 @@ class Dispatcher:
         with anyio.move_on_after(timeout):
             await self.drain()
 
+    def has_room(self) -> bool:
+        return self._room.is_set()
+
     async def room(self) -> None:
         """Wait until another frame may be taken (fewer than ``MAX_INFLIGHT`` in hand)."""
         await self._room.wait()

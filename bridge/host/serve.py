@@ -173,7 +173,8 @@ async def _main(app: object, writer: object, parent_pid: int | None) -> None:
                 else:
                     if tap is not None:
                         tap(event.body)
-                    await dispatcher.room()  # a host writing faster than it is answered waits (pipe)
+                    if not dispatcher.has_room():
+                        await dispatcher.room()  # a host writing faster than it is answered waits (pipe)
                     dispatcher.handle_frame(event.body)
         for event in decoder.finish():
             if not isinstance(event, (FrameTooLarge, FramingError)):
