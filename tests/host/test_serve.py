@@ -14,6 +14,8 @@ import anyio
 import pytest
 
 from bridge.client.host import slow_start
+from bridge.host.serve import ANSWER_BUDGET_STARTING_S
+from tests.reliability.test_host_eof import startup_after_eof
 from tests.support.host import bridge_argv, bridge_env, spawn_bridge
 
 EXIT_DEADLINE = 9.0  # CONTRACT: 3 s, asserted with 3x slack
@@ -212,7 +214,10 @@ async def test_requests_sent_before_eof_are_all_answered(tmp_path: Path, startup
         await host.close_stdin()
         assert await host.wait_exit(EXIT_DEADLINE) == 0
     assert sorted(host.responses) == list(range(20))
-    assert all("result" in r for r in host.responses.values())
+    if startup_after_eof(host) < ANSWER_BUDGET_STARTING_S:  # unless the machine is badly overloaded
+        assert all("result" in r for r in host.responses.values())
+    else:
+        assert all("result" in r or r["error"]["code"] == -32002 for r in host.responses.values())
 
 
 async def test_parent_death_stops_the_bridge_even_with_stdin_open(tmp_path: Path) -> None:
