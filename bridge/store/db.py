@@ -219,6 +219,13 @@ class Database:
         return self._move_aside_and_reopen("quick_check found: " + "; ".join(problems[:3]))
 
     def _move_aside_and_reopen(self, problem: str) -> Path:
+        """Replace a damaged store by a fresh one, keeping the damaged files next to it.
+
+        The health fact goes to ``corrupt`` first and stays there until the
+        storage probe has written to the fresh store, so the capture mode
+        records a FAILURE (and the release gate sees it) before it recovers.
+        """
+        self.health.set_fault("corrupt", f"the store file is damaged ({problem[:300]})", "quick_check")
         with self._write_lock, self._read_lock:
             for name in ("_writer", "_reader"):
                 conn = getattr(self, name, None)

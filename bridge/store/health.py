@@ -95,7 +95,10 @@ class StorageHealth:
         found = classify(exc)
         if found is None:
             return None
-        kind, detail = found
+        return self.set_fault(found[0], found[1], where)
+
+    def set_fault(self, kind: str, detail: str, where: str) -> Fault:
+        """Record a fault seen without an exception (a damaged store found by the quick check)."""
         with self._lock:
             self.failures_total += 1
             if self._fault is not None:
