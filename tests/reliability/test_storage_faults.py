@@ -18,8 +18,8 @@ import pytest
 
 from bridge.drill.fake_model import FakeModel, chat_reply
 from tests.otel.payloads import claude_logs
-from tests.peers.conftest import fake_model  # noqa: F401  (shared fixture: the fake Responses API)
 from tests.otel.support import post
+from tests.peers.conftest import fake_model  # noqa: F401  (shared fixture: the fake Responses API)
 from tests.stream.support import LIVE, streaming_bridge
 from tests.support.host import Host, HostError, spawn_bridge
 
@@ -88,7 +88,7 @@ async def post_logs(host: Host, *sequences: int) -> Any:
 @pytest.mark.peer
 @pytest.mark.parametrize("hold", ["64MiB", "4KiB"])
 async def test_disk_full_during_a_real_turn_is_failure_and_recovers_by_itself(
-    tmp_path: Path, fake_model: FakeModel, monkeypatch: pytest.MonkeyPatch, hold: str
+    tmp_path: Path, fake_model: FakeModel, monkeypatch: pytest.MonkeyPatch, hold: str  # noqa: F811
 ) -> None:
     """Disk full mid-turn: FAILURE naming the data dir at once, batches held (or, past a tiny bound, dropped
     as a counted gap), OTLP 503 + Retry-After, -32040 from a command; space returns → committed, back."""
