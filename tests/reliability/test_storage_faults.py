@@ -8,6 +8,7 @@ import errno
 import os
 import sqlite3
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,7 +89,10 @@ async def post_logs(host: Host, *sequences: int) -> Any:
 @pytest.mark.peer
 @pytest.mark.parametrize("hold", ["64MiB", "4KiB"])
 async def test_disk_full_during_a_real_turn_is_failure_and_recovers_by_itself(
-    tmp_path: Path, fake_model: FakeModel, monkeypatch: pytest.MonkeyPatch, hold: str  # noqa: F811
+    tmp_path: Path,
+    fake_model: FakeModel,
+    monkeypatch: pytest.MonkeyPatch,
+    hold: str,  # noqa: F811
 ) -> None:
     """Disk full mid-turn: FAILURE naming the data dir at once, batches held (or, past a tiny bound, dropped
     as a counted gap), OTLP 503 + Retry-After, -32040 from a command; space returns → committed, back."""
@@ -133,10 +137,12 @@ async def test_disk_full_during_a_real_turn_is_failure_and_recovers_by_itself(
             await _quiet(host)
 
             os.unlink(filler)  # space returns: nobody asks, the probe finds out
+            freed = time.monotonic()
             back = await host.wait_for(
                 TRANSITION, lambda p: p["fromMode"] == "FAILURE" and p["toMode"] == "HYBRID_ACTIVE", timeout=30,
                 since=since,
             )  # fmt: skip
+            print(f"[figure] hold={hold}: out of FAILURE {time.monotonic() - freed:.2f} s after space returned")
             assert back["reason"].startswith("The OTEL baseline is receiving")
 
             thread = await until("the turn completed in the store", lambda: _completed(host, thread_id, turn_id))
@@ -144,6 +150,8 @@ async def test_disk_full_during_a_real_turn_is_failure_and_recovers_by_itself(
             assert captured["items"][-1]["text"] == chat_reply("hi")
             now = await status(host)
             m = now["metrics"]
+            print(f"[figure] hold={hold}: committed {m['storeHeldBatchesCommitted']} held batches, "
+                  f"gap {m['storeGapBatches']} batches / {m['storeGapEvents']} events")  # fmt: skip
             assert now["mode"] == "HYBRID_ACTIVE" and m["storeWritable"] and m["storeHeldBatches"] == 0
             if hold == "4KiB":
                 assert m["storeGapBatches"] >= 1  # dropped, counted, and the thread reconciled from codex
@@ -208,9 +216,14 @@ async def test_a_damaged_page_is_moved_aside_and_capture_continues(tmp_path: Pat
         fh.write(bytes(range(256)) * (page_size // 256))
 
     async with spawn_bridge(tmp_path, config=BASELINE) as host:
+        spawned = time.monotonic()
         info = await host.call("bridge_info", timeout=10)  # answered without waiting for the check
+        answered = time.monotonic() - spawned
         assert info["protocolVersion"] == 1
         failure = await host.wait_for(TRANSITION, lambda p: p["toMode"] == "FAILURE", timeout=30)
+        print(
+            f"[figure] bridge_info after {answered:.2f} s; FAILURE (damaged) after {time.monotonic() - spawned:.2f} s"
+        )
         assert "damaged" in failure["reason"] and str(tmp_path / "data") in failure["reason"], failure
         await host.wait_for(TRANSITION, lambda p: p["fromMode"] == "FAILURE", timeout=30)
         [moved] = sorted((tmp_path / "data").glob("capture.sqlite3.damaged-*[!lm]"))
