@@ -90,9 +90,9 @@ async def post_logs(host: Host, *sequences: int) -> Any:
 @pytest.mark.parametrize("hold", ["64MiB", "4KiB"])
 async def test_disk_full_during_a_real_turn_is_failure_and_recovers_by_itself(
     tmp_path: Path,
-    fake_model: FakeModel,
+    fake_model: FakeModel,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
-    hold: str,  # noqa: F811
+    hold: str,
 ) -> None:
     """Disk full mid-turn: FAILURE naming the data dir at once, batches held (or, past a tiny bound, dropped
     as a counted gap), OTLP 503 + Retry-After, -32040 from a command; space returns → committed, back."""
