@@ -35,6 +35,7 @@ from bridge.reliability import history
 from bridge.reliability.gate import GateInputs, ReleaseGate, evaluate_gate
 from bridge.reliability.history import Event, Transition, TransitionWire
 from bridge.reliability.mode import Evaluation, Facts, evaluate
+from bridge.reliability.storage_metrics import storage_metrics
 from bridge.sidecar.status import CodexAppServerStatus
 
 if TYPE_CHECKING:
@@ -422,7 +423,7 @@ class ReliabilityService:
             last = pipeline.last_stream_event_at
             if last is not None:
                 m["timeSinceLastStreamEventMs"] = max(0, int((time.monotonic() - last) * 1000))
-        m.update(self._storage_metrics())
+        m.update(storage_metrics(self._db, self.capture))
         if self.sidecar is not None:
             m.update(self.sidecar.metrics())
         receiver = self.receiver
@@ -440,31 +441,6 @@ class ReliabilityService:
             m.update(self._extra_metrics())
         except Exception:
             log.exception("collecting extra reliability metrics failed")
-        return m
-
-    def _storage_metrics(self) -> dict[str, Any]:
-        health = self._db.health
-        fault = health.fault
-        m: dict[str, Any] = {
-            "storeWritable": fault is None,
-            "storeProblem": None if fault is None else fault.kind,
-            "storeFaultSinceIso": None if fault is None else history.iso(fault.since_ms),
-            "storeWriteFailuresTotal": health.failures_total,
-            "storeRecoveriesTotal": health.recoveries_total,
-            "storeMovedAsideTo": str(self._db.moved_to) if self._db.moved_to is not None else None,
-        }
-        capture = self.capture
-        if capture is not None:
-            held = capture.pipeline.held
-            m.update(
-                storeHeldBatches=len(held),
-                storeHeldBytes=held.bytes,
-                storeHoldLimitBytes=held.limit_bytes,
-                storeHeldBatchesCommitted=capture.pipeline.held_batches_committed,
-                storeGapBatches=held.dropped_batches,
-                storeGapEvents=held.dropped_units,
-                captureBatchesDropped=capture.pipeline.batches_dropped,
-            )
         return m
 
     @property
