@@ -165,6 +165,11 @@ async def test_disk_full_during_a_real_turn_is_failure_and_recovers_by_itself(
             assert (await post_logs(host, 1, 2, 3)).status == 200  # the exporter's retry is stored now
             await host.call("set_ingest_config", {"retentionDays": 7})
             assert (await host.call("get_ingest_config"))["retentionDays"] == 7
+        with sqlite3.connect(data / "capture.sqlite3") as conn:  # the history the release gate reads
+            recorded = conn.execute("SELECT to_mode, reason FROM mode_transitions ORDER BY id").fetchall()
+        conn.close()
+        assert any(mode == "FAILURE" and "the disk is full" in reason for mode, reason in recorded), recorded
+        assert recorded[-1][0] == "HYBRID_ACTIVE"
 
 
 async def _mode_is(host: Host, mode: str) -> bool:
