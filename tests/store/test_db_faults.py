@@ -136,3 +136,21 @@ def test_a_store_sqlite_cannot_open_is_moved_aside_at_open(tmp_path: Path) -> No
     assert db.health.fault is not None and db.health.fault.kind == "corrupt"
     assert db.quick_check() == []
     db.close()
+
+
+async def test_damage_met_while_running_is_repaired_by_the_probe(tmp_path: Path) -> None:
+    """A write that meets SQLITE_CORRUPT later takes the same way: the probe checks, moves aside, clears."""
+    from bridge.store.probe import StorageProbe
+
+    path = tmp_path / "capture.sqlite3"
+    db = Database(path)
+    db.write(lambda c: c.executemany("INSERT INTO kv VALUES (?, ?, 0)", [(f"k{i}", "v" * 500) for i in range(50)]))
+    db._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    _damage(path, 2)
+    db.health.report(sqlite_error(11, "database disk image is malformed"), "capture")
+    probe = StorageProbe(db)
+    assert await probe.probe_once()
+    assert db.moved_to is not None and db.moved_to.exists()
+    assert db.health.writable and db.health.moved_aside is not None
+    assert db.quick_check() == []
+    db.close()
