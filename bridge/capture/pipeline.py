@@ -284,7 +284,7 @@ class CapturePipeline:
                 self.on_gap(gap)
             except Exception:
                 log.exception("handing the gap on for reconciliation failed")
-        if not self._queue and self._idle is not None:
+        if not self._queue and not self._commit_lock.locked():  # the run loop is not mid-batch
             self._idle.set()
         return True
 

@@ -175,7 +175,8 @@ class Database:
                 raise
             finally:
                 if conn.in_transaction:
-                    conn.execute("COMMIT")
+                    with suppress(sqlite3.Error):  # a read-only snapshot: nothing to lose if ending it fails
+                        conn.execute("COMMIT")
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self.reading() as conn:
