@@ -29,6 +29,7 @@ MIGRATION_BUSY = -32021
 NOTHING_TO_ROLLBACK = -32022
 NOT_FOUND = -32030
 APPROVAL_REJECTED = -32031
+STORAGE_UNAVAILABLE = -32040
 
 KINDS: dict[int, str] = {
     PARSE_ERROR: "parse_error",
@@ -51,6 +52,7 @@ KINDS: dict[int, str] = {
     NOTHING_TO_ROLLBACK: "nothing_to_rollback",
     NOT_FOUND: "not_found",
     APPROVAL_REJECTED: "approval_rejected",
+    STORAGE_UNAVAILABLE: "storage_unavailable",
 }
 
 
@@ -88,4 +90,15 @@ def frame_too_large(size: int, limit: int) -> BridgeError:
         kind="frame_too_large",
         size=size,
         limit=limit,
+    )
+
+
+def storage_unavailable(data_dir: str, problem: str, kind: str) -> BridgeError:
+    """-32040: the store (or a file) in the data dir cannot be written; the command changed nothing."""
+    return BridgeError(
+        STORAGE_UNAVAILABLE,
+        f"The data dir {data_dir} cannot be written: {problem}. Nothing was changed; free space or fix the "
+        "storage, then retry (the capture mode says when writes work again).",
+        dataDir=data_dir,
+        problem=kind,
     )

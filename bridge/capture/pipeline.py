@@ -6,6 +6,14 @@ waiting, normalises, decides and commits it in a single transaction on a
 worker thread, and only then pushes ``session:live:event`` for what was
 accepted. So the event loop never awaits per frame, and nothing counts as
 captured before it is durable.
+
+When the store cannot be written (:class:`~bridge.store.db.StorageUnavailable`:
+disk full, I/O error…) a batch is not dropped: it is held in memory
+(:class:`~bridge.capture.hold.HoldQueue`, bounded by ``hold_limit_bytes``), and
+every later batch joins it in order, until the storage probe proves writes
+work again and calls :meth:`CapturePipeline.flush_held`. Past the bound the
+oldest held batches are dropped as a counted gap, and their threads are handed
+to ``on_gap`` (reconciled from a codex snapshot) once the rest is committed.
 """
 
 from __future__ import annotations
@@ -20,9 +28,11 @@ import anyio
 import msgspec
 
 from bridge.capture.events import CaptureEvent
+from bridge.capture.hold import DEFAULT_LIMIT_BYTES, Gap, HoldQueue
 from bridge.capture.normalize import NormalizeError, normalize
 from bridge.capture.store import Applied, CaptureStore, iso
 from bridge.redact import needs_redaction, redact, redact_text
+from bridge.store.db import StorageUnavailable
 
 log = logging.getLogger("bridge.capture")
 
@@ -68,6 +78,44 @@ class StreamFrame(Protocol):
 
 
 Emit = Callable[[str, Any], int]
+Work = list[tuple[str, Any]]
+
+
+class _ThreadOnly(msgspec.Struct):
+    threadId: str | None = None
+
+
+_thread_of = msgspec.json.Decoder(_ThreadOnly)
+_EVENT_OVERHEAD = 256  # bytes a held event costs beyond its texts (a rough, conservative figure)
+
+
+def work_size(work: Work) -> tuple[int, int]:
+    """(bytes, units) a batch holds in memory: frame lines, or events' raw params and texts."""
+    size = units = 0
+    for kind, batch in work:
+        units += len(batch)
+        if kind == "stream":
+            size += sum(len(frame.line) + _EVENT_OVERHEAD for frame in batch)
+        else:
+            size += sum(len(ev.raw_params or b"") + len(ev.delta or "") + _EVENT_OVERHEAD for ev in batch)
+    return size, units
+
+
+def work_threads(work: Work) -> set[str]:
+    """The threads a batch touched (for reconciling after it was dropped)."""
+    out: set[str] = set()
+    for kind, batch in work:
+        for entry in batch:
+            if kind == "events":
+                out.add(entry.thread_id)
+                continue
+            try:
+                thread = _thread_of.decode(bytes(entry.params)).threadId
+            except (msgspec.DecodeError, TypeError):
+                continue
+            if thread:
+                out.add(thread)
+    return out
 
 
 class CapturePipeline:
@@ -77,6 +125,7 @@ class CapturePipeline:
         emit: Emit,
         stream_enabled: Callable[[], bool],
         emit_many: Callable[[str, list[Any]], None] | None = None,
+        hold_limit_bytes: int = DEFAULT_LIMIT_BYTES,
     ) -> None:
         self.store = store
         self._emit = emit
@@ -97,6 +146,10 @@ class CapturePipeline:
         self._room = anyio.Event()
         self._room.set()
         self._observers: list[Callable[[list[Applied]], None]] = []
+        self.held: HoldQueue[Work] = HoldQueue(hold_limit_bytes)
+        self._commit_lock = anyio.Lock()
+        self.held_batches_committed = 0
+        self.on_gap: Callable[[Gap], None] | None = None  # threads to reconcile after a drop
 
     def add_observer(self, observer: Callable[[list[Applied]], None]) -> None:
         """``observer(applied)`` sees every committed batch (e.g. OTEL enrichment); it must not block."""
@@ -128,9 +181,26 @@ class CapturePipeline:
         """Backpressure for the sidecar reader: wait while too many frames are queued."""
         await self._room.wait()
 
-    async def drain(self) -> None:
-        """Wait until everything fed so far is committed and emitted."""
-        await self._idle.wait()
+    async def drain(self, strict: bool = True) -> None:
+        """Wait until everything fed so far is committed and emitted, or held for the store.
+
+        ``strict``: held batches (the store cannot be written) raise
+        :class:`StorageUnavailable`, so a command that needs its events stored
+        answers -32040 instead of waiting for space.
+        """
+        while not self._idle.is_set():
+            if self.held and not self._queue and not self._commit_lock.locked():
+                break
+            with anyio.move_on_after(0.05):
+                await self._idle.wait()
+        if strict and self.held:
+            db = self.store.db
+            fault = db.health.fault
+            raise StorageUnavailable(
+                db.path.parent,
+                fault.kind if fault else "io_error",
+                (fault.detail if fault else "writes fail") + f"; {len(self.held)} captured batches are held in memory",
+            )
 
     # -------------------------------------------------------------- processing
     async def run(self) -> None:
@@ -141,29 +211,82 @@ class CapturePipeline:
                 work, self._queue = self._queue, []
                 self.queued_frames = 0
                 self._room.set()
+                async with self._commit_lock:
+                    if self.held:  # older batches wait for the store: keep the order
+                        self._hold(work)
+                        continue
+                    try:
+                        applied = await anyio.to_thread.run_sync(self._capture, work)
+                    except StorageUnavailable as exc:
+                        log.error("capturing a batch failed on the storage (%s); it is held in memory", exc.kind)
+                        self._hold(work)
+                        continue
+                    except Exception:
+                        if self._failures < MAX_RETRIES:
+                            self._failures += 1
+                            delay = min(5.0, 0.25 * 2**self._failures)
+                            log.exception("capturing a batch failed; retrying in %.2f s", delay)
+                            self._queue = work + self._queue  # nothing of it was kept: try it again, first
+                            await anyio.sleep(delay)
+                        else:
+                            self._failures = 0
+                            self.batches_dropped += 1
+                            log.error(
+                                "capturing a batch failed %d times; it is dropped (batches_dropped)", MAX_RETRIES + 1
+                            )
+                        continue
+                    self._committed(applied)
+            if not self._queue and not self.held:
+                self._idle.set()
+
+    def _hold(self, work: Work) -> None:
+        size, units = work_size(work)
+        dropped = self.held.push(work, size, units, work_threads)
+        if dropped:
+            log.error(
+                "%d held batches dropped to stay within %d bytes (a counted gap; their threads are reconciled later)",
+                len(dropped), self.held.limit_bytes,
+            )  # fmt: skip
+
+    def _committed(self, applied: list[Applied]) -> None:
+        self._failures = 0
+        self.batches += 1
+        for observer in self._observers:
+            try:
+                observer(applied)
+            except Exception:
+                log.exception("a capture observer failed")
+
+    async def flush_held(self) -> bool:
+        """Commit the held batches, oldest first (the storage works again). True when none is left.
+
+        Then the threads of a gap (batches dropped past the bound) go to
+        ``on_gap``, to be reconciled from a snapshot.
+        """
+        async with self._commit_lock:
+            while self.held:
+                work = self.held.peek()
                 try:
                     applied = await anyio.to_thread.run_sync(self._capture, work)
+                except StorageUnavailable:
+                    return False
                 except Exception:
-                    if self._failures < MAX_RETRIES:
-                        self._failures += 1
-                        delay = min(5.0, 0.25 * 2**self._failures)
-                        log.exception("capturing a batch failed; retrying in %.2f s", delay)
-                        self._queue = work + self._queue  # nothing of it was kept: try it again, first
-                        await anyio.sleep(delay)
-                    else:
-                        self._failures = 0
-                        self.batches_dropped += 1
-                        log.error("capturing a batch failed %d times; it is dropped (batches_dropped)", MAX_RETRIES + 1)
+                    log.exception("committing a held batch failed (not on the storage); it is dropped")
+                    self.held.pop()
+                    self.batches_dropped += 1
                     continue
-                self._failures = 0
-                self.batches += 1
-                for observer in self._observers:
-                    try:
-                        observer(applied)
-                    except Exception:
-                        log.exception("a capture observer failed")
-            if not self._queue:
-                self._idle.set()
+                self.held.pop()
+                self.held_batches_committed += 1
+                self._committed(applied)
+            gap = self.held.take_gap()
+        if gap.batches and self.on_gap is not None:
+            try:
+                self.on_gap(gap)
+            except Exception:
+                log.exception("handing the gap on for reconciliation failed")
+        if not self._queue and not self._commit_lock.locked():  # the run loop is not mid-batch
+            self._idle.set()
+        return True
 
     def _capture(self, work: list[tuple[str, Any]]) -> list[Applied]:
         """On the worker thread: decide and commit a batch, then tell the host (after the commit).

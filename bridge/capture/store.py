@@ -111,6 +111,7 @@ class CaptureStore:
         self._fresh_threads: set[str] = set()  # threads with no ledger rows from before this process
         self._batches = 0
         self.counts = {"accepted": 0, "duplicate": 0, "replaced": 0, "dropped": 0}
+        db.on_replaced(self._forget_caches)  # a damaged store was replaced: nothing cached from it holds
 
     # ------------------------------------------------------------------ writing
     def apply(self, events: Sequence[CaptureEvent], at_ms: int | None = None) -> list[Applied]:

@@ -30,6 +30,7 @@ from bridge.config.validate import ConfigError, convert_strict
 from bridge.errors import BridgeError
 from bridge.host.app import App
 from bridge.host.registry import REGISTRY, Command, Forwarded, PassthroughParams
+from bridge.store.health import storage_error
 
 log = logging.getLogger("bridge.host")
 
@@ -447,7 +448,11 @@ async def invoke(app: App, cmd: Command, params: dict[str, Any]) -> Any:
         result = await cmd.handler(app, decoded)
     except BridgeError:
         raise
-    except Exception:
+    except Exception as exc:
+        storage = storage_error(exc, str(app.data_dir.root))  # a full disk or a broken store is -32040, never -32603
+        if storage is not None:
+            log.warning("%s failed on the storage: %s", cmd.name, storage.message)
+            raise storage from None
         log.exception("internal error in %s", cmd.name)
         raise BridgeError(
             errors.INTERNAL_ERROR,

@@ -44,7 +44,7 @@ from bridge.config.model import OtlpReceiverConfig
 from bridge.otel import auth, decode, http, ratelimit
 from bridge.otel.decode import Format, Rejected, Signal
 from bridge.redact import register_secret
-from bridge.store.db import Database
+from bridge.store.db import Database, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ State = Literal["listening", "stopped", "error"]
 BODIES_IN_FLIGHT = 4
 WORKER_THREADS = 2
 STOP_TIMEOUT = 1.5
+STORAGE_RETRY_AFTER = b"2"  # seconds; the storage probe looks every 0.5 s
 
 
 class ReceiverStatus(msgspec.Struct, rename="camel", kw_only=True):
@@ -82,6 +83,7 @@ class Counters:
     records_duplicate: int = 0
     records_rejected: int = 0
     records_discarded: int = 0
+    storage_refused: int = 0  # requests answered 503 because the store could not take them
     last_batch_at_iso: str | None = None
 
 
@@ -397,6 +399,15 @@ class ReceiverService:
                 from bridge.otel.sink import store_new_rows
 
                 new = await anyio.to_thread.run_sync(store_new_rows, self._db, rows, limiter=self._workers)
+            except StorageUnavailable as exc:  # disk full, I/O error…: the exporter keeps the batch and retries
+                log.warning("storing OTLP records failed on the storage: %s", exc.detail)
+                self.counters.storage_refused += 1
+                return _response(
+                    fmt,
+                    503,
+                    f"The bridge cannot store telemetry now ({exc.detail}); retry later.",
+                    [(b"retry-after", STORAGE_RETRY_AFTER)],
+                )
             except Exception as exc:
                 log.exception("storing OTLP records failed")
                 return _response(

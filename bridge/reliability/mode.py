@@ -9,7 +9,9 @@ Rule (B = OTEL baseline healthy, E = stream expected, H = stream healthy):
 | yes | no | any | ``OTEL_ONLY`` |
 | no | any | any | ``FAILURE`` |
 
-- B: ``autoIngestEnabled`` and the OTLP receiver is listening.
+- B: ``autoIngestEnabled``, the OTLP receiver is listening, and the store can
+  be written (a failed write — disk full, I/O error, read-only, damage — means
+  the baseline cannot be kept).
 - E: ``streamEnrichmentEnabled`` and the kill switch is off.
 - H: the sidecar runs (``running`` or ``degraded``), its handshake is complete,
   it confirmed a login in the required mode, it is alive (a recent frame or an
@@ -60,6 +62,10 @@ class Facts:
     required_auth_mode: str = "chatgpt"
     auth_mode: str | None = None
     receiver_message: str | None = None
+    store_writable: bool = True  # the last write did not fail on the storage (or a probe proved it works again)
+    store_problem: str | None = None  # what failed, when not writable
+    data_dir: str = "the data dir"
+    store_note: str | None = None  # a damaged store was moved aside: said after the reasons for the mode
 
     @property
     def sidecar_running(self) -> bool:
@@ -81,7 +87,7 @@ class Evaluation:
 
 
 def baseline_healthy(f: Facts) -> bool:
-    return f.auto_ingest_enabled and f.receiver_state == "listening"
+    return f.auto_ingest_enabled and f.receiver_state == "listening" and f.store_writable
 
 
 def stream_expected(f: Facts) -> bool:
@@ -109,6 +115,11 @@ def decide_mode(b: bool, e: bool, h: bool) -> Mode:
 
 def baseline_reasons(f: Facts) -> list[str]:
     reasons: list[str] = []
+    if not f.store_writable:
+        reasons.append(
+            f"Writes to the store in {f.data_dir} fail ({f.store_problem or 'storage fault'}), so the OTEL baseline "
+            "cannot be kept; captured batches are held in memory and committed when writes succeed again."
+        )
     if not f.auto_ingest_enabled:
         reasons.append("autoIngestEnabled is false: the OTEL baseline is switched off.")
     if f.receiver_state == "stopped":
@@ -163,4 +174,6 @@ def evaluate(f: Facts) -> Evaluation:
         reasons += health_reasons(f)
     if not reasons:
         reasons = [HEALTHY_REASON]
+    if f.store_note:
+        reasons.append(f.store_note)
     return Evaluation(decide_mode(b, e, h), b, e, h, tuple(reasons))

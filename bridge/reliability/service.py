@@ -17,6 +17,7 @@ mode change: :meth:`stop` runs before the other subsystems stop, records a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -34,6 +35,7 @@ from bridge.reliability import history
 from bridge.reliability.gate import GateInputs, ReleaseGate, evaluate_gate
 from bridge.reliability.history import Event, Transition, TransitionWire
 from bridge.reliability.mode import Evaluation, Facts, evaluate
+from bridge.reliability.storage_metrics import storage_metrics
 from bridge.sidecar.status import CodexAppServerStatus
 
 if TYPE_CHECKING:
@@ -48,6 +50,7 @@ TRANSITION_METHOD = "capture-reliability-transition"
 SIDECAR_STATUS = "codex-app-server-status"
 RECEIVER_STATUS = "otel-receiver-status"
 FLUSH_BUDGET_S = 1.0
+PENDING_KEPT = 1000  # history writes kept while the store cannot take them
 
 Emit = Callable[[str, Any], object]
 
@@ -89,6 +92,9 @@ def facts_dict(f: Facts) -> dict[str, Any]:
         "framesValid": f.frames_valid,
         "requiredAuthMode": f.required_auth_mode,
         "authMode": f.auth_mode,
+        "storeWritable": f.store_writable,
+        "storeProblem": f.store_problem,
+        "storeNote": f.store_note,
     }
 
 
@@ -157,6 +163,7 @@ class ReliabilityService:
         self._deferred = 0  # config changes being applied
         self._closed = False
         self._loop_thread: int | None = None
+        self._loop: Any = None
         self._token: Any = None
         self._evaluation: Evaluation | None = None
         self._facts: Facts | None = None
@@ -172,10 +179,14 @@ class ReliabilityService:
 
     async def start(self, tg: TaskGroup) -> None:
         """Load the recorded transitions, record the start and the first mode (``fromMode: null``)."""
+        import asyncio
+
         from anyio.lowlevel import current_token
 
         self._loop_thread = threading.get_ident()
         self._token = current_token()
+        self._loop = asyncio.get_running_loop()
+        self._db.health.add_listener(self._storage_changed)
         recorded = await anyio.to_thread.run_sync(self._db.read, history.recent_transitions)
         self._transitions.extend(recorded)  # newest first
         now = _now_ms()
@@ -227,6 +238,15 @@ class ReliabilityService:
         with self._lock:
             self._queue(lambda c: history.insert_event(c, Event(at, history.SIDECAR_EXIT, detail)))
 
+    def _storage_changed(self) -> None:
+        """Storage health listener (any thread): the store became unwritable, writable, or was replaced."""
+        loop = self._loop
+        if loop is not None and self._loop_thread is not None and threading.get_ident() != self._loop_thread:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the bridge is stopping
+                loop.call_soon_threadsafe(self.reevaluate)
+            return
+        self.reevaluate()
+
     def reevaluate(self) -> None:
         """Evaluate now (unless a config change is being applied: then its end does)."""
         if not self._started or self._closed:
@@ -261,6 +281,8 @@ class ReliabilityService:
         status = sidecar.status() if sidecar is not None else None
         client = sidecar.client if sidecar is not None else None
         frames_valid = client.last_frame_valid if client is not None else True
+        health = self._db.health
+        fault = health.fault
         return Facts(
             auto_ingest_enabled=cfg.auto_ingest_enabled,
             receiver_state=receiver_state,
@@ -268,6 +290,10 @@ class ReliabilityService:
             kill_switch=cfg.stream_kill_switch,
             required_auth_mode=cfg.app_server_auth_mode,
             receiver_message=receiver_message,
+            store_writable=fault is None,
+            store_problem=None if fault is None else fault.detail,
+            data_dir=str(health.data_dir),
+            store_note=health.moved_aside,
             **sidecar_facts(status, frames_valid),
         )
 
@@ -335,8 +361,13 @@ class ReliabilityService:
 
             try:
                 await anyio.to_thread.run_sync(self._db.write, write)
-            except Exception:
-                log.exception("recording capture reliability history failed")
+            except Exception as exc:
+                # Kept for the next flush (a full disk must not erase the record of the FAILURE it caused).
+                with self._lock:
+                    self._pending = (ops + self._pending)[-PENDING_KEPT:]
+                    if self._snapshot is None:
+                        self._snapshot = snapshot
+                log.warning("recording capture reliability history failed (kept for later): %s", exc)
 
     # ------------------------------------------------------------------ reads
 
@@ -392,6 +423,7 @@ class ReliabilityService:
             last = pipeline.last_stream_event_at
             if last is not None:
                 m["timeSinceLastStreamEventMs"] = max(0, int((time.monotonic() - last) * 1000))
+        m.update(storage_metrics(self._db, self.capture))
         if self.sidecar is not None:
             m.update(self.sidecar.metrics())
         receiver = self.receiver

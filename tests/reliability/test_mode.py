@@ -34,7 +34,10 @@ def all_facts() -> list[Facts]:
         allowed,
         alive,
         frames,
-    ) in itertools.product(BOOLS, RECEIVER_STATES, BOOLS, BOOLS, SIDECAR_STATES, BOOLS, BOOLS, BOOLS, BOOLS, BOOLS):
+        writable,
+    ) in itertools.product(
+        BOOLS, RECEIVER_STATES, BOOLS, BOOLS, SIDECAR_STATES, BOOLS, BOOLS, BOOLS, BOOLS, BOOLS, BOOLS
+    ):
         out.append(
             Facts(
                 auto_ingest_enabled=auto_ingest,
@@ -49,6 +52,9 @@ def all_facts() -> list[Facts]:
                 frames_valid=frames,
                 auth_mode="apikey",
                 receiver_message="port in use" if receiver == "error" else None,
+                store_writable=writable,
+                store_problem=None if writable else "the disk is full",
+                data_dir="/data",
             )
         )
     return out
@@ -59,7 +65,7 @@ ALL = all_facts()
 
 def expected_mode(f: Facts) -> str:
     """The contract's rule, written out independently of the implementation."""
-    b = f.auto_ingest_enabled and f.receiver_state == "listening"
+    b = f.auto_ingest_enabled and f.receiver_state == "listening" and f.store_writable
     e = f.stream_enrichment_enabled and not f.kill_switch
     h = (
         f.sidecar_state in ("running", "degraded")
@@ -81,6 +87,8 @@ def expected_mode(f: Facts) -> str:
 def expected_reasons(f: Facts) -> list[str]:
     """Which reasons must appear, as keywords, in order of importance."""
     out: list[str] = []
+    if not f.store_writable:
+        out.append("Writes to the store in /data fail (the disk is full)")
     if not f.auto_ingest_enabled:
         out.append("autoIngestEnabled is false")
     if f.receiver_state != "listening":
@@ -107,7 +115,7 @@ def expected_reasons(f: Facts) -> list[str]:
 
 
 def test_the_table_is_complete() -> None:
-    assert len(ALL) == 2 * 3 * 2 * 2 * 6 * 2**5
+    assert len(ALL) == 2 * 3 * 2 * 2 * 6 * 2**6
     assert {evaluate(f).mode for f in ALL} == {HYBRID_ACTIVE, DEGRADED_STREAMING, OTEL_ONLY, FAILURE}
 
 
@@ -116,7 +124,9 @@ def test_mode_and_reasons_for_every_combination(chunk: int) -> None:
     for f in ALL[chunk::8]:
         ev = evaluate(f)
         assert ev.mode == expected_mode(f), f
-        assert ev.otel_baseline_healthy == (f.auto_ingest_enabled and f.receiver_state == "listening")
+        assert ev.otel_baseline_healthy == (
+            f.auto_ingest_enabled and f.receiver_state == "listening" and f.store_writable
+        )
         assert ev.stream_expected == (f.stream_enrichment_enabled and not f.kill_switch)
         wanted = expected_reasons(f)
         if ev.mode == HYBRID_ACTIVE:
@@ -132,7 +142,9 @@ def test_the_first_reason_explains_the_mode() -> None:
         ev = evaluate(f)
         first = ev.reason
         if ev.mode == FAILURE:
-            assert "autoIngestEnabled" in first or "receiver" in first
+            assert "autoIngestEnabled" in first or "receiver" in first or "store" in first
+            if not f.store_writable:
+                assert first.startswith("Writes to the store in /data fail"), first
         elif ev.mode == OTEL_ONLY:
             assert "not expected" in first
         elif ev.mode == DEGRADED_STREAMING:
@@ -151,3 +163,29 @@ def test_health_recovers_when_its_facts_hold_again() -> None:
     silent = Facts(True, "listening", True, False, "degraded", True, True, True, False, True)
     assert evaluate(silent).reasons == ("The sidecar did not answer the liveness probe.",)
     assert evaluate(healthy).mode == HYBRID_ACTIVE
+
+
+def test_a_failed_write_is_failure_whatever_else_holds() -> None:
+    """The storage fact alone decides FAILURE: the baseline cannot be kept, however healthy the rest is."""
+    healthy = Facts(True, "listening", True, False, "running", True, True, True, True, True, data_dir="/d")
+    assert evaluate(healthy).mode == HYBRID_ACTIVE
+    full = Facts(True, "listening", True, False, "running", True, True, True, True, True, store_writable=False,
+                 store_problem="the disk is full", data_dir="/d")  # fmt: skip
+    ev = evaluate(full)
+    assert ev.mode == FAILURE and not ev.otel_baseline_healthy and ev.stream_healthy
+    assert ev.reasons == (
+        "Writes to the store in /d fail (the disk is full), so the OTEL baseline cannot be kept; captured "
+        "batches are held in memory and committed when writes succeed again.",
+    )
+    assert evaluate(healthy).mode == HYBRID_ACTIVE  # nothing is remembered: writable again, healthy again
+
+
+@pytest.mark.parametrize("writable", BOOLS)
+def test_a_replaced_store_is_said_after_the_reasons_for_the_mode(writable: bool) -> None:
+    note = "The store /d/capture.sqlite3 was damaged (x); it was moved aside to /d/y (kept) ..."
+    f = Facts(True, "listening", False, False, "inactive", False, False, False, False, True, store_writable=writable,
+              store_problem=None if writable else "an I/O error", store_note=note)  # fmt: skip
+    ev = evaluate(f)
+    assert ev.reasons[-1] == note and len(ev.reasons) == (2 if writable else 3)
+    assert ev.mode == (OTEL_ONLY if writable else FAILURE)
+    assert ev.reason != note
