@@ -117,6 +117,7 @@ class _Connection:
         self.stream = stream
         self.limits = limits
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.header_bytes)
+        self.head_bytes = False  # some of the current request's head has arrived
 
     async def next_event(
         self, timeout: float, deadline: float | None = None
@@ -150,13 +151,15 @@ class _Connection:
         from the first byte of the next request.
         """
         limits = self.limits
-        started = first or bool(self.h11.trailing_data[0])
+        self.head_bytes = bool(self.h11.trailing_data[0])
+        started = first or self.head_bytes
         deadline = anyio.current_time() + limits.header_timeout if started else None
         while True:
             event = self.h11.next_event()
             if event is not h11.NEED_DATA:
                 return event
             data = await self._receive(limits.idle_timeout if deadline is None else limits.header_timeout, deadline)
+            self.head_bytes = self.head_bytes or bool(data)
             if data and deadline is None:
                 deadline = anyio.current_time() + limits.header_timeout
             self.h11.receive_data(data)
@@ -249,7 +252,8 @@ async def serve_connection(
             try:
                 event = await conn.next_request(first)
             except DeadlinePassed:
-                await _timed_out(stream)
+                if conn.head_bytes:  # a client that never sent a byte gets no unsolicited answer
+                    await _timed_out(stream)
                 return
             except h11.RemoteProtocolError as exc:
                 if conn.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
