@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from bridge.config import checks
+
 AUTH_MODES = (
     "apikey",
     "chatgpt",
@@ -46,6 +48,13 @@ class CodexConfig(_Section):
     socket_path: str | None = None
     request_timeout_ms: Annotated[int, msgspec.Meta(ge=100, le=3_600_000)] = 30_000
 
+    def __post_init__(self) -> None:
+        for leaf, value in (("binaryPath", self.binary_path), ("home", self.home), ("socketPath", self.socket_path)):
+            if value is not None:
+                checks.path(leaf, value)
+        checks.strings("args", self.args)
+        checks.named_values("env", self.env, checks.ENV_NAME_RE, "environment variable")
+
 
 class ApprovalsConfig(_Section):
     timeout_ms: Annotated[int, msgspec.Meta(ge=100, le=86_400_000)] = 30_000
@@ -62,6 +71,9 @@ class OtlpReceiverConfig(_Section):
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1 << 30)] = 16 * 1024 * 1024
     max_requests_per_second: PositiveInt = 500
 
+    def __post_init__(self) -> None:
+        checks.loopback_host("host", self.host)
+
 
 class DedupConfig(_Section):
     completed_content_source: Literal["app_server_stream", "otel"] = "app_server_stream"
@@ -72,13 +84,18 @@ class ExportConfig(_Section):
     headers: dict[str, str] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.endpoint is not None and not self.endpoint.startswith(("http://", "https://")):
-            raise ValueError("endpoint: must be an http:// or https:// URL")
+        if self.endpoint is not None:
+            checks.url("endpoint", self.endpoint)
+        checks.named_values("headers", self.headers, checks.HEADER_NAME_RE, "header")
 
 
 class TranscriptConfig(_Section):
     path: str | None = None
     max_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 64 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.path is not None:
+            checks.path("path", self.path)
 
 
 class IngestConfig(_Section):
@@ -96,6 +113,7 @@ class IngestConfig(_Section):
     transcript: TranscriptConfig = msgspec.field(default_factory=TranscriptConfig)
 
     def __post_init__(self) -> None:
+        checks.text("appServerAuthMode", self.app_server_auth_mode, 64)
         mode = canonical_auth_mode(self.app_server_auth_mode)
         if mode is None:
             raise ValueError(

@@ -6,10 +6,13 @@ homes and the user's real collector roots are never touched by them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 ENV_HOME = "CAPTURE_BRIDGE_HOME"
+# Files of a data dir that only the user may read: the store (and its WAL/SHM) and the config (it may hold secrets).
+PRIVATE_FILES = ("capture.sqlite3", "capture.sqlite3-wal", "capture.sqlite3-shm", "config.json")
 
 
 def resolve_data_dir(cli_value: str | None = None) -> Path:
@@ -36,7 +39,18 @@ class DataDir:
         self.root = root
 
     def ensure(self) -> None:
+        """Create the data dir (0700) and make what it holds private (0600), before anything opens it.
+
+        The store file is created here, 0600, before SQLite opens it: SQLite
+        gives its ``-wal`` and ``-shm`` the main file's mode, so they are 0600 too.
+        """
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(PermissionError):  # not ours to change: it still works
+            os.chmod(self.root, 0o700)
+        os.close(os.open(self.database, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600))
+        for name in PRIVATE_FILES:
+            with contextlib.suppress(FileNotFoundError, PermissionError):
+                os.chmod(self.root / name, 0o600)
 
     @property
     def config(self) -> Path:

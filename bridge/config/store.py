@@ -77,3 +77,8 @@ class ConfigStore:
         atomic_write(self.path, _encoder.encode(new) + b"\n")
         self.current = new
         return new
+
+    def restore(self, previous: IngestConfig) -> None:
+        """Put back a config that was current before (a change that failed to apply)."""
+        atomic_write(self.path, _encoder.encode(previous) + b"\n")
+        self.current = previous

@@ -18,7 +18,8 @@ T = TypeVar("T")
 
 _PATH_RE = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _UNKNOWN_RE = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`")
-_LEAF_RE = re.compile(r"^(?P<leaf>[A-Za-z][A-Za-z0-9]*): ")
+# "leaf: problem" from a __post_init__; the leaf may carry an index or a map key ("args[3]", "env.HOME").
+_LEAF_RE = re.compile(r"^(?P<leaf>[A-Za-z][A-Za-z0-9]*(?:\[\d+\]|\.[!#$%&'*+.^_`|~0-9A-Za-z-]+)?): ")
 _MISSING_RE = re.compile(r"^Object missing required field `(?P<name>[^`]+)`")
 
 

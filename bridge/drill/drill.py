@@ -38,7 +38,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    codex_bin = args.codex_bin
+    # codex.binaryPath takes absolute paths only: a relative --codex-bin is taken from here.
+    codex_bin = str(Path(args.codex_bin).expanduser().absolute()) if args.codex_bin else None
     if codex_bin is None:
         from bridge.peers.install import codex_native_binary
 

@@ -2,8 +2,11 @@
 
 Just what an OTLP/HTTP receiver needs and nothing more: keep-alive,
 ``Expect: 100-continue``, a body read that stops at a byte limit instead of
-buffering whatever a client sends, timeouts against slow clients, and a cap
-on concurrent connections. h11 does the protocol parsing (request line,
+buffering whatever a client sends, and bounds against slow clients: a total
+deadline for a request's headers and another for its body (a client that
+trickles a byte at a time does not extend them), and a connection cap under
+which a new connection evicts the oldest one that is not being answered, so
+slow or idle connections can never lock a real sender out. h11 does the protocol parsing (request line,
 headers, chunked and Content-Length framing); this module only moves bytes
 and enforces the bounds, so it never stalls the event loop it shares with
 the bridge.
@@ -11,6 +14,7 @@ the bridge.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,9 +32,11 @@ RECEIVE_CHUNK = 64 * 1024
 class Limits:
     """Bounds of one server; the defaults suit loopback telemetry senders."""
 
-    max_connections: int = 64
+    max_connections: int = 512  # past it, the oldest connection not being answered is closed
     header_bytes: int = 16 * 1024
     idle_timeout: float = 65.0  # between requests on a kept-alive connection
+    header_timeout: float = 10.0  # total, from a request's first byte (or the accept) to its last header byte
+    body_timeout: float = 30.0  # total, for the whole body of one request
     read_timeout: float = 15.0  # between two chunks of one request
     send_timeout: float = 15.0
     drain_bytes: int = 64 * 1024 * 1024  # discarded after an early answer, so the client sees it
@@ -48,6 +54,10 @@ class BodyTooLarge(Exception):
 
 class ClientGone(Exception):
     """The client closed, stalled past a timeout or broke the protocol mid-request."""
+
+
+class DeadlinePassed(ClientGone):
+    """A request's headers or body took longer than its total deadline."""
 
 
 @dataclass
@@ -87,8 +97,9 @@ class Body:
         await self._conn.continue_if_expected()
         chunks: list[bytes] = []
         size = 0
+        deadline = anyio.current_time() + self._conn.limits.body_timeout
         while True:
-            event = await self._conn.next_event(self._conn.limits.read_timeout)
+            event = await self._conn.next_event(self._conn.limits.read_timeout, deadline)
             if isinstance(event, h11.Data):
                 size += len(event.data)
                 if size > limit:
@@ -106,19 +117,51 @@ class _Connection:
         self.stream = stream
         self.limits = limits
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.header_bytes)
+        self.head_bytes = False  # some of the current request's head has arrived
 
-    async def next_event(self, timeout: float) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+    async def next_event(
+        self, timeout: float, deadline: float | None = None
+    ) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+        """The next h11 event; waits at most ``timeout`` per read and never past ``deadline``."""
         while True:
             event = self.h11.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            with anyio.move_on_after(timeout) as scope:
-                try:
-                    data = await self.stream.receive(RECEIVE_CHUNK)
-                except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    data = b""
-            if scope.cancelled_caught:
-                raise ClientGone("timed out waiting for the client")
+            self.h11.receive_data(await self._receive(timeout, deadline))
+
+    async def _receive(self, timeout: float, deadline: float | None) -> bytes:
+        wait = timeout
+        if deadline is not None:
+            wait = min(wait, deadline - anyio.current_time())
+            if wait <= 0:
+                raise DeadlinePassed("the request took longer than its deadline")
+        with anyio.move_on_after(wait):
+            try:
+                return await self.stream.receive(RECEIVE_CHUNK)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return b""
+        if deadline is not None and anyio.current_time() >= deadline:
+            raise DeadlinePassed("the request took longer than its deadline")
+        raise ClientGone("timed out waiting for the client")
+
+    async def next_request(self, first: bool) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+        """The next request's head: idle waits are ``idle_timeout``, the head itself has a total deadline.
+
+        On a new connection the deadline runs from the accept; on a kept-alive one
+        from the first byte of the next request.
+        """
+        limits = self.limits
+        self.head_bytes = bool(self.h11.trailing_data[0])
+        started = first or self.head_bytes
+        deadline = anyio.current_time() + limits.header_timeout if started else None
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            data = await self._receive(limits.idle_timeout if deadline is None else limits.header_timeout, deadline)
+            self.head_bytes = self.head_bytes or bool(data)
+            if data and deadline is None:
+                deadline = anyio.current_time() + limits.header_timeout
             self.h11.receive_data(data)
 
     async def send(self, event: h11.Event) -> None:
@@ -179,13 +222,39 @@ def _declared_length(request: Request) -> int | None:
         return None
 
 
-async def serve_connection(stream: ByteStream, handler: Handler, limits: Limits, peer: str = "") -> None:
-    """Answer requests on one connection until it closes, misbehaves or idles out."""
+def _no_phase(_busy: bool) -> None:
+    pass
+
+
+async def _timed_out(stream: ByteStream) -> None:
+    """A best-effort 408 to a client whose request head missed its deadline (h11 cannot answer mid-head)."""
+    with anyio.move_on_after(1.0), contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        await stream.send(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+
+
+async def serve_connection(
+    stream: ByteStream,
+    handler: Handler,
+    limits: Limits,
+    peer: str = "",
+    busy: Callable[[bool], None] = _no_phase,
+) -> None:
+    """Answer requests on one connection until it closes, misbehaves or idles out.
+
+    ``busy`` is told when a request is being answered (True) and when the
+    connection waits for the next one (False): only waiting connections may be evicted.
+    """
     conn = _Connection(stream, limits)
+    first = True
     try:
         while True:
+            busy(False)
             try:
-                event = await conn.next_event(limits.idle_timeout)
+                event = await conn.next_request(first)
+            except DeadlinePassed:
+                if conn.head_bytes:  # a client that never sent a byte gets no unsolicited answer
+                    await _timed_out(stream)
+                return
             except h11.RemoteProtocolError as exc:
                 if conn.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                     status = exc.error_status_hint
@@ -193,6 +262,8 @@ async def serve_connection(stream: ByteStream, handler: Handler, limits: Limits,
                 return
             if not isinstance(event, h11.Request):
                 return  # ConnectionClosed, or the client hung up between requests
+            first = False
+            busy(True)
             request = _request(event, peer)
             body = Body(conn, _declared_length(request))
             try:
@@ -223,30 +294,67 @@ def _wants_close(request: Request) -> bool:
     return b"close" in value
 
 
+@dataclass(eq=False)
+class _Slot:
+    scope: anyio.CancelScope
+    busy: bool = False  # a request on it is being answered
+    evicted: bool = False
+
+
 class Server:
-    """Accepts connections from ``listener`` and serves each with ``handler``, within ``limits``."""
+    """Accepts connections from ``listener`` and serves each with ``handler``, within ``limits``.
+
+    At the cap a new connection is not refused while some connection is only
+    waiting (idle, or still sending a request head): the oldest such one is
+    closed instead. Only when every connection is busy answering is the new one refused.
+    """
 
     def __init__(self, handler: Handler, limits: Limits) -> None:
         self.handler = handler
         self.limits = limits
-        self._slots = anyio.Semaphore(limits.max_connections)
+        self._open: dict[int, _Slot] = {}  # insertion order: oldest first
         self.refused_connections = 0
+        self.evicted_connections = 0
+
+    def _make_room(self) -> bool:
+        live = [slot for slot in self._open.values() if not slot.evicted]
+        if len(live) < self.limits.max_connections:
+            return True
+        victim = next((slot for slot in live if not slot.busy), None)
+        if victim is None:
+            return False
+        victim.evicted = True
+        victim.scope.cancel()
+        self.evicted_connections += 1
+        return True
 
     async def _serve_one(self, stream: ByteStream) -> None:
         peer = _peer_name(stream)
-        try:
-            self._slots.acquire_nowait()
-        except anyio.WouldBlock:
+        if not self._make_room():
             self.refused_connections += 1
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
             return
+        slot = _Slot(anyio.CancelScope())
+        self._open[id(slot)] = slot
+
+        def busy(value: bool) -> None:
+            slot.busy = value
+
         try:
-            await serve_connection(stream, self.handler, self.limits, peer)
+            with slot.scope:
+                await serve_connection(stream, self.handler, self.limits, peer, busy)
         except Exception:  # one broken connection must never stop the listener
             log.exception("otlp connection from %s failed", peer)
         finally:
-            self._slots.release()
+            del self._open[id(slot)]
+            if slot.evicted:
+                with anyio.CancelScope(shield=True):
+                    await stream.aclose()
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._open)
 
     async def serve(self, listener: anyio.abc.Listener[ByteStream]) -> None:
         """Run until cancelled; connection tasks live in the listener's own task group."""

@@ -286,11 +286,11 @@ class ReceiverService:
                 return
         try:
             listener = await anyio.create_tcp_listener(local_host=config.host, local_port=config.port)
-        except OSError as exc:
-            where = f"{config.host}:{config.port}"
+        except (OSError, ValueError) as exc:  # ValueError: a host no socket call can take
+            where = f"{config.host!r}:{config.port}"
             await self._set_state(
                 "error",
-                f"Could not listen on {where}: {exc.strerror or exc}. Free the port or change "
+                f"Could not listen on {where}: {getattr(exc, 'strerror', None) or exc}. Free the port or change "
                 "otlpReceiver.host/port (port 0 picks a free one), then re-enable the receiver.",
             )
             return

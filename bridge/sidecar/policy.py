@@ -70,3 +70,49 @@ def backoff_delay(attempt: int, jitter: float, base: float = BACKOFF_BASE, cap: 
     step = min(cap, base * float(1 << max(0, attempt - 1)))
     jitter = min(max(jitter, 0.0), 1.0)
     return step / 2 + (step / 2) * jitter
+
+
+SPAWN_BUDGET = 3
+
+
+@dataclass(frozen=True)
+class SpawnBudget:
+    """Monotonic times of the spawns still inside the window, whoever asked for them.
+
+    Automatic restarts and the host's ``start`` calls draw from this one budget,
+    so a host that retries ``start`` cannot outrun the crash-loop guard.
+    """
+
+    spawns: tuple[float, ...] = ()
+    window: float = WINDOW_SECONDS
+    limit: int = SPAWN_BUDGET
+
+    def current(self, now: float) -> SpawnBudget:
+        kept = tuple(t for t in self.spawns if now - t < self.window)
+        return self if kept == self.spawns else SpawnBudget(kept, self.window, self.limit)
+
+
+@dataclass(frozen=True)
+class SpawnDecision:
+    budget: SpawnBudget  # the budget to keep if the spawn goes ahead
+    allowed: bool
+    retry_after: float  # seconds until a spawn would be allowed (0 when allowed)
+
+
+def request_spawn(budget: SpawnBudget, now: float) -> SpawnDecision:
+    """May a process be spawned at ``now``? At most ``limit`` spawns within ``window`` seconds."""
+    live = budget.current(now)
+    if len(live.spawns) < live.limit:
+        return SpawnDecision(SpawnBudget((*live.spawns, now), live.window, live.limit), True, 0.0)
+    ordered = sorted(live.spawns)
+    # The spawn that has to leave the window before one more fits.
+    frees_at = ordered[len(ordered) - live.limit] + live.window
+    return SpawnDecision(live, False, max(0.0, frees_at - now))
+
+
+def refund_spawn(budget: SpawnBudget, spawned_at: float) -> SpawnBudget:
+    """Give back the spawn made at ``spawned_at``: its process was stopped on request while alive."""
+    spawns = list(budget.spawns)
+    if spawned_at in spawns:
+        spawns.remove(spawned_at)
+    return SpawnBudget(tuple(spawns), budget.window, budget.limit)

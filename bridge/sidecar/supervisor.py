@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import random
 import time
@@ -152,6 +153,7 @@ class _Generation:
     expected_exit: bool = False
     exited: anyio.Event = field(default_factory=anyio.Event)
     exit_code: int | None = None
+    spawned_at: float | None = None  # monotonic; the spawn budget entry it used
 
     @property
     def attach(self) -> bool:
@@ -190,6 +192,22 @@ def _sets_otel(args: list[str]) -> bool:
     return False
 
 
+class SpawnBudgetExhausted(BridgeError):
+    """-32015 with ``retryAfterMs``: the crash-loop budget allows no spawn now."""
+
+    def __init__(self, budget: policy.SpawnBudget, retry_after: float) -> None:
+        retry_ms = max(1, math.ceil(retry_after * 1000))
+        super().__init__(
+            errors.SIDECAR_SPAWN_FAILED,
+            f"codex app-server was spawned {len(budget.spawns)} times within {budget.window:g} s "
+            f"(the crash-loop budget is {budget.limit}), so it is not spawned again now. Retry in "
+            f"{retry_ms / 1000:.1f} s, or fix the cause and change codex.* in the config (that resets the budget).",
+            retryAfterMs=retry_ms,
+            spawnBudget=budget.limit,
+            windowMs=int(budget.window * 1000),
+        )
+
+
 class Supervisor:
     """Spawns, watches, restarts and stops ``codex app-server``; the authority on its status."""
 
@@ -202,6 +220,7 @@ class Supervisor:
         self._generations = 0
         self._auth = AuthView()
         self._window = policy.CrashWindow()
+        self._spawns = policy.SpawnBudget()  # automatic restarts and host starts share it
         self._restart_token = 0
         self._lifecycle = anyio.Lock()
         self._tg: TaskGroup | None = None
@@ -492,6 +511,11 @@ class Supervisor:
             self.refresh()
             try:
                 gen = await self._spawn()
+            except SpawnBudgetExhausted as exc:
+                self._phase = CRASH_LOOP
+                self._error(exc.message)
+                self.refresh()
+                raise
             except BridgeError as exc:
                 self._phase = INACTIVE
                 self._error(exc.message)
@@ -677,7 +701,12 @@ class Supervisor:
         if _sets_otel(cfg.args):
             extra = []  # the configured codex.args say where codex's own OTEL goes: they win
         spec: SpawnSpec = build_spec(binary, [*cfg.args, *extra], cfg.env, cfg.home, environ)
+        now = self.options.clock()
+        decision = policy.request_spawn(self._spawns, now)
+        if not decision.allowed:
+            raise SpawnBudgetExhausted(self._spawns, decision.retry_after)
         proc = await SidecarProcess.spawn(spec)
+        self._spawns = decision.budget  # only a process that exists uses the budget
         stdout = proc.process.stdout
         assert stdout is not None
         transport = JsonlTransport(
@@ -685,6 +714,7 @@ class Supervisor:
         )
         client = RpcClient(transport, request_timeout=cfg.request_timeout_ms / 1000)
         gen = self._adopt(proc, client)
+        gen.spawned_at = now
         self._info(f"codex app-server started (pid {proc.pid}); call codex_app_server_initialize next.")
         log.info("codex app-server started: pid %s, binary %s", proc.pid, binary)
         self.refresh()
@@ -765,7 +795,8 @@ class Supervisor:
             self._phase = CRASH_LOOP
             self._error(
                 f"{what}; that is {decision.attempts} unexpected exits within {self._window.window:g} s, so it is "
-                "not restarted (crash_loop). Fix the cause, then stop_codex_app_server and start_codex_app_server."
+                "not restarted (crash_loop). Fix the cause (a codex.* config change resets the spawn budget), then "
+                "start_codex_app_server."
             )
             self.refresh()
             return
@@ -788,6 +819,11 @@ class Supervisor:
                 return
             try:
                 new = await self._spawn()
+            except SpawnBudgetExhausted as exc:
+                self._phase = CRASH_LOOP
+                self._error(f"{what}; {exc.message}")
+                self.refresh()
+                return
             except BridgeError as exc:
                 self._phase = INACTIVE
                 self._error(f"Restart failed: {exc.message}")
@@ -819,6 +855,9 @@ class Supervisor:
         async with self._lifecycle:
             gen = self._gen
             if gen is not None:
+                if not gen.exited.is_set() and gen.spawned_at is not None:
+                    # Stopped on request while alive: not a crash, so its spawn is given back.
+                    self._spawns = policy.refund_spawn(self._spawns, gen.spawned_at)
                 gen.expected_exit = True
                 self._phase = STOPPING
                 self._info(
@@ -855,6 +894,8 @@ class Supervisor:
         """React to a saved config change (the kill switch, the required auth mode, the timeout)."""
         if self._gen is not None:
             self._gen.client.request_timeout = new.codex.request_timeout_ms / 1000
+        if new.codex != old.codex:
+            self._spawns = policy.SpawnBudget()  # a changed codex.* is a new attempt: the budget starts over
         if new.stream_kill_switch != old.stream_kill_switch:
             if new.stream_kill_switch:
                 self._restart_token += 1

@@ -47,6 +47,8 @@ class StorageUnavailable(BridgeError):
 
 
 def _connect(path: Path) -> sqlite3.Connection:
+    with suppress(OSError):  # a new store is private (0600); SQLite gives its -wal/-shm the same mode
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")

@@ -68,7 +68,9 @@ class Recorder:
         self._thread.start()
 
     def _open(self) -> int:
-        return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)  # a transcript found from before is made private too: it holds whole sessions
+        return fd
 
     # ---------------------------------------------------------------- recording (any thread)
 

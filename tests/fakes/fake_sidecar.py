@@ -16,6 +16,8 @@ account/logout) to reach the fault under test. Run as
   echoes the answer it gets as the notification ``fake/answer``.
 - ``stubborn``: ignores stdin EOF and SIGTERM, and starts a child in its process group that
   does the same (like the npm launcher's native child): only SIGKILL to the group ends them.
+
+With ``FAKE_SPAWN_LOG`` set, every start appends one line to that file (tests count spawns).
 """
 
 from __future__ import annotations
@@ -100,6 +102,10 @@ def stubborn() -> None:
 
 def main() -> int:
     mode = sys.argv[1] if len(sys.argv) > 1 else "normal"
+    spawn_log = os.environ.get("FAKE_SPAWN_LOG")
+    if spawn_log:
+        with open(spawn_log, "a") as fh:
+            fh.write(f"{time.time():.3f} {os.getpid()}\n")
     if mode == "crash_on_start":
         sys.stderr.write("fake_sidecar: crashing on start as asked\n")
         return 3

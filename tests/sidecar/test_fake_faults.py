@@ -56,7 +56,8 @@ async def test_crash_on_start_is_32015_then_crash_loop(tmp_path: Path) -> None:
         # Stop then start leaves crash_loop (with a binary that now works).
         stopped = await h.sup.stop()
         assert (stopped.state, stopped.restart_attempts_in_window) == ("inactive", 0)
-        h.config.update({"codex": {"args": fake_config("normal")["codex"]["args"]}})
+        old = h.config.current
+        h.sup.config_changed(old, h.config.update({"codex": {"args": fake_config("normal")["codex"]["args"]}}))
         started = await h.sup.start()
         assert (started.state, started.restart_attempts_in_window) == ("running", 0)
 

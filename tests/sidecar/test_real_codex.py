@@ -168,8 +168,13 @@ async def test_kill_9_restarts_rehandshakes_then_crash_loop(tmp_path: Path) -> N
         seen = {p["pid"] for m, p in host.notifications if m == STATUS and p["pid"] is not None}
         assert seen == set(pids)
         assert (await host.call("get_codex_app_server_status"))["state"] == "crash_loop"
-        # Stop then start leaves crash_loop; the login survived in CODEX_HOME.
+        # Three spawns within 60 s used the budget: a start is refused and says when to retry ...
         await host.call("stop_codex_app_server")
+        with pytest.raises(HostError) as refused:
+            await host.call("start_codex_app_server")
+        assert refused.value.code == -32015 and 0 < refused.value.data["retryAfterMs"] <= 60_000
+        # ... until a codex.* change starts it over; the login survived in CODEX_HOME.
+        await host.call("set_ingest_config", {"codex": {"requestTimeoutMs": 30_001}})
         again = await host.call("start_codex_app_server")
         assert again["state"] == "running" and again["restartAttemptsInWindow"] == 0
         await host.call("stop_codex_app_server")
