@@ -10,7 +10,7 @@ CLAUDE_VERSION := 2.1.197
 CLAUDE_DIR := $(PEERS_DIR)/claude-code-$(CLAUDE_VERSION)
 export CAPTURE_BRIDGE_PEERS_DIR := $(PEERS_DIR)
 
-.PHONY: install peers demo test test-fast lint schemas bench fixtures clean
+.PHONY: install dist-tools peers demo test test-fast lint schemas dist bench fixtures clean
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+# PyInstaller, for `make dist` and the tests of the frozen build (tests/dist).
+dist-tools: $(VENV)/.dist-installed
+
+$(VENV)/.dist-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[dev,dist]'
 	touch $@
 
 peers: $(CODEX_DIR)/.installed $(CLAUDE_DIR)/.installed
@@ -36,14 +43,18 @@ demo: install peers
 	$(PY) -m bridge drill
 
 lint: install
-	$(VENV)/bin/ruff check bridge tests benchmarks
+	$(VENV)/bin/ruff check bridge tests benchmarks packaging
 	$(VENV)/bin/mypy
 
 schemas: install
 	$(PY) -m bridge.host.schemas schemas/host
 
+# dist/capture-bridge-<version>-<target triple>/: the onedir Tauri bundles (docs/tauri.md).
+dist: dist-tools
+	$(PY) packaging/build.py
+
 # The whole suite runs inside a loopback-only network namespace (the fence).
-test: install peers lint
+test: install dist-tools peers lint
 	$(PY) -m bridge.peers.fence -- $(PY) -m pytest -q
 
 bench: install peers
@@ -55,4 +66,4 @@ fixtures: install peers
 	$(PY) -m bridge.peers.fence -- $(PY) -m tests.transcript.otlp_fixtures --out fixtures/otlp
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
