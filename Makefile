@@ -10,7 +10,7 @@ CLAUDE_VERSION := 2.1.197
 CLAUDE_DIR := $(PEERS_DIR)/claude-code-$(CLAUDE_VERSION)
 export CAPTURE_BRIDGE_PEERS_DIR := $(PEERS_DIR)
 
-.PHONY: install dist-tools peers demo test test-fast lint schemas dist bench fixtures clean
+.PHONY: install dist-tools ts-tools peers demo test test-fast lint schemas dist bench fixtures clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,16 @@ dist-tools: $(VENV)/.dist-installed
 $(VENV)/.dist-installed: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[dev,dist]'
 	touch $@
+
+# TypeScript and the Tauri JS packages for examples/tauri-host, whose client `make test` type-checks
+# (outside the fence: npm needs the registry). Without npm the check is skipped, and says so.
+TAURI_EXAMPLE := examples/tauri-host
+ts-tools:
+	@if command -v npm >/dev/null 2>&1; then \
+		[ $(TAURI_EXAMPLE)/node_modules/.installed -nt $(TAURI_EXAMPLE)/package.json ] || { \
+		npm install --prefix $(TAURI_EXAMPLE) --no-audit --no-fund --loglevel=error --omit=optional && \
+		touch $(TAURI_EXAMPLE)/node_modules/.installed; }; \
+	else echo "npm not found: the TypeScript check of $(TAURI_EXAMPLE) will be skipped"; fi
 
 peers: $(CODEX_DIR)/.installed $(CLAUDE_DIR)/.installed
 
@@ -43,7 +53,7 @@ demo: install peers
 	$(PY) -m bridge drill
 
 lint: install
-	$(VENV)/bin/ruff check bridge tests benchmarks packaging
+	$(VENV)/bin/ruff check bridge tests benchmarks packaging examples
 	$(VENV)/bin/mypy
 
 schemas: install
@@ -54,7 +64,7 @@ dist: dist-tools
 	$(PY) packaging/build.py
 
 # The whole suite runs inside a loopback-only network namespace (the fence).
-test: install dist-tools peers lint
+test: install dist-tools ts-tools peers lint
 	$(PY) -m bridge.peers.fence -- $(PY) -m pytest -q
 
 bench: install peers
