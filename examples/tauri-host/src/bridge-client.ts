@@ -79,8 +79,10 @@ export interface Exit {
 export interface StartOptions {
   /** The app's own pid: the bridge exits within 2 s after it dies (`--parent-pid`). */
   parentPid: number;
+  /** The codex the app bundles (its own `externalBin`); passed as CAPTURE_BRIDGE_CODEX_BIN. */
+  codexBinary?: string;
   /** Builds the command; the default is the `externalBin` sidecar (override it for the macOS layout). */
-  command?: (args: string[]) => Command<string>;
+  command?: (args: string[], env: Record<string, string>) => Command<string>;
   /** Every stderr line of the bridge (JSON log lines). */
   onLog?: (line: string) => void;
   /** Called once when the process ends, however it ends. */
@@ -110,8 +112,12 @@ export class CaptureBridge {
   /** Spawn the bridge, check its protocol version and commands; refuse (and stop it) on a mismatch. */
   static async start(options: StartOptions): Promise<CaptureBridge> {
     const bridge = new CaptureBridge(options);
-    const build = options.command ?? ((args: string[]) => Command.sidecar(SIDECAR, args));
-    const command = build(serveArgs(options.parentPid));
+    const env: Record<string, string> = {};
+    if (options.codexBinary !== undefined) {
+      env["CAPTURE_BRIDGE_CODEX_BIN"] = options.codexBinary;
+    }
+    const build = options.command ?? ((args: string[], env) => Command.sidecar(SIDECAR, args, { env }));
+    const command = build(serveArgs(options.parentPid), env);
     command.stdout.on("data", (line) => bridge.receive(line));
     command.stderr.on("data", (line) => options.onLog?.(line));
     command.on("close", (exit) => bridge.closed({ code: exit.code, signal: exit.signal }));

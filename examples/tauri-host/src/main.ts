@@ -9,6 +9,7 @@ import { CaptureBridge } from "./bridge-client";
 interface HostInfo {
   pid: number;
   os: string;
+  codexBinary: string | null;
 }
 
 const modeView = document.querySelector<HTMLElement>("#mode");
@@ -24,8 +25,11 @@ async function main(): Promise<void> {
   const host = await invoke<HostInfo>("host_info");
   const bridge = await CaptureBridge.start({
     parentPid: host.pid,
+    ...(host.codexBinary !== null ? { codexBinary: host.codexBinary } : {}),
     // macOS ships the onedir under Contents/Resources (docs/tauri.md): a scoped command, not the sidecar.
-    ...(host.os === "macos" ? { command: (args: string[]) => Command.create("capture-bridge-macos", args) } : {}),
+    ...(host.os === "macos"
+      ? { command: (args: string[], env: Record<string, string>) => Command.create("capture-bridge-macos", args, { env }) }
+      : {}),
     onLog: (line) => console.debug(line),
     onExit: (exit) => log(`capture-bridge exited: code ${exit.code}, signal ${exit.signal}`),
   });

@@ -13,13 +13,23 @@ struct HostInfo {
     pid: u32,
     /// "linux", "macos" or "windows": macOS spawns the onedir from Resources instead of the sidecar.
     os: &'static str,
+    /// The codex this app bundles as its own `externalBin` ("bin/codex-app-server"), which Tauri
+    /// places beside the app's executable without the target triple; None when it is not there.
+    #[serde(rename = "codexBinary")]
+    codex_binary: Option<String>,
 }
 
 #[tauri::command]
 fn host_info() -> HostInfo {
+    let codex = std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name(format!("codex-app-server{}", std::env::consts::EXE_SUFFIX)))
+        .filter(|path| path.is_file())
+        .map(|path| path.to_string_lossy().into_owned());
     HostInfo {
         pid: std::process::id(),
         os: std::env::consts::OS,
+        codex_binary: codex,
     }
 }
 
