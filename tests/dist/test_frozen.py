@@ -193,3 +193,45 @@ def test_gate_and_status_work_frozen_on_a_served_data_dir(frozen: Frozen, tmp_pa
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["mode"] == "FAILURE"  # a fresh data dir with autoIngestEnabled off
     assert_nothing_left_in(clean_tmp)
+
+
+def test_record_migrate_and_claude_env_work_frozen(frozen: Frozen, tmp_path: Path, clean_tmp: Path) -> None:
+    line = '{"jsonrpc":"2.0","id":1,"method":"ping"}\n'
+    out = subprocess.run(
+        [str(frozen.entry), "record", "--out", str(tmp_path / "rec.jsonl"), "--", "/bin/cat"], input=line,
+        capture_output=True, text=True, timeout=60, env=clean_env(tmp_path / "home", clean_tmp),
+    )  # fmt: skip
+    assert out.returncode == 0 and out.stdout == line, out.stderr
+    recorded = [json.loads(x) for x in (tmp_path / "rec.jsonl").read_text().splitlines()]
+    assert [r["dir"] for r in recorded if "msg" in r] == ["out", "in"]
+    migrate = run(frozen, tmp_path, clean_tmp, "migrate", "--dry-run", "--json")
+    assert migrate.returncode == 0, migrate.stderr
+    assert json.loads(migrate.stdout)["status"]["canonicalRoot"] == str(tmp_path / "home" / ".agents/otel/collector")
+    bridge = Bridge(frozen, tmp_path, clean_tmp)
+    try:
+        bridge.request("bridge_info")  # notifications wait until the host's first frame sets the framing
+        bridge.wait_for(lambda m: m.get("method") == "otel-receiver-status", 30)  # the receiver is listening
+        env_lines = run(frozen, tmp_path, clean_tmp, "claude-env", "--data-dir", str(bridge.data_dir))
+        assert env_lines.returncode == 0, env_lines.stderr
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT" in env_lines.stdout
+    finally:
+        bridge.request("shutdown")
+        bridge.wait_exit(EXIT_LIMIT)
+    assert_nothing_left_in(clean_tmp)
+
+
+@pytest.mark.peer
+def test_the_drill_runs_frozen_and_ends_in_go(frozen: Frozen, tmp_path: Path, clean_tmp: Path) -> None:
+    """The drill spawns the frozen bridge (not python -m) and drives the real codex through it."""
+    from bridge.peers import fence
+    from bridge.peers.install import peers_dir
+
+    if not fence.isolated():
+        pytest.fail("the drill runs the real codex: run it inside the fence (make test)")
+    out = subprocess.run(
+        [str(frozen.entry), "drill", "--stable-seconds", "1"], capture_output=True, text=True, timeout=240,
+        env=clean_env(tmp_path / "home", clean_tmp, CAPTURE_BRIDGE_PEERS_DIR=str(peers_dir())), cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "verdict: GO" in out.stdout
+    assert_nothing_left_in(clean_tmp)
