@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.dist.support import REPO, Frozen, entry_processes, load_frozen
+from tests.dist.support import REPO, Frozen, entry_processes, load_frozen, processes_with_env
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +37,16 @@ def no_frozen_process_left(frozen: Frozen) -> Iterator[None]:
 
 
 @pytest.fixture
-def clean_tmp(tmp_path: Path) -> Path:
-    """A TMPDIR for the frozen process: it must be empty again once the process has exited."""
+def clean_tmp(tmp_path: Path) -> Iterator[Path]:
+    """A TMPDIR for the frozen process: it must be empty again once the process has exited.
+
+    Every process the frozen bridge starts (codex, replay's player) inherits it, so it also
+    finds what is left running at the end of the test.
+    """
     path = tmp_path / "tmpdir"
     path.mkdir()
-    return path
+    yield path
+    deadline = time.monotonic() + 5  # children exit just after their parent: give them a moment
+    while (left := processes_with_env("TMPDIR", str(path))) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, f"processes started by the frozen bridge are still running: {sorted(left)}"

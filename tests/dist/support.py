@@ -54,6 +54,21 @@ def entry_processes(entry: Path) -> set[int]:
     return found
 
 
+def processes_with_env(name: str, value: str) -> set[int]:
+    """Pids whose environment has ``name=value``: everything a frozen process started inherits it."""
+    needle = f"{name}={value}".encode()
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if needle in (proc / "environ").read_bytes().split(b"\0"):
+                found.add(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
 class Bridge:
     """A frozen ``serve`` spoken to over pipes, synchronously (the tests' host)."""
 
