@@ -10,7 +10,7 @@ CLAUDE_VERSION := 2.1.197
 CLAUDE_DIR := $(PEERS_DIR)/claude-code-$(CLAUDE_VERSION)
 export CAPTURE_BRIDGE_PEERS_DIR := $(PEERS_DIR)
 
-.PHONY: install peers demo test test-fast lint schemas bench fixtures clean
+.PHONY: install dist-tools ts-tools peers demo test test-fast lint schemas dist bench fixtures clean
 
 install: $(VENV)/.installed
 
@@ -19,6 +19,23 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
+
+# PyInstaller, for `make dist` and the tests of the frozen build (tests/dist).
+dist-tools: $(VENV)/.dist-installed
+
+$(VENV)/.dist-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[dev,dist]'
+	touch $@
+
+# TypeScript and the Tauri JS packages for examples/tauri-host, whose client `make test` type-checks
+# (outside the fence: npm needs the registry). Without npm the check is skipped, and says so.
+TAURI_EXAMPLE := examples/tauri-host
+ts-tools:
+	@if command -v npm >/dev/null 2>&1; then \
+		[ $(TAURI_EXAMPLE)/node_modules/.installed -nt $(TAURI_EXAMPLE)/package.json ] || { \
+		npm install --prefix $(TAURI_EXAMPLE) --no-audit --no-fund --loglevel=error --omit=optional && \
+		touch $(TAURI_EXAMPLE)/node_modules/.installed; }; \
+	else echo "npm not found: the TypeScript check of $(TAURI_EXAMPLE) will be skipped"; fi
 
 peers: $(CODEX_DIR)/.installed $(CLAUDE_DIR)/.installed
 
@@ -36,14 +53,18 @@ demo: install peers
 	$(PY) -m bridge drill
 
 lint: install
-	$(VENV)/bin/ruff check bridge tests benchmarks
+	$(VENV)/bin/ruff check bridge tests benchmarks packaging examples
 	$(VENV)/bin/mypy
 
 schemas: install
 	$(PY) -m bridge.host.schemas schemas/host
 
+# dist/capture-bridge-<version>-<target triple>/: the onedir Tauri bundles (docs/tauri.md).
+dist: dist-tools
+	$(PY) packaging/build.py
+
 # The whole suite runs inside a loopback-only network namespace (the fence).
-test: install peers lint
+test: install dist-tools ts-tools peers lint
 	$(PY) -m bridge.peers.fence -- $(PY) -m pytest -q
 
 bench: install peers
@@ -55,4 +76,4 @@ fixtures: install peers
 	$(PY) -m bridge.peers.fence -- $(PY) -m tests.transcript.otlp_fixtures --out fixtures/otlp
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build

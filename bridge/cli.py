@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 
 # name -> (module, one-line help)
@@ -26,6 +27,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="capture-bridge", description="Capture sidecar for AI coding agents.")
+    parser.add_argument(
+        "--version", action="store_true", help="print the version and exit (with --json: version, protocol, platform)"
+    )
+    parser.add_argument("--json", dest="version_json", action="store_true", help="with --version: one JSON object")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -34,11 +39,32 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def print_version(as_json: bool) -> int:
+    from bridge.runtime import version_info
+
+    info = version_info()
+    if as_json:
+        print(json.dumps(info, sort_keys=True))
+    else:
+        print(f"capture-bridge {info['version']} (protocol {info['protocolVersion']}, {info['targetTriple']})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from bridge.runtime import RUN_MODULE
+
+    if argv[:1] == [RUN_MODULE]:  # a process the bridge started itself (replay's player), frozen or not
+        from bridge.runtime import run_module
+
+        return run_module(argv[1:])
     chosen = next((a for a in argv if not a.startswith("-")), None)
+    if chosen is None and "--version" in argv and set(argv) <= {"--version", "--json"}:
+        return print_version("--json" in argv)  # without importing every subcommand for the parser
     parser = build_parser(chosen if chosen in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
+    if args.version:
+        return print_version(args.version_json)
     if not args.command:
         parser.print_help(sys.stderr)
         return 2

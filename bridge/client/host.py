@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 from anyio.abc import Process
 
+from bridge import runtime
 from bridge.framing import Frame, FrameDecoder, Framing, encode
 
 REPO = Path(__file__).resolve().parents[2]  # for PYTHONPATH when run from a checkout
@@ -146,7 +147,9 @@ def bridge_argv(data_dir: Path, *extra: str, prelude: str | None = None) -> list
     """The serve command line; ``prelude`` is Python run first (tests use it to plant faults)."""
     serve = ["serve", "--data-dir", str(data_dir), *extra]
     if prelude is None:
-        return [sys.executable, "-m", "bridge", *serve]
+        return runtime.bridge_argv(*serve)
+    if runtime.frozen():
+        raise RuntimeError("a prelude needs a Python interpreter; a frozen build cannot run one")
     code = f"{prelude}\nfrom bridge.cli import main\nraise SystemExit(main({serve!r}))"
     return [sys.executable, "-c", code]
 
@@ -172,7 +175,8 @@ def bridge_env(tmp_path: Path, env: dict[str, str] | None = None) -> dict[str, s
     home = tmp_path / "home"
     home.mkdir(parents=True, exist_ok=True)
     merged["HOME"] = str(home)
-    merged["PYTHONPATH"] = str(REPO) + os.pathsep + merged.get("PYTHONPATH", "")
+    if not runtime.frozen():  # a checkout's bridge finds its package; a frozen one carries it
+        merged["PYTHONPATH"] = str(REPO) + os.pathsep + merged.get("PYTHONPATH", "")
     merged.setdefault("CAPTURE_BRIDGE_LOG_LEVEL", "INFO")
     merged.update(env or {})
     return merged
@@ -211,7 +215,7 @@ async def spawn_bridge(
             stdout=-1,
             stderr=err,
             env=bridge_env(tmp_path, env),
-            cwd=REPO,
+            cwd=None if runtime.frozen() else REPO,
         )
     host = Host(process, framing, stderr_path, data_dir)
     async with anyio.create_task_group() as tg:

@@ -23,6 +23,7 @@ import anyio
 from bridge.client.host import Host, HostError, spawn_bridge
 from bridge.drill.timeline import Timeline
 from bridge.peers import fence
+from bridge.runtime import bridge_argv
 
 FAKE_API_KEY = "sk-drill-fake-key-0000000000000000"
 LIVE = "session:live:event"
@@ -45,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
         codex_bin = str(codex_native_binary(install=True))  # before the fence: npm needs the registry
     if not fence.isolated() and fence.can_unshare() and not args.no_fence:
-        argv = [sys.executable, "-m", "bridge", "drill", "--codex-bin", codex_bin,
-                "--stable-seconds", str(args.stable_seconds)]  # fmt: skip
+        argv = bridge_argv("drill", "--codex-bin", codex_bin, "--stable-seconds", str(args.stable_seconds))
         if args.data_dir:
             argv += ["--data-dir", args.data_dir]
         sys.stdout.flush()

@@ -1,7 +1,10 @@
-"""JSON Schema of every host command's params and result, generated from the msgspec types.
+"""JSON Schema of every host command and notification, generated from the msgspec types.
 
-``make schemas`` writes ``schemas/host/<command>.json``; a test regenerates them
-in memory and fails when the committed files differ from the code.
+``make schemas`` writes ``schemas/host/<command>.json``, ``notifications.json``
+and ``index.d.ts`` (TypeScript for the host's code, from the same schemas); a
+test regenerates them in memory and fails when the committed files differ from
+the code. Results that handlers build as plain dicts are described by
+:mod:`bridge.host.schemas_types`.
 """
 
 from __future__ import annotations
@@ -13,8 +16,22 @@ from typing import Any
 import msgspec
 
 from bridge.host.registry import REGISTRY, command_names
+from bridge.host.schemas_types import NOTIFICATIONS, RESULTS
 
 _encode = msgspec.json.Encoder(order="sorted").encode
+
+
+LOOSE_RESULTS = (dict[str, Any], list[dict[str, Any]], Any)
+
+
+def result_type(name: str) -> Any:
+    """The type of a command's result: the registered one, or its shape from schemas_types when that is a dict."""
+    registered = REGISTRY[name].result
+    if name in RESULTS:
+        if registered not in LOOSE_RESULTS:
+            raise TypeError(f"{name} now declares its result type: drop it from schemas_types.RESULTS")
+        return RESULTS[name]
+    return registered
 
 
 def command_schema(name: str) -> dict[str, Any]:
@@ -24,8 +41,21 @@ def command_schema(name: str) -> dict[str, Any]:
         if cmd.params is dict
         else msgspec.json.schema(cmd.params)
     )
-    result: dict[str, Any] = {"type": "null"} if cmd.result is None else msgspec.json.schema(cmd.result)
+    kind = result_type(name)
+    result: dict[str, Any] = {"type": "null"} if kind is None else msgspec.json.schema(kind)
     return {"command": name, "description": cmd.doc, "params": params, "result": result}
+
+
+def notifications_schema() -> dict[str, Any]:
+    """Every notification's params, sharing one ``$defs``."""
+    methods = sorted(NOTIFICATIONS)
+    schemas, defs = msgspec.json.schema_components([NOTIFICATIONS[m] for m in methods])
+    return {
+        "description": "Notifications the bridge sends the host: method -> params. Every params object carries "
+        "seq, one more than the previous notification on the connection, across all methods.",
+        "notifications": dict(zip(methods, schemas, strict=True)),
+        "$defs": defs,
+    }
 
 
 def render_all() -> dict[str, bytes]:
@@ -33,7 +63,14 @@ def render_all() -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     for name in command_names():
         out[f"{name}.json"] = msgspec.json.format(_encode(command_schema(name)), indent=2) + b"\n"
+    out["notifications.json"] = msgspec.json.format(_encode(notifications_schema()), indent=2) + b"\n"
     return out
+
+
+def render_typescript() -> str:
+    from bridge.host.schemas_ts import render
+
+    return render()
 
 
 def render_manifest() -> str:
@@ -56,9 +93,10 @@ def main(argv: list[str] | None = None) -> int:
             stale.unlink()
     for name, data in wanted.items():
         (target / name).write_bytes(data)
+    (target / "index.d.ts").write_text(render_typescript())
     manifest = Path(__file__).with_name("manifest.py")
     manifest.write_text(render_manifest())
-    print(f"wrote {len(wanted)} command schemas to {target} and the command manifest to {manifest}")
+    print(f"wrote {len(wanted)} schemas and index.d.ts to {target} and the command manifest to {manifest}")
     return 0
 
 

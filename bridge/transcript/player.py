@@ -30,6 +30,7 @@ import fcntl
 import json
 import os
 import queue
+import shlex
 import signal
 import stat
 import sys
@@ -39,6 +40,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from bridge import runtime
 from bridge.transcript.format import parse_lines
 from bridge.transcript.script import (
     ConnScript,
@@ -59,17 +61,26 @@ GATE_LIMIT_S = 30.0
 _EOF = object()
 
 
-def write_launcher(directory: Path, python: str = sys.executable) -> Path:
-    """An executable that runs the player with this interpreter (the bridge's ``codex.binaryPath``)."""
-    repo = Path(__file__).resolve().parents[2]
+def write_launcher(directory: Path) -> Path:
+    """An executable that runs the player (the bridge's ``codex.binaryPath``).
+
+    From a checkout it is a Python script run by this interpreter; in a frozen
+    build it is a shell script that runs this executable's player entry
+    (:func:`bridge.runtime.module_argv`), since there is no Python to run.
+    """
     path = directory / "codex-replay"
-    path.write_text(
-        f"#!{python}\n"
-        "import sys\n"
-        f"sys.path.insert(0, {str(repo)!r})\n"
-        "from bridge.transcript.player import main\n"
-        "raise SystemExit(main(sys.argv[1:]))\n"
-    )
+    if runtime.frozen():
+        command = shlex.join(runtime.module_argv("bridge.transcript.player"))
+        path.write_text(f'#!/bin/sh\nexec {command} "$@"\n')
+    else:
+        repo = Path(__file__).resolve().parents[2]
+        path.write_text(
+            f"#!{sys.executable}\n"
+            "import sys\n"
+            f"sys.path.insert(0, {str(repo)!r})\n"
+            "from bridge.transcript.player import main\n"
+            "raise SystemExit(main(sys.argv[1:]))\n"
+        )
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
 
