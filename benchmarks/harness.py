@@ -266,8 +266,7 @@ class Bridge:
         self._reader = threading.Thread(target=self._read, name="bench-host-reader", daemon=True)
         self._reader.start()
         self._profiler: subprocess.Popen[bytes] | None = None
-        if profile and ctx.profile_dir is not None:
-            self.start_profile(profile)
+        self._profile = profile if ctx.profile_dir is not None else None
 
     @property
     def pid(self) -> int:
@@ -387,10 +386,15 @@ class Bridge:
         return self.answer(self.request(method, params), timeout)[0]
 
     def start_sidecar(self) -> None:
-        """start → initialize → initialized: the stand-in is running and its API-key login confirmed."""
+        """start → initialize → initialized: the stand-in is running and its API-key login confirmed.
+
+        With ``--profile``, py-spy attaches here: scenarios measure right after this.
+        """
         self.call("start_codex_app_server")
         self.call("codex_app_server_initialize")
         self.call("codex_app_server_initialized")
+        if self._profile:  # profile what is measured, not the start-up
+            self.start_profile(self._profile)
 
     # profiling -----------------------------------------------------------------------------
 

@@ -50,10 +50,11 @@ def run(ctx: Context) -> list[Row]:
         report = json.loads(sent.stdout)
         bridge.wait_live(total, timeout=total / RATE * 3 + 60)
         stored = bridge.call("get_otlp_receiver_status")["recordsStored"]
+        other = bridge.other_live
         lags = lags_ms(bridge.lags(stamps), report["startNs"], report["endNs"])
     window = (report["endNs"] - report["startNs"]) / 1e9
     records = report["records"] / window
-    note = f"answers {report['statuses']}, {stored:,} records stored"
+    note = f"answers {report['statuses']}, {stored:,} records stored, {other:,} OTEL live events"
     lag_note = f"{len(lags):,} frames inside the flood; max {max(lags):.1f} ms"
     return [
         Row(RECORDS, round(records), "records/s", f">= {TARGET:,}", ge(records, TARGET), note),
