@@ -104,15 +104,16 @@ def _item(tid: str, turn: int, k: int, at_ms: int) -> dict[str, Any]:
 
 
 class Hydration:
-    """One thread of ``items`` items, encoded once, as codex's resume/read/turns-list answers."""
+    """One thread of ``items`` items, built once, as codex's resume/read/turns-list answers."""
 
     def __init__(self, items: int) -> None:
         at = int(time.time()) - 86_400
-        self.thread = {"id": HYDRATED, "preview": "a long thread", "name": "bench hydration", "cwd": "/work",
-                       "path": None, "modelProvider": "openai", "model": "gpt-5.1-codex", "cliVersion": "0.169.0",
-                       "createdAt": at, "updatedAt": at + 3600, "ephemeral": False, "status": {"type": "idle"},
-                       "turns": []}  # fmt: skip
-        self.turns = []
+        self.thread: dict[str, Any] = {
+            "id": HYDRATED, "preview": "a long thread", "name": "bench hydration", "cwd": "/work", "path": None,
+            "modelProvider": "openai", "model": "gpt-5.1-codex", "cliVersion": "0.169.0", "createdAt": at,
+            "updatedAt": at + 3600, "ephemeral": False, "status": {"type": "idle"}, "turns": [],
+        }  # fmt: skip
+        self.turns: list[dict[str, Any]] = []
         for n in range((items + ITEMS_PER_TURN - 1) // ITEMS_PER_TURN):
             count = min(ITEMS_PER_TURN, items - n * ITEMS_PER_TURN)
             started = at + n * 10

@@ -16,6 +16,7 @@ every 5 ms, one at a time; the row is the longest any of them waited.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from codex_standin import HYDRATED
 from harness import BenchError, Bridge, Context, Row, le, ms, standin_config
@@ -30,7 +31,7 @@ LIMIT_MS = 50.0
 PROBE_S = 0.005
 
 
-def burst(bridge: Bridge, method: str) -> tuple[dict[str, object], float, list[float]]:
+def burst(bridge: Bridge, method: str) -> tuple[Any, float, list[float]]:
     mid = bridge.request(method, {"threadId": HYDRATED})
     waits = []
     while not bridge.answered(mid):
@@ -41,8 +42,8 @@ def burst(bridge: Bridge, method: str) -> tuple[dict[str, object], float, list[f
     return result, ms(took), waits
 
 
-def count_items(turns: list[dict[str, object]]) -> int:
-    return sum(len(t.get("items") or []) for t in turns)  # type: ignore[arg-type]
+def count_items(turns: list[dict[str, Any]]) -> int:
+    return sum(len(t.get("items") or []) for t in turns)
 
 
 def run(ctx: Context) -> list[Row]:
@@ -53,7 +54,7 @@ def run(ctx: Context) -> list[Row]:
         bridge.call("get_capture_reliability_status")
         resumed, resume_ms, resume_waits = burst(bridge, "codex_app_server_thread_resume")
         snapshot, snapshot_ms, snapshot_waits = burst(bridge, "codex_app_server_request_thread_snapshot")
-    got = count_items(resumed["thread"]["turns"]), count_items(snapshot["turns"])  # type: ignore[index]
+    got = count_items(resumed["thread"]["turns"]), count_items(snapshot["turns"])
     if got != (items, items):
         raise BenchError(f"expected {items} items back from resume and snapshot, got {got}")
     rows = []

@@ -60,7 +60,8 @@ def body(request: ExportLogsServiceRequest, handles: list[tuple[object, object |
         if stamp is not None:
             iso = datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
             stamp.string_value = iso  # type: ignore[attr-defined]
-    return request.SerializeToString()
+    data: bytes = request.SerializeToString()
+    return data
 
 
 def main() -> None:
