@@ -10,7 +10,7 @@ CLAUDE_VERSION := 2.1.197
 CLAUDE_DIR := $(PEERS_DIR)/claude-code-$(CLAUDE_VERSION)
 export CAPTURE_BRIDGE_PEERS_DIR := $(PEERS_DIR)
 
-.PHONY: install dist-tools ts-tools peers demo test test-fast lint schemas dist bench fixtures clean
+.PHONY: install dist-tools ts-tools peers demo test test-fast lint schemas dist bench bench-quick bench-profile fixtures clean
 
 install: $(VENV)/.installed
 
@@ -67,8 +67,17 @@ dist: dist-tools
 test: install dist-tools ts-tools peers lint
 	$(PY) -m bridge.peers.fence -- $(PY) -m pytest -q
 
-bench: install peers
+# The performance table (docs/performance.md): exit 1 when a target is missed; rows in benchmarks/results/latest.json.
+bench: install dist-tools
 	$(PY) -m bridge.peers.fence -- $(PY) benchmarks/run.py
+
+bench-quick: install dist-tools
+	$(PY) -m bridge.peers.fence -- $(PY) benchmarks/run.py --size quick
+
+# Quick sizes with every scenario's bridge recorded by py-spy into benchmarks/results/profiles/.
+bench-profile: install
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m bridge.peers.fence -- $(PY) benchmarks/run.py --size quick --profile benchmarks/results/profiles
 
 # Re-record fixtures/transcripts and fixtures/otlp from the real peers (fenced).
 fixtures: install peers

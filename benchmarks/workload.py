@@ -184,13 +184,15 @@ def turn_frames(thread: str, turn_no: int, deltas: int = 120, at: int | None = N
 
 
 def frames(total: int, deltas: int = 120, threads: int = 4) -> Iterator[bytes]:
-    """About ``total`` frames of interleaved-free turns over a few threads."""
+    """Exactly ``total`` frames: whole turns one after another over a few threads (the last may be cut)."""
     produced = 0
     turn_no = 0
     at = int(time.time() * 1000)
-    while produced < total:
+    while True:
         thread = f"bench-thread-{turn_no % threads}"
         for line in turn_frames(thread, turn_no, deltas, at + turn_no * 1000):
+            if produced >= total:
+                return
             yield line
             produced += 1
         turn_no += 1
