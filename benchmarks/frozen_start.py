@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 # The same target as the checkout's first answer: the host waits for either alike.
@@ -56,6 +57,21 @@ def first_answers(entry: Path, runs: int) -> list[float]:
             proc.stdin.close()
             proc.wait(timeout=10)
     return times
+
+
+NAME = "frozen first answer"
+METRIC = "first answer after spawn, frozen build (median)"
+METRICS = (METRIC,)
+
+
+def run(ctx: Any) -> list[Any]:
+    """The benchmark table's row (``benchmarks/run.py`` lists this module as a scenario)."""
+    from harness import Row, le
+
+    times = first_answers(frozen_entry(), ctx.sizes.spawns)
+    median = statistics.median(times)
+    note = f"{len(times)} spawns of make dist's executable, clean environment; worst {max(times):.0f} ms"
+    return [Row(METRIC, round(median, 1), "ms", f"<= {TARGET_MS:.0f} ms", le(median, TARGET_MS), note)]
 
 
 def rows(runs: int = 10) -> list[tuple[str, str, str, bool | None]]:

@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import command_latency
 import first_answer
+import frozen_start
 import hydration
 import idle_cpu
 import lag
@@ -49,6 +50,7 @@ from harness import BENCH, PRESETS, Context, Row, size_overrides
 
 SCENARIOS: list[ModuleType] = [
     first_answer,
+    frozen_start,
     ready,
     throughput,
     lag,
