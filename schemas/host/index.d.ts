@@ -96,6 +96,7 @@ export interface BridgeInfo {
   codex: CodexInfo | null;
   dataDir: string;
   pid: number;
+  runId: string;
 }
 
 /** CONTRACT §4.3 (``appServer`` is a CodexAppServerStatus, or null while the supervisor is not up). */
@@ -346,6 +347,7 @@ export interface ListThreadsParams {
 
 export interface LiveEventsParams {
   sinceSeq?: number;
+  runId?: string | null;
 }
 
 export interface LoginCancelParams {
@@ -638,7 +640,7 @@ export interface HostCommands {
     params: NoParams;
     result: CollectorMigrationStatus;
   };
-  /** The current config with every default filled in. */
+  /** The current config with every default filled in, secret values masked. */
   get_ingest_config: {
     params: NoParams;
     result: IngestConfig;
