@@ -54,7 +54,7 @@ VOLATILE_KEYS = frozenset(
         "updatedAtIso", "atIso", "receivedAtIso", "lastTransitionAtIso", "decidedAtIso", "occurredAtIso",
         "lastBatchAtIso", "lastAttemptAtIso", "pid", "dataDir", "decisionToken", "endpoint", "path", "seq",
         "metrics", "timeSinceLastStreamEventMs", "lastBackupPath", "canonicalRoot", "legacyRoot", "legacyRoots",
-        "restartAttemptsInWindow", "requestId",
+        "restartAttemptsInWindow", "requestId", "runId",
     }
 )  # fmt: skip
 _PID_RE = re.compile(r"\bpid \d+")
