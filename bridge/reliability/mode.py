@@ -145,8 +145,9 @@ def health_reasons(f: Facts) -> list[str]:
     if not f.sidecar_running:
         if f.sidecar_state == "crash_loop":
             return [
-                "codex app-server is in crash_loop: it exited too often and is not restarted "
-                "(fix the cause, then stop_codex_app_server and start_codex_app_server)."
+                "codex app-server is in crash_loop: it exited too often and is not restarted; "
+                "start_codex_app_server is refused (-32015, data.retryAfterMs) until the spawn budget "
+                "of 3 per 60 s has room again, or at once after a change to codex.* in set_ingest_config."
             ]
         hint = " (start_codex_app_server, then the handshake)" if f.sidecar_state == "inactive" else ""
         return [f"codex app-server is {f.sidecar_state}, not running{hint}."]
