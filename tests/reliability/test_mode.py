@@ -153,3 +153,20 @@ def test_health_recovers_when_its_facts_hold_again() -> None:
     silent = Facts(True, "listening", True, False, "degraded", True, True, True, False, True)
     assert evaluate(silent).reasons == ("The sidecar did not answer the liveness probe.",)
     assert evaluate(healthy).mode == HYBRID_ACTIVE
+
+
+def test_a_new_data_dir_is_told_how_to_leave_failure() -> None:
+    """The default config has the baseline off: the reason says it is the default and what to do."""
+    from bridge.config.model import IngestConfig
+
+    assert IngestConfig().auto_ingest_enabled is False
+    f = Facts(
+        auto_ingest_enabled=False, receiver_state="listening", receiver_message=None,
+        stream_enrichment_enabled=True, kill_switch=False, sidecar_state="inactive",
+        handshake_complete=False, auth_confirmed=False, auth_mode_allowed=False,
+        sidecar_alive=False, frames_valid=True, required_auth_mode="chatgpt", auth_mode=None,
+    )  # fmt: skip
+    ev = evaluate(f)
+    assert ev.mode == FAILURE
+    assert "default of a new data dir" in ev.reason
+    assert 'set_ingest_config {"autoIngestEnabled": true}' in ev.reason
