@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.host import bridge_argv, bridge_env, spawn_bridge
 
-EXIT_DEADLINE = 9.0  # CONTRACT: 3 s, asserted with 3x slack
+EXIT_DEADLINE = 9.0  # docs/protocol.md §1: 3 s, asserted with 3x slack
 
 
 def vm_hwm_kib(pid: int) -> int:

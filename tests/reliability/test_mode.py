@@ -1,4 +1,4 @@
-"""The capture mode over every combination of facts (CONTRACT §4.3)."""
+"""The capture mode over every combination of facts (docs/protocol.md §4.3)."""
 
 from __future__ import annotations
 
