@@ -109,22 +109,59 @@ def test_is_locked_uses_a_shared_probe_on_posix(monkeypatch: pytest.MonkeyPatch,
         os.close(fd)
 
 
-def test_is_locked_on_windows_takes_and_returns_the_exclusive_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_windows_branch_goes_through_filelock(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With sys.platform "win32" every call goes through filelock's descriptor lock (which, run here,
+    uses its own POSIX primitive): the branch is exercised end to end, not only its choice."""
+    import filelock
+
     calls: list[str] = []
+    real_lock, real_unlock = filelock.lock_descriptor, filelock.unlock_descriptor
+
+    def lock(fd: int, *, blocking: bool = True) -> bool:
+        calls.append(f"lock blocking={blocking}")
+        return real_lock(fd, blocking=blocking)
+
+    def unlock(fd: int) -> None:
+        calls.append("unlock")
+        real_unlock(fd)
+
     monkeypatch.setattr(locks.sys, "platform", "win32")
-    monkeypatch.setattr(locks, "try_lock", lambda fd: calls.append("lock") or True)
-    monkeypatch.setattr(locks, "unlock", lambda fd: calls.append("unlock"))
-    assert locks.is_locked(7) is False
-    assert calls == ["lock", "unlock"]
-    monkeypatch.setattr(locks, "try_lock", lambda fd: False)
-    assert locks.is_locked(7) is True
+    monkeypatch.setattr(filelock, "lock_descriptor", lock)
+    monkeypatch.setattr(filelock, "unlock_descriptor", unlock)
+    path = tmp_path / "x.lock"
+    child = hold_in_child(path)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        assert locks.is_locked(fd) is True
+        assert locks.try_lock(fd) is False
+        child.kill()
+        child.wait()
+        assert locks.is_locked(fd) is False  # taken and given back at once
+        assert locks.try_lock(fd) is True
+        locks.unlock(fd)
+    finally:
+        os.close(fd)
+        if child.poll() is None:
+            child.kill()
+    assert calls == ["lock blocking=False"] * 3 + ["unlock"] + ["lock blocking=False", "unlock"]
+
+
+def test_posix_start_up_does_not_import_filelock() -> None:
+    code = (
+        "import os, sys, tempfile\n"
+        "from bridge.host.lock import acquire\n"
+        "os.close(acquire(__import__('pathlib').Path(tempfile.mkdtemp()) / 'bridge.lock'))\n"
+        "print('filelock' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == ("True" if sys.platform == "win32" else "False"), out.stderr
 
 
 def test_modules_import_without_fcntl(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing on the serve and migrate paths needs fcntl at import time (it does not exist on Windows)."""
     code = (
-        "import sys; sys.modules['fcntl'] = None\n"
-        "import bridge.host.lock, bridge.collector.lock, bridge.platform.watchdog, bridge.host.serve\n"
+        "import sys; sys.modules['fcntl'] = None; sys.platform = 'win32'\n"
+        "import bridge.host.lock, bridge.collector.lock, bridge.platform.watchdog\n"
         "print('ok')"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
