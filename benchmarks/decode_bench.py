@@ -1,7 +1,7 @@
 """Frames per second of the codex stream codec, next to a bare msgspec + SQLite loop.
 
-Reads real codex 0.169.0 frames (the shared reference recordings when present,
-else tests/capture/data/codex-0.169.0-stream.jsonl), repeats them to about
+Reads real codex 0.169.0 frames (the reference recordings in
+fixtures/codex-0.169.0/{chat,shell}/, else fixtures/codex-0.169.0/stream.jsonl), repeats them to about
 200,000 frames and times, in batches as frames arrive off the pipe:
 
 - ``bare decode``: ``msgspec.json.decode(line)`` to dicts, nothing else;
@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from bridge.capture.codec import Codec, Frame  # noqa: E402
 
-REFERENCE = [Path(f"/work/shared/reference/codex-0.169.0/{name}/appserver.jsonl") for name in ("chat", "shell")]
-RECORDED = ROOT / "tests" / "capture" / "data" / "codex-0.169.0-stream.jsonl"
+REFERENCE = [ROOT / "fixtures" / "codex-0.169.0" / name / "appserver.jsonl" for name in ("chat", "shell")]
+RECORDED = ROOT / "fixtures" / "codex-0.169.0" / "stream.jsonl"
 TARGET_FPS = 100_000
 
 SCHEMA = """

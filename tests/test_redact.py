@@ -1,4 +1,4 @@
-"""Redaction rules of CONTRACT §7."""
+"""Redaction rules of docs/protocol.md §7."""
 
 from __future__ import annotations
 

@@ -1,20 +1,23 @@
-"""One migration at a time per home: ``flock`` on ``~/.agents/otel/.collector-migration.lock``.
+"""One migration at a time per home: an OS lock on ``~/.agents/otel/.collector-migration.lock``.
 
 The lock is non-blocking: the loser gets :class:`MigrationBusy` before it has
-changed anything. ``flock`` locks belong to an open file, so two bridges, the
-CLI and a bridge, or two threads of one process all exclude each other. The
-lock file is never deleted (deleting a lock file races with its next user).
+changed anything. The lock (``flock`` on Linux and macOS, ``LockFileEx`` on
+Windows; see :mod:`bridge.platform.locks`) belongs to an open file, so two
+bridges, the CLI and a bridge, or two threads of one process all exclude each
+other. The lock file is never deleted (deleting a lock file races with its
+next user), and a symlink in its place is refused where the OS can tell.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 from pathlib import Path
 from types import TracebackType
 
 from bridge.collector.errors import MigrationBusy, MigrationFailed
+from bridge.platform import locks
+
+_OPEN_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 BUSY_MESSAGE = "Another collector migration is running (a bridge or the CLI holds the lock); try again when it ends."
 
@@ -27,26 +30,29 @@ class MigrationLock:
     def acquire(self) -> None:
         """Take the lock, creating the lock file (its directory must exist)."""
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, 0o600)
         except OSError as exc:
             raise MigrationFailed(
                 f"Cannot open the migration lock {self.path} ({exc.strerror}); "
                 "it must be a regular file you can write. Fix it, then run the migration again."
             ) from exc
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
+            taken = locks.try_lock(fd)
+        except OSError:
             os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise MigrationBusy(BUSY_MESSAGE) from exc
             raise
+        if not taken:
+            os.close(fd)
+            raise MigrationBusy(BUSY_MESSAGE)
         self._fd = fd
 
     def release(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+            try:
+                locks.unlock(fd)
+            finally:
+                os.close(fd)
 
     def __enter__(self) -> MigrationLock:
         self.acquire()
@@ -61,18 +67,13 @@ class MigrationLock:
 def held(path: Path) -> bool:
     """Whether someone holds the lock right now; creates nothing."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
     except OSError:
         return False  # no lock file (or an unusable one): nobody can be holding it
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            return True
-        raise
+        return locks.is_locked(fd)
     finally:
         os.close(fd)
-    return False
 
 
 def probe(path: Path) -> None:

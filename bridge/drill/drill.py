@@ -150,8 +150,9 @@ async def drill(root: Path, data_dir: Path, codex_bin: str, stable_seconds: floa
     else:
         t.note("fence: no network namespace available here; codex runs with plugins, analytics and update checks "
                "off and its proxies pointed at a refusing loopback port")  # fmt: skip
-    t.note("deviation from the v1 rule: a ChatGPT login cannot complete offline, so the drill requires "
-           "appServerAuthMode \"apikey\" and logs in with a fake key")  # fmt: skip
+    t.note("deviation from the required auth mode (protocol v1 streams only from a codex signed in with "
+           "appServerAuthMode, \"chatgpt\" by default; docs/protocol.md §3.4): a ChatGPT login cannot complete "
+           "offline, so the drill sets appServerAuthMode \"apikey\" and logs in with a fake key")  # fmt: skip
     with fake_model_in_thread() as fake:
         peer = make_peer_home(root / "peer", fake.base_url)
         env = {k: v for k, v in peer.env.items() if k != "CODEX_HOME"}

@@ -1,10 +1,13 @@
-"""One bridge per data dir: an exclusive ``flock`` on ``bridge.lock`` holding the pid."""
+"""One bridge per data dir: an exclusive OS lock on ``bridge.lock``, which names the holder's pid."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
+
+from bridge.platform import locks
+
+FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 class DataDirBusy(RuntimeError):
@@ -17,14 +20,16 @@ class DataDirBusy(RuntimeError):
 
 
 def acquire(path: Path) -> int:
-    """Lock ``path`` for this process's lifetime; the fd must stay open."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    """Lock ``path`` for this process's lifetime; the fd must stay open (closing it releases the lock)."""
+    fd = os.open(path, FLAGS, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        taken = locks.try_lock(fd)
+    except OSError:
         os.close(fd)
-        raise DataDirBusy(path, holder) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        raise
+    if not taken:
+        holder = locks.read_content(fd)
+        os.close(fd)
+        raise DataDirBusy(path, holder)
+    locks.write_content(fd, f"{os.getpid()}\n")
     return fd

@@ -63,10 +63,12 @@ def run(args: argparse.Namespace) -> int:
         data_dir.ensure()
         lock_fd = acquire(data_dir.lock)
     except DataDirBusy as exc:
-        print(f"capture-bridge: {exc}", file=sys.stderr)
+        log.error("%s", exc, extra={"dataDir": str(data_dir.root), "holderPid": exc.pid})
         return 1
     except OSError as exc:
-        print(f"capture-bridge: cannot use data dir {data_dir.root}: {exc.strerror or exc}", file=sys.stderr)
+        log.error(
+            "cannot use data dir %s: %s", data_dir.root, exc.strerror or exc, extra={"dataDir": str(data_dir.root)}
+        )
         return 1
     from bridge.config.store import ConfigStore
     from bridge.config.validate import ConfigError
@@ -75,15 +77,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = ConfigStore(data_dir.config)
     except ConfigError as exc:
-        print(
-            f"capture-bridge: {data_dir.config} is invalid at {exc.field or 'top level'}: {exc.problem}",
-            file=sys.stderr,
-        )
+        log.error(
+            "%s is invalid at %s: %s; fix the file or remove it to start from the defaults",
+            data_dir.config, exc.field or "top level", exc.problem,
+            extra={"configPath": str(data_dir.config), "field": exc.field},
+        )  # fmt: skip
         return 1
     try:
         db = Database(data_dir.database)
     except Exception as exc:
-        print(f"capture-bridge: cannot open the store {data_dir.database}: {exc}", file=sys.stderr)
+        log.error("cannot open the store %s: %s", data_dir.database, exc, extra={"database": str(data_dir.database)})
         return 1
     from bridge.host.app import App
     from bridge.host.notify import Notifier
@@ -99,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             recorder = Recorder(transcript_path, max_bytes=config.current.transcript.max_bytes)
         except OSError as exc:
             reason = exc.strerror or exc
-            print(f"capture-bridge: cannot write the transcript {transcript_path}: {reason}", file=sys.stderr)
+            log.error("cannot write the transcript %s: %s", transcript_path, reason)
             return 1
         app.transcript = BridgeTranscript(recorder)
         writer.tap, writer.tap_many = app.transcript.host_out, app.transcript.host_out_many
@@ -130,7 +133,8 @@ async def _main(app: object, writer: object, parent_pid: int | None) -> None:
     from bridge.framing import FrameDecoder, FrameTooLarge, FramingError
     from bridge.host.app import App
     from bridge.host.dispatch import Dispatcher
-    from bridge.host.transport import OutputWriter, run_parent_watchdog, start_reader
+    from bridge.host.transport import OutputWriter, start_reader
+    from bridge.platform.watchdog import watch_parent as run_parent_watchdog
 
     assert isinstance(app, App) and isinstance(writer, OutputWriter)
     app.notifier.attach(writer.send, writer.send_many)

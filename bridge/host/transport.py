@@ -254,40 +254,4 @@ class OutputWriter:
             view = view[n:]
 
 
-def run_parent_watchdog(pid: int, on_exit: Callable[[], None]) -> threading.Thread:
-    """Call ``on_exit`` (from a thread) once process ``pid`` has died.
-
-    Uses a pidfd where the platform has one (no pid-reuse race), else polls.
-    """
-
-    def watch() -> None:
-        import select
-        import time
-
-        pidfd = -1
-        try:
-            pidfd = os.pidfd_open(pid)
-        except (AttributeError, OSError):
-            pidfd = -1
-        if pidfd >= 0:
-            try:
-                select.select([pidfd], [], [])
-            finally:
-                os.close(pidfd)
-        else:
-            while True:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                except PermissionError:
-                    pass
-                time.sleep(0.2)
-        on_exit()
-
-    thread = threading.Thread(target=watch, name="parent-watchdog", daemon=True)
-    thread.start()
-    return thread
-
-
-__all__ = ["EventLoopToken", "OutputWriter", "run_parent_watchdog", "start_reader"]
+__all__ = ["EventLoopToken", "OutputWriter", "start_reader"]

@@ -121,7 +121,10 @@ def baseline_reasons(f: Facts) -> list[str]:
             "cannot be kept; captured batches are held in memory and committed when writes succeed again."
         )
     if not f.auto_ingest_enabled:
-        reasons.append("autoIngestEnabled is false: the OTEL baseline is switched off.")
+        reasons.append(
+            "autoIngestEnabled is false (the default of a new data dir): the OTEL baseline is off, so the mode is "
+            'FAILURE until the host turns it on with set_ingest_config {"autoIngestEnabled": true}.'
+        )
     if f.receiver_state == "stopped":
         reasons.append("The OTLP receiver is stopped, so the OTEL baseline cannot receive.")
     elif f.receiver_state != "listening":

@@ -118,8 +118,13 @@ class TranscriptError(ValueError):
 
 
 def parse_lines(lines: Iterable[bytes | str], name: str = "transcript") -> Iterator[Line]:
-    """Parse transcript lines; a torn last line (a crash mid-write) is ignored."""
+    """Parse transcript lines; a torn last line (a crash mid-write) is ignored.
+
+    Only a *last* line after good ones can be torn: a file whose every line is
+    bad, or which holds no line at all, is not a transcript.
+    """
     pending: tuple[int, Exception] | None = None
+    parsed = 0
     for number, text in enumerate(lines, 1):
         if pending is not None:
             raise TranscriptError(f"{name} line {pending[0]} is not a transcript line: {pending[1]}")
@@ -132,7 +137,7 @@ def parse_lines(lines: Iterable[bytes | str], name: str = "transcript") -> Itera
             channel, direction = obj["channel"], obj["dir"]
             if channel not in ("host", "sidecar") or direction not in ("in", "out"):
                 raise ValueError(f"channel {channel!r} / dir {direction!r}")
-            yield Line(
+            line = Line(
                 t=float(obj["t"]),
                 ts=str(obj.get("ts", "")),
                 channel=channel,
@@ -144,8 +149,21 @@ def parse_lines(lines: Iterable[bytes | str], name: str = "transcript") -> Itera
                 expected=bool(obj.get("expected", True)),
                 invalid=bool(obj.get("invalid", False)),
             )
-        except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
+        except KeyError as exc:
+            pending = (number, ValueError(f"it has no {exc.args[0]!r} field"))
+            continue
+        except (msgspec.DecodeError, TypeError, ValueError) as exc:
             pending = (number, exc)
+            continue
+        parsed += 1
+        yield line
+    if parsed == 0:
+        if pending is not None:
+            raise TranscriptError(f"{name} line {pending[0]} is not a transcript line: {pending[1]}")
+        raise TranscriptError(
+            f"{name} is not a transcript: it holds no lines (a transcript is one JSON object a line, "
+            "as `serve --transcript` and `capture-bridge record` write it)"
+        )
 
 
 def messages(msg: Any) -> list[Any]:

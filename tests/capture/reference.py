@@ -1,4 +1,4 @@
-"""Frames of the reference recordings of real codex 0.169.0 runs (shared/reference)."""
+"""Frames of the reference recordings of real codex 0.169.0 runs (fixtures/codex-0.169.0/, see its README)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import msgspec
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "codex-0.169.0"
+REFERENCE = Path(__file__).resolve().parents[2] / "fixtures" / "codex-0.169.0"
 
 
 class Note(msgspec.Struct):

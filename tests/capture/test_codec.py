@@ -10,7 +10,7 @@ import pytest
 from bridge.capture import codex_events as ev
 from bridge.capture.codec import Codec, decode_frame
 
-DATA = Path(__file__).parent / "data" / "codex-0.169.0-stream.jsonl"
+DATA = Path(__file__).resolve().parents[2] / "fixtures" / "codex-0.169.0" / "stream.jsonl"
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Record the cross-source fixtures in ``tests/crosssource/data/`` from the real peers.
+"""Record the cross-source fixtures in ``fixtures/crosssource/`` from the real peers.
 
 Run inside the fence: ``.venv/bin/python -m bridge.peers.fence -- .venv/bin/python -m tests.crosssource.record``.
 It drives a spawned bridge (``autoIngestEnabled: true``) with the real codex against the fake model

@@ -17,7 +17,7 @@ from bridge.otel.mapping import record_from_row
 from bridge.otel.records import OtelRecord
 from tests.support.host import Host
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[2] / "fixtures" / "crosssource"
 _INDEX = {"item/reasoning/summaryTextDelta": "summaryIndex", "item/reasoning/textDelta": "contentIndex"}
 STREAM = "app_server_stream"
 OTEL = "otel"

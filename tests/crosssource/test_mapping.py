@@ -1,4 +1,4 @@
-"""The baseline's mapping, as tables over what the real codex and Claude Code sent (tests/crosssource/data)."""
+"""The baseline's mapping, as tables over what the real codex and Claude Code sent (fixtures/crosssource)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""get_ingest_config / set_ingest_config through the real bridge (CONTRACT §3.7)."""
+"""get_ingest_config / set_ingest_config through the real bridge (docs/protocol.md §3.7)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from bridge.host.serve import ANSWER_BUDGET_STARTING_S
 from tests.reliability.test_host_eof import startup_after_eof
 from tests.support.host import bridge_argv, bridge_env, spawn_bridge
 
-EXIT_DEADLINE = 9.0  # CONTRACT: 3 s, asserted with 3x slack
+EXIT_DEADLINE = 9.0  # docs/protocol.md §1: 3 s, asserted with 3x slack
 
 
 def vm_hwm_kib(pid: int) -> int:

@@ -1,4 +1,4 @@
-"""The -c overrides parse as codex's TOML and say what REAL-PEERS §2 requires."""
+"""The -c overrides parse as codex's TOML and say what docs/peers.md §2 requires."""
 
 from __future__ import annotations
 

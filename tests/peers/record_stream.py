@@ -1,7 +1,7 @@
 """Records what the real codex app-server writes through chat, shell (accept and decline) and error turns.
 
 Usage (inside the fence): ``.venv/bin/python -m bridge.peers.fence -- .venv/bin/python
-tests/peers/record_stream.py tests/capture/data/codex-0.169.0-stream.jsonl``. Every line of the
+tests/peers/record_stream.py fixtures/codex-0.169.0/stream.jsonl``. Every line of the
 output is one server->client frame exactly as codex wrote it, with the temporary root replaced by
 ``/WORKSPACE``. The codec tests and benchmarks/decode_bench.py read it.
 """

@@ -1,4 +1,4 @@
-"""The capture mode over every combination of facts (CONTRACT §4.3)."""
+"""The capture mode over every combination of facts (docs/protocol.md §4.3)."""
 
 from __future__ import annotations
 
@@ -189,3 +189,20 @@ def test_a_replaced_store_is_said_after_the_reasons_for_the_mode(writable: bool)
     assert ev.reasons[-1] == note and len(ev.reasons) == (2 if writable else 3)
     assert ev.mode == (OTEL_ONLY if writable else FAILURE)
     assert ev.reason != note
+
+
+def test_a_new_data_dir_is_told_how_to_leave_failure() -> None:
+    """The default config has the baseline off: the reason says it is the default and what to do."""
+    from bridge.config.model import IngestConfig
+
+    assert IngestConfig().auto_ingest_enabled is False
+    f = Facts(
+        auto_ingest_enabled=False, receiver_state="listening", receiver_message=None,
+        stream_enrichment_enabled=True, kill_switch=False, sidecar_state="inactive",
+        handshake_complete=False, auth_confirmed=False, auth_mode_allowed=False,
+        sidecar_alive=False, frames_valid=True, required_auth_mode="chatgpt", auth_mode=None,
+    )  # fmt: skip
+    ev = evaluate(f)
+    assert ev.mode == FAILURE
+    assert "default of a new data dir" in ev.reason
+    assert 'set_ingest_config {"autoIngestEnabled": true}' in ev.reason

@@ -215,6 +215,6 @@ async def test_bridge_exit_stops_codex(tmp_path: Path) -> None:
         assert codex_processes(host, tmp_path)
         started = anyio.current_time()
         await host.close_stdin()
-        code = await host.wait_exit(9.0)  # CONTRACT: 3 s, with 3x slack
+        code = await host.wait_exit(9.0)  # docs/protocol.md §1: 3 s, with 3x slack
         assert code == 0 and anyio.current_time() - started < 9.0
     await assert_no_leftovers(tmp_path, needles=(config["codex"]["binaryPath"],))

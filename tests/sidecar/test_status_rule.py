@@ -1,4 +1,4 @@
-"""The running/degraded rule and streamHealthy (CONTRACT §4.1, §4.3 H) as a table."""
+"""The running/degraded rule and streamHealthy (docs/protocol.md §4.1, §4.3 H) as a table."""
 
 from __future__ import annotations
 

@@ -126,3 +126,15 @@ def test_replay_refuses_what_is_not_a_transcript(tmp_path: Path) -> None:
     bad.write_text('{"not": "a transcript line"}\n{"t": 1}\n')
     result = run_cli("replay", str(bad))
     assert result.returncode == 2 and b"line 1" in result.stderr
+
+
+def test_replay_of_an_empty_file_or_one_foreign_json_line_exits_2(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    foreign = tmp_path / "foreign.jsonl"
+    foreign.write_text('{"level": "info", "msg": "a log line, not a transcript"}\n')
+    for path, says in ((empty, b"holds no lines"), (foreign, b"line 1 is not a transcript line")):
+        result = run_cli("replay", str(path))
+        assert result.returncode == 2, result.stderr
+        assert result.stdout == b""
+        assert says in result.stderr

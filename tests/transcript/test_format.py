@@ -68,3 +68,13 @@ def test_a_torn_last_line_is_ignored_but_a_torn_middle_line_is_an_error() -> Non
     assert [line.msg["method"] for line in parse_lines([good, good, torn])] == ["a", "a"]
     with pytest.raises(TranscriptError, match="line 2"):
         list(parse_lines([good, torn, good]))
+
+
+def test_a_file_with_no_good_line_is_not_a_transcript() -> None:
+    """One bad line is not a torn tail (there is nothing before it), and an empty file holds nothing."""
+    with pytest.raises(TranscriptError, match="line 1 is not a transcript line: it has no 'channel' field"):
+        list(parse_lines([b'{"a": 1}\n']))
+    with pytest.raises(TranscriptError, match="holds no lines"):
+        list(parse_lines([]))
+    with pytest.raises(TranscriptError, match="holds no lines"):
+        list(parse_lines([b"\n", b"  \n"]))
