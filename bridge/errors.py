@@ -1,4 +1,4 @@
-"""JSON-RPC error codes and kinds of the host contract (CONTRACT §2).
+"""JSON-RPC error codes and kinds of the host contract (docs/protocol.md §2).
 
 Subsystems raise :class:`BridgeError` with one of the constructors below; the
 host server turns it into ``{code, message, data: {kind, ...}}``. Messages are

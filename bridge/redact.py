@@ -1,4 +1,4 @@
-"""Redaction of secrets (CONTRACT §7), applied before anything leaves memory.
+"""Redaction of secrets (docs/protocol.md §7), applied before anything leaves memory.
 
 Keys (any depth, case-insensitive) that are or end with ``token`` (not counts
 such as ``inputTokens``), or contain ``secret``, ``password``, ``apikey``,

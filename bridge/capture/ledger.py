@@ -11,7 +11,7 @@ Identity
     text twice within 1 ms). Other thread-scoped notifications are keyed by
     method, thread, emittedAtMs and a hash of their params.
 
-Decisions (CONTRACT §3.5)
+Decisions (docs/protocol.md §3.5)
     accepted   the key is new;
     duplicate  the same source sent it again (not stored or emitted again);
     replaced   another source had it, and the incoming one wins by precedence;

@@ -43,7 +43,7 @@ MAX_RETRIES = 5  # a batch whose transaction fails is retried with backoff this 
 
 
 class SessionDelta(msgspec.Struct, rename="camel", kw_only=True):
-    """The live event of one accepted capture event (CONTRACT §5), encoded once."""
+    """The live event of one accepted capture event (docs/protocol.md §5), encoded once."""
 
     type: str = "SessionDelta"
     thread_id: str

@@ -1,4 +1,4 @@
-"""The three ways a migration request can be refused (CONTRACT §2: -32020/-32021/-32022).
+"""The three ways a migration request can be refused (docs/protocol.md §2: -32020/-32021/-32022).
 
 They are plain exceptions so the subsystem does not import the host; the host
 commands and the CLI map them to error codes and exit codes.
@@ -10,7 +10,7 @@ from typing import Any
 
 
 class MigrationError(Exception):
-    """``code``/``kind`` are the host error (CONTRACT §2); ``details`` go into its ``data``."""
+    """``code``/``kind`` are the host error (docs/protocol.md §2); ``details`` go into its ``data``."""
 
     code = -32020
     kind = "migration_failed"

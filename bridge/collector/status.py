@@ -1,4 +1,4 @@
-"""The status a home is in, decided from facts (pure), and its wire shape (CONTRACT §4.4).
+"""The status a home is in, decided from facts (pure), and its wire shape (docs/protocol.md §4.4).
 
 | status | when |
 |---|---|

@@ -1,1 +1,1 @@
-"""Ingest config (CONTRACT §3.7) and the places the bridge keeps things."""
+"""Ingest config (docs/protocol.md §3.7) and the places the bridge keeps things."""

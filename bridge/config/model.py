@@ -1,4 +1,4 @@
-"""The ingest config as msgspec types: the defaults of CONTRACT §3.7 live here.
+"""The ingest config as msgspec types: the defaults of docs/protocol.md §3.7 live here.
 
 Every struct is strict (unknown keys are rejected) and camelCase on the wire.
 Validation that types cannot express happens in ``__post_init__`` so msgspec

@@ -1,6 +1,6 @@
 """A local fake of the Anthropic Messages API that drives the real Claude Code offline.
 
-Claude Code ``POST``s ``/v1/messages?beta=true`` (REAL-PEERS.md §3); this fake
+Claude Code ``POST``s ``/v1/messages?beta=true`` (docs/peers.md §3); this fake
 answers every such request with one assistant text message, streamed as the
 Messages API's SSE events (``message_start``, ``content_block_start``,
 ``content_block_delta``, ``content_block_stop``, ``message_delta``,

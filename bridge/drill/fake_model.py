@@ -1,7 +1,7 @@
 """A local fake of the OpenAI Responses API that drives the real codex offline.
 
 codex ``POST``s ``/v1/responses`` and acts on the SSE events it gets back
-(REAL-PEERS.md §1); this fake answers from a tiny script language written into
+(docs/peers.md §1); this fake answers from a tiny script language written into
 the prompt, so a test or the drill chooses what the "model" does by what it
 asks codex:
 

@@ -1,4 +1,4 @@
-"""``bridge_info`` and ``shutdown`` (CONTRACT §3.1)."""
+"""``bridge_info`` and ``shutdown`` (docs/protocol.md §3.1)."""
 
 from __future__ import annotations
 

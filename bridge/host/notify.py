@@ -1,6 +1,6 @@
 """Notifications to the host, numbered with ``seq`` and kept for catch-up.
 
-Every notification on a connection gets the next ``seq`` (CONTRACT §5) across
+Every notification on a connection gets the next ``seq`` (docs/protocol.md §5) across
 all methods, and the newest 10,000 are kept so ``get_live_events`` can serve a
 host that missed some. Each message is encoded once, here, and kept encoded:
 the stream's bursts cost one encode per event and one write per burst.

@@ -2,7 +2,7 @@
 
 ``start`` builds each subsystem, attaches it to the :class:`App` and starts
 its background tasks in ``tg``; ``stop`` winds them down in reverse order
-within the shutdown budget (CONTRACT §1: exit within 3 s).
+within the shutdown budget (docs/protocol.md §1: exit within 3 s).
 """
 
 from __future__ import annotations

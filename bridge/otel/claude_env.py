@@ -1,7 +1,7 @@
 """``capture-bridge claude-env``: the environment that points Claude Code at a running receiver.
 
 Reads ``<dataDir>/runtime.json`` (written by the running bridge) and
-``<dataDir>/otlp.key`` and prints ``export NAME=value`` lines (CONTRACT §6),
+``<dataDir>/otlp.key`` and prints ``export NAME=value`` lines (docs/protocol.md §6),
 for ``eval "$(capture-bridge claude-env)"``. Fails with a one-line reason when
 no bridge of that data dir is listening.
 """

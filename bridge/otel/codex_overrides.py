@@ -1,7 +1,7 @@
 """``-c`` overrides that point a codex the bridge spawns at the bridge's receiver.
 
 Overrides apply to that one process only, so the user's ``config.toml`` is
-never touched (REAL-PEERS §2). All three exporters are set, because codex's
+never touched (docs/peers.md §2). All three exporters are set, because codex's
 ``metrics_exporter`` otherwise defaults to a remote endpoint, and prompts and
 agent responses are logged so the baseline can rebuild items on its own.
 

@@ -5,7 +5,7 @@ record means for the captured thread. It uses the identity the stream shares
 with the baseline, so both end up on the same ledger keys and the store's
 precedence decides between them:
 
-The full table is in ``docs/parts/crosssource.md``. In short: codex's
+The full table is in ``docs/crosssource.md``. In short: codex's
 ``conversation.id`` is the thread id, ``codex.agent_response``'s ``item.id`` the
 agentMessage item, ``codex.tool_decision`` / ``codex.tool_result``'s ``call_id``
 the commandExecution item (shared keys ``item/started|T|I`` and ``item|T|I``),

@@ -59,7 +59,7 @@ STORAGE_RETRY_AFTER = b"2"  # seconds; the storage probe looks every 0.5 s
 
 
 class ReceiverStatus(msgspec.Struct, rename="camel", kw_only=True):
-    """``get_otlp_receiver_status`` (CONTRACT §3.7). ``accepted``/``rejected`` count requests."""
+    """``get_otlp_receiver_status`` (docs/protocol.md §3.7). ``accepted``/``rejected`` count requests."""
 
     state: State
     endpoint: str | None

@@ -1,7 +1,7 @@
 """Storing received records: one transaction per request, INSERT OR IGNORE on the dedup key.
 
 A redelivered record hits the UNIQUE ``dedup_key`` and is counted as a
-duplicate instead of being stored twice. Values are redacted (CONTRACT §7)
+duplicate instead of being stored twice. Values are redacted (docs/protocol.md §7)
 before they are encoded. Both functions are blocking: the receiver calls them
 from a worker thread so the event loop never waits on SQLite.
 """

@@ -4,7 +4,7 @@ Cached next to codex under :func:`bridge.peers.install.peers_dir`. The npm
 package ships a native executable per platform (``bin/claude.exe`` is the
 platform binary itself, not a Node launcher), so it can be run and signalled
 directly like the native codex. The environment that keeps it offline and
-points its telemetry at a receiver is :func:`claude_env` (REAL-PEERS.md §3).
+points its telemetry at a receiver is :func:`claude_env` (docs/peers.md §3).
 """
 
 from __future__ import annotations

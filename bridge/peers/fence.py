@@ -5,7 +5,7 @@ namespace whose only interface is ``lo`` (``unshare --net``, needs root), so
 nothing it starts can reach an address outside 127.0.0.0/8 or ::1. Real-peer
 tests call :func:`isolated` and refuse to start a peer when it is false.
 :func:`peer_env` and :data:`CODEX_SAFE_ARGS` add the second line of defence of
-REAL-PEERS.md §0 (plugins, update checks, analytics off; proxies refusing).
+docs/peers.md §0 (plugins, update checks, analytics off; proxies refusing).
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def installed_binary(path: Path, install: Callable[[], None], what: str) -> Path
 
 
 def codex_native_binary(install: bool = True) -> Path:
-    """The native codex binary (not the Node launcher: see REAL-PEERS.md §1)."""
+    """The native codex binary (not the Node launcher: see docs/peers.md §1)."""
     package, triple = _triple()
     path = codex_dir() / "node_modules" / "@openai" / package / "vendor" / triple / "bin" / "codex"
     return installed_binary(path, install_codex if install else no_install, f"codex {CODEX_VERSION}")

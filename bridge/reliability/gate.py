@@ -1,4 +1,4 @@
-"""The runbook's Go / No-Go as a pure function of recorded history (CONTRACT §3.6).
+"""The runbook's Go / No-Go as a pure function of recorded history (docs/protocol.md §3.6).
 
 | check | passes when |
 |---|---|

@@ -1,4 +1,4 @@
-"""The capture mode as a pure function of facts (CONTRACT §4.3).
+"""The capture mode as a pure function of facts (docs/protocol.md §4.3).
 
 Rule (B = OTEL baseline healthy, E = stream expected, H = stream healthy):
 

@@ -8,7 +8,7 @@ When the mode changes it keeps the transition in memory, pushes
 ``capture-reliability-transition`` at once and hands the row to a writer task
 (so the event loop never waits on the database); :meth:`stop` flushes what is
 still pending. The first evaluation after a start is recorded with
-``fromMode: null`` (CONTRACT §3.6).
+``fromMode: null`` (docs/protocol.md §3.6).
 
 Reads (:meth:`status`) never change anything. The bridge's own stop is not a
 mode change: :meth:`stop` runs before the other subsystems stop, records a
@@ -61,7 +61,7 @@ class ConfigSource(Protocol):
 
 
 class CaptureReliabilityStatus(msgspec.Struct, rename="camel", kw_only=True):
-    """CONTRACT §4.3 (``appServer`` is a CodexAppServerStatus, or null while the supervisor is not up)."""
+    """docs/protocol.md §4.3 (``appServer`` is a CodexAppServerStatus, or null while the supervisor is not up)."""
 
     mode: str
     otel_baseline_healthy: bool

@@ -1,4 +1,4 @@
-"""Pure handshake and auth state machines (CONTRACT §3.3, §3.4).
+"""Pure handshake and auth state machines (docs/protocol.md §3.3, §3.4).
 
 The sidecar is the only authority on auth: the host's claims
 (``login_completed``, ``account_updated``) can only move the state towards

@@ -2,7 +2,7 @@
 
 No clocks, no randomness of its own: callers pass ``now`` (monotonic
 seconds) and a uniform random number, so the exact boundaries are testable as
-tables. The rule (CONTRACT §4.1): unexpected exits inside a 60 s window are
+tables. The rule (docs/protocol.md §4.1): unexpected exits inside a 60 s window are
 counted; exits 1 and 2 are restarted, the third trips ``crash_loop``. Exits
 age out of the window, so a sidecar that ran stably for the window starts
 again from zero.

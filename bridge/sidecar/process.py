@@ -2,7 +2,7 @@
 
 The process is started with ``start_new_session=True`` so that it leads a new
 process group: signals go to the group, which also reaches a child the
-program started (the npm launcher's native codex, REAL-PEERS.md §1). Stopping
+program started (the npm launcher's native codex, docs/peers.md §1). Stopping
 is bounded: close stdin → wait → SIGTERM to the group → wait → SIGKILL →
 reap. Stderr is kept in a small ring of redacted lines for diagnostics.
 """

@@ -1,7 +1,7 @@
-"""The sidecar's status shapes (CONTRACT §4.1, §4.2) and the pure rule that derives them.
+"""The sidecar's status shapes (docs/protocol.md §4.1, §4.2) and the pure rule that derives them.
 
 ``derive`` turns the supervisor's facts into the process state the host sees
-(``running`` vs ``degraded``) and ``streamHealthy`` (CONTRACT §4.3 H), so the
+(``running`` vs ``degraded``) and ``streamHealthy`` (docs/protocol.md §4.3 H), so the
 rule is one table-tested function rather than scattered flags.
 """
 

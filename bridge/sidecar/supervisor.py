@@ -649,7 +649,7 @@ class Supervisor:
             await self._initialize(gen)
             await self._initialized(gen)
             note = (
-                " Warning: this daemon took the bridge's initialize as its originator (see docs/parts/attach.md)."
+                " Warning: this daemon took the bridge's initialize as its originator (see docs/attach.md)."
                 if self._originator_imposed
                 else ""
             )

@@ -1,1 +1,1 @@
-"""Transcripts (CONTRACT §8): recording both connections of a bridge, and replaying them."""
+"""Transcripts (docs/protocol.md §8): recording both connections of a bridge, and replaying them."""

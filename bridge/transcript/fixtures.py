@@ -218,7 +218,7 @@ async def record(name: str, out_dir: Path) -> Path:
 README = """\
 # Transcript fixtures
 
-Transcripts (CONTRACT §8) of real runs of `capture-bridge serve --transcript`
+Transcripts (docs/protocol.md §8) of real runs of `capture-bridge serve --transcript`
 driving the real codex {codex} (native binary, fenced: loopback-only network
 namespace, `-c features.plugins=false` and friends) against the project's
 fake Responses API (`bridge/drill/fake_model.py`), made by

@@ -1,4 +1,4 @@
-"""The transcript line format (CONTRACT §8) and its redaction: pure, no I/O.
+"""The transcript line format (docs/protocol.md §8) and its redaction: pure, no I/O.
 
 One JSON object a line::
 

@@ -2,7 +2,7 @@
 
 Put it in front of any newline-delimited JSON-RPC peer (``codex app-server``
 above all): bytes flow through unchanged and as they arrive, and every line
-in each direction is written to FILE in the transcript format (CONTRACT §8,
+in each direction is written to FILE in the transcript format (docs/protocol.md §8,
 channel ``sidecar``; ``out`` is what the client sent the peer, ``in`` what
 the peer answered), redacted. When the peer exits, its exit line is written
 and ``record`` exits with the peer's code (128+N for a signal N).

@@ -81,7 +81,7 @@ def first_difference(recorded: Any, replayed: Any, where: str = "") -> tuple[str
     """The first place (a JSON path) where two values differ, with both values there.
 
     A field only the replayed answer has is no difference: answers may grow new fields
-    (CONTRACT: shapes grow, never shrink), so an older transcript still compares.
+    (docs/protocol.md: shapes grow, never shrink), so an older transcript still compares.
     """
     if isinstance(recorded, dict) and isinstance(replayed, dict):
         for key in sorted(recorded, key=str):

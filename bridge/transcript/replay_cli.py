@@ -1,4 +1,4 @@
-"""``capture-bridge replay FILE [--realtime] [--host] [--json]`` (CONTRACT §6, §8)."""
+"""``capture-bridge replay FILE [--realtime] [--host] [--json]`` (docs/protocol.md §6, §8)."""
 
 from __future__ import annotations
 

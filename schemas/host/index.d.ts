@@ -99,7 +99,7 @@ export interface BridgeInfo {
   runId: string;
 }
 
-/** CONTRACT §4.3 (``appServer`` is a CodexAppServerStatus, or null while the supervisor is not up). */
+/** docs/protocol.md §4.3 (``appServer`` is a CodexAppServerStatus, or null while the supervisor is not up). */
 export interface CaptureReliabilityStatus {
   mode: string;
   otelBaselineHealthy: boolean;
@@ -412,7 +412,7 @@ export interface ParserValidationErrorEvent {
   seq: number;
 }
 
-/** ``get_otlp_receiver_status`` (CONTRACT §3.7). ``accepted``/``rejected`` count requests. */
+/** ``get_otlp_receiver_status`` (docs/protocol.md §3.7). ``accepted``/``rejected`` count requests. */
 export interface ReceiverStatus {
   state: "error" | "listening" | "stopped";
   endpoint: string | null;
@@ -620,7 +620,7 @@ export interface HostCommands {
     params: NoParams;
     result: CaptureReliabilityStatus;
   };
-  /** One captured thread with its turns and items (CONTRACT §4.5). */
+  /** One captured thread with its turns and items (docs/protocol.md §4.5). */
   get_captured_thread: {
     params: ThreadParams;
     result: CapturedThread;

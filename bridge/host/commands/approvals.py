@@ -1,4 +1,4 @@
-"""Approvals from the host's side (CONTRACT §3.5)."""
+"""Approvals from the host's side (docs/protocol.md §3.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Captured threads and the dedup decision log (CONTRACT §3.5)."""
+"""Captured threads and the dedup decision log (docs/protocol.md §3.5)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ async def list_captured_threads(app: App, params: ListThreadsParams) -> list[dic
 
 @command("get_captured_thread", params=ThreadParams, result=dict[str, Any])
 async def get_captured_thread(app: App, params: ThreadParams) -> dict[str, Any]:
-    """One captured thread with its turns and items (CONTRACT §4.5)."""
+    """One captured thread with its turns and items (docs/protocol.md §4.5)."""
     thread = capture_store(app).get_thread(params.thread_id)
     if thread is None:
         raise BridgeError(

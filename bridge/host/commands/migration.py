@@ -1,4 +1,4 @@
-"""Collector migration commands (CONTRACT §3.8, §4.4).
+"""Collector migration commands (docs/protocol.md §3.8, §4.4).
 
 The service is stateless and blocking, so each call builds one on ``$HOME``
 and runs it in a worker thread; the migration lock, not the bridge, keeps

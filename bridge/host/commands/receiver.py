@@ -1,4 +1,4 @@
-"""``get_otlp_receiver_status`` and ``set_otlp_receiver_enabled`` (CONTRACT §3.7)."""
+"""``get_otlp_receiver_status`` and ``set_otlp_receiver_enabled`` (docs/protocol.md §3.7)."""
 
 from __future__ import annotations
 

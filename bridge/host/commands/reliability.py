@@ -1,4 +1,4 @@
-"""Capture reliability commands (CONTRACT §3.6, §4.3)."""
+"""Capture reliability commands (docs/protocol.md §3.6, §4.3)."""
 
 from __future__ import annotations
 

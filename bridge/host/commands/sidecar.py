@@ -1,4 +1,4 @@
-"""Sidecar lifecycle, handshake and auth commands (CONTRACT §3.2 to §3.4).
+"""Sidecar lifecycle, handshake and auth commands (docs/protocol.md §3.2 to §3.4).
 
 Thin: each command checks that the supervisor exists and hands over; the
 supervisor (bridge.sidecar.supervisor) holds every rule.

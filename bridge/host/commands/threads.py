@@ -1,4 +1,4 @@
-"""Driving and following codex threads through the bridge's sidecar (CONTRACT §3.5).
+"""Driving and following codex threads through the bridge's sidecar (docs/protocol.md §3.5).
 
 Params and results are codex's own: the known fields are checked here, the
 rest is passed on, because codex grows them every release. Each command needs
