@@ -8,6 +8,8 @@ make the decoder hold more than about one frame.
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,7 +24,7 @@ def feed_split(data: bytes, cuts: list[int], limit: int = LIMIT) -> tuple[list[E
     decoder = FrameDecoder(limit)
     events: list[Event] = []
     points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    for start, end in zip(points, points[1:], strict=False):
+    for start, end in itertools.pairwise(points):
         chunk = data[start:end]
         events += decoder.feed(chunk)
         assert len(decoder._buf) <= limit + MAX_HEADER_BYTES + len(chunk) + 4, len(decoder._buf)
