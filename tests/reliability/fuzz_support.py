@@ -95,6 +95,7 @@ class LiveBridge:
         self.deaths: list[str] = []
         self.start_rss = 0
         self.ids = itertools.count(1_000_000)
+        self.endpoint = ""  # the OTLP receiver, for the properties that post to it
 
     # -- the process ---------------------------------------------------------------------------
     def start(self) -> Host:
