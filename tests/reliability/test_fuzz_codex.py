@@ -41,12 +41,14 @@ def lines(draw: st.DrawFn) -> bytes:
     if kind == "deep":
         return b"[" * draw(st.integers(min_value=1, max_value=3000)) + b"1"
     if kind == "bad_utf8":
-        return b'{"method":"item/agentMessage/delta","params":{"threadId":"t","turnId":"u","itemId":"i","delta":"\xff"}}'
+        head = b'{"method":"item/agentMessage/delta","params":{"threadId":"t","turnId":"u","itemId":"i","delta":"'
+        return head + b'\xff"}}'
     if kind == "response":
         return json.dumps({"id": draw(json_values), "result": draw(json_values)}).encode()
     message: dict[str, Any] = {"method": draw(st.sampled_from(METHODS))}
     if kind == "shaped":  # the right ids, other members arbitrary
-        params = {**ids, **draw(st.dictionaries(st.sampled_from(["item", "turn", "thread", "delta", "x"]), json_values))}
+        names = st.sampled_from(["item", "turn", "thread", "delta", "x"])
+        params = {**ids, **draw(st.dictionaries(names, json_values))}
     else:
         params = draw(json_values)
     message["params"] = params
@@ -108,7 +110,8 @@ def test_fuzz_codex_frames(tmp_path: Path) -> None:
         bridge.call("start_codex_app_server")
         bridge.call("codex_app_server_initialize")
         bridge.call("codex_app_server_initialized")
-        bridge.call("codex_app_server_account_login_start", {"authMode": "apiKey", "apiKey": "sk-fuzz-0123456789abcdef"})
+        login = {"authMode": "apiKey", "apiKey": "sk-fuzz-0123456789abcdef"}
+        bridge.call("codex_app_server_account_login_start", login)
         end = time.monotonic() + 20
         while mode_agrees(bridge)["mode"] != "HYBRID_ACTIVE":
             assert time.monotonic() < end, "never reached HYBRID_ACTIVE"
