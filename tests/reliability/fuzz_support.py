@@ -158,7 +158,7 @@ class LiveBridge:
         host = self.ensure()
         self.portal.call(host.send_raw, data)
 
-    def wait_answered(self, ids: list[Any], timeout: float = 30.0) -> None:
+    def wait_answered(self, ids: list[Any], timeout: float = 10.0) -> None:
         """Wait until each id has at least one answer (or the bridge closed stdout)."""
         host = self.host
         assert host is not None
