@@ -124,6 +124,12 @@ class LiveBridge:
             return self.start()
         return self.host
 
+    def condemn(self) -> None:
+        """The bridge stopped answering: kill it so the next example gets a fresh one (and fails on its own)."""
+        if self.host is not None and self.host.process.returncode is None:
+            self.host.process.kill()
+            self.portal.call(self.host.process.wait)
+
     def stop(self) -> None:
         cm, self._cm, self.host = self._cm, None, None
         if cm is not None:

@@ -162,7 +162,9 @@ def run_example(bridge: LiveBridge, items: list[Any], framing: str) -> None:
     bridge.wait_answered(owed)
     host = bridge.host
     assert host is not None
-    assert bridge.alive(), f"the bridge died; stderr:\n{host.stderr()[-3000:]}"
+    if not answers(host, sentinel):
+        bridge.condemn()
+    assert bridge.alive(), f"the bridge died or stopped answering; stderr:\n{host.stderr()[-3000:]}"
     for msg_id in owed:
         got = answers(host, msg_id)
         assert len(got) == 1, f"id {msg_id!r} answered {len(got)} times: {got}"
