@@ -10,7 +10,7 @@ CLAUDE_VERSION := 2.1.197
 CLAUDE_DIR := $(PEERS_DIR)/claude-code-$(CLAUDE_VERSION)
 export CAPTURE_BRIDGE_PEERS_DIR := $(PEERS_DIR)
 
-.PHONY: install dist-tools ts-tools peers demo test test-fast lint schemas dist bench bench-quick bench-profile fixtures clean
+.PHONY: install dist-tools ts-tools peers demo test test-fast lint schemas dist bench bench-quick bench-profile fixtures clean fuzz
 
 install: $(VENV)/.installed
 
@@ -66,6 +66,12 @@ dist: dist-tools
 # The whole suite runs inside a loopback-only network namespace (the fence).
 test: install dist-tools ts-tools peers lint
 	$(PY) -m bridge.peers.fence -- $(PY) -m pytest -q
+
+# The hypothesis properties of tests/reliability/test_fuzz_*.py with the long budget (thousands of examples).
+fuzz: install peers
+	HYPOTHESIS_PROFILE=long $(PY) -m bridge.peers.fence -- $(PY) -m pytest -q -p no:cacheprovider \
+		-o timeout=0 tests/reliability/test_fuzz_framing.py tests/reliability/test_fuzz_transport.py \
+		tests/reliability/test_fuzz_codex.py tests/reliability/test_fuzz_otlp.py tests/reliability/test_fuzz_config.py
 
 # The performance table (docs/performance.md): exit 1 when a target is missed; rows in benchmarks/results/latest.json.
 bench: install dist-tools

@@ -112,7 +112,7 @@ def normalize(method: str, params: bytes, emitted_at_ms: int | None) -> CaptureE
         text = str(exc)
         kind = "missing_fields" if text.startswith("Object missing required field") else "schema_mismatch"
         raise NormalizeError(method, kind, text) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec reports invalid UTF-8 as the latter
         raise NormalizeError(method, "protocol_violation", str(exc)) from None
 
     if method in DELTA_METHODS:

@@ -368,5 +368,5 @@ def _payload(ev: CaptureEvent) -> Any:
         return msgspec.Raw(ev.raw_params)  # nothing to mask: pass codex's bytes on untouched
     try:
         return redact(_decode(ev.raw_params))
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return None

@@ -188,7 +188,7 @@ def parse_request(signal: Signal, fmt: Format, body: bytes) -> Any:
 
     try:
         data = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:  # invalid UTF-8 is not a DecodeError
         raise Rejected(400, _reason(f"Body is not valid JSON: {exc}.")) from exc
     if not isinstance(data, dict):
         raise Rejected(400, f"Body must be a JSON object holding a {name}.")

@@ -126,3 +126,16 @@ def test_unknown_fields_methods_and_item_types_are_tolerated() -> None:
     assert msgspec.json.decode(frames[4].error)["code"] == -32600
     assert codec.untyped == {"thread/hologram/updated": 1, "item/tool/requestUserInput": 1}
     assert codec.frames == 5 and codec.problems == 0
+
+
+def test_invalid_utf8_in_params_is_a_parser_problem_not_an_exception() -> None:
+    """Found by tests/reliability/test_fuzz_codex.py: it used to stall capture (the batch was retried)."""
+    from bridge.capture.normalize import NormalizeError, normalize
+
+    params = b'{"threadId":"t","turnId":"u","itemId":"i","delta":"\xff"}'
+    try:
+        normalize("item/agentMessage/delta", params, 1)
+    except NormalizeError as exc:
+        assert exc.kind == "protocol_violation"
+    else:
+        raise AssertionError("invalid UTF-8 was accepted")

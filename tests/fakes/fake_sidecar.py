@@ -14,6 +14,9 @@ account/logout) to reach the fault under test. Run as
   ``fake/flood`` then one ``fake/flood/done``.
 - ``ask``: after ``initialized``, sends the server request ``fake/ask`` (id "ask-1") and
   echoes the answer it gets as the notification ``fake/answer``.
+- ``replay``: the handshake, and ``thread/list`` with ``fakeReplay: [base64 line, …]`` first writes
+  those lines to stdout verbatim (each followed by a newline), then answers ``{data: [], replayed: n}``.
+  The fuzz tests feed hostile codex frames through it, one request per example.
 - ``stubborn``: ignores stdin EOF and SIGTERM, and starts a child in its process group that
   does the same (like the npm launcher's native child): only SIGKILL to the group ends them.
 
@@ -82,6 +85,14 @@ def answer(mode: str, message: dict[str, object]) -> None:
         STATE["account"] = None
         send({"id": request_id, "result": {}})
         note("account/updated", {"authMode": None, "planType": None})
+    elif method == "thread/list" and mode == "replay":
+        import base64
+
+        lines = params.get("fakeReplay") or []
+        for line in lines:
+            sys.stdout.buffer.write(base64.b64decode(line) + b"\n")
+        sys.stdout.flush()
+        send({"id": request_id, "result": {"data": [], "nextCursor": None, "replayed": len(lines)}})
     elif method is None and mode == "ask":
         note("fake/answer", message)
     elif request_id is not None:

@@ -138,3 +138,16 @@ def test_responses_set_partial_success_only_when_something_was_refused() -> None
 def test_error_bodies_are_google_rpc_status() -> None:
     for fmt in Format:
         assert decode_status(fmt, encode_status(fmt, 429, "slow down")) == (8, "slow down")
+
+
+def test_invalid_utf8_in_a_json_body_is_a_400_not_a_crash() -> None:
+    """Found by tests/reliability/test_fuzz_otlp.py: msgspec reports invalid UTF-8 as UnicodeDecodeError."""
+    from bridge.otel.decode import Format, Rejected, Signal, parse_request
+
+    for body in (b'{"\\x80": 1}'.replace(b"\\x80", b"\x80"), b'{"resourceLogs": ["\xff"]}'):
+        try:
+            parse_request(Signal.LOGS, Format.JSON, body)
+        except Rejected as exc:
+            assert exc.status == 400 and "not valid JSON" in exc.reason
+        else:
+            raise AssertionError("accepted invalid UTF-8")
