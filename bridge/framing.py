@@ -156,11 +156,10 @@ class FrameDecoder:
         # Drop blank separators between messages.
         while self._buf and self._buf[0] in _BLANK:
             del self._buf[:1]
-        end = self._buf.find(b"\r\n\r\n")
-        sep = 4
-        if end < 0:
-            end = self._buf.find(b"\n\n")
-            sep = 2
+        # The header block ends at whichever separator comes first: a block ended by a bare blank
+        # line must not run on to the next frame's CRLF separator.
+        crlf, lf = self._buf.find(b"\r\n\r\n"), self._buf.find(b"\n\n")
+        end, sep = (crlf, 4) if crlf >= 0 and (lf < 0 or crlf < lf) else (lf, 2)
         if end < 0:
             if len(self._buf) > MAX_HEADER_BYTES:
                 events.append(FramingError(f"header block longer than {MAX_HEADER_BYTES} bytes"))

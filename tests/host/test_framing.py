@@ -79,3 +79,10 @@ def test_unterminated_last_jsonl_line_counts_at_eof() -> None:
     decoder = FrameDecoder(1000)
     assert decoder.feed(b'{"a":1}') == []
     assert decoder.finish() == [Frame(b'{"a":1}')]
+
+
+def test_a_header_block_ended_by_a_bare_blank_line_does_not_swallow_the_next_frame() -> None:
+    """Found by the fuzzer: the first separator ends the block, whichever kind it is."""
+    decoder = FrameDecoder(1000)
+    data = b'content-length:\t12\n\n{"id": null}' + encode(MESSAGES[0], "content-length")
+    assert feed_in_pieces(decoder, data, 100_000) == [Frame(b'{"id": null}'), Frame(MESSAGES[0])]
