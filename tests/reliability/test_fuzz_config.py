@@ -6,10 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.reliability.fuzz_support import LiveBridge, assert_survived, budget, live_bridge
+
+# Runs under `make fuzz`: as of now it outlasts the CI budget (docs/reliability.md, Fuzzing).
+pytestmark = pytest.mark.fuzz_slow
 
 FIELDS = [
     "autoIngestEnabled", "streamEnrichmentEnabled", "streamKillSwitch", "appServerAuthMode", "retentionDays",

@@ -14,10 +14,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.reliability.fuzz_support import LiveBridge, answers, assert_survived, budget, live_bridge
+
+# Runs under `make fuzz`: as of now it outlasts the CI budget (docs/reliability.md, Fuzzing).
+pytestmark = pytest.mark.fuzz_slow
 
 MAX_FRAME = 4096
 CONFIG: dict[str, Any] = {"limits": {"maxFrameBytes": MAX_FRAME}, "autoIngestEnabled": True}
