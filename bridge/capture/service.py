@@ -50,6 +50,10 @@ class CaptureService:
             log.info("retention removed %d captured threads", removed)
         return removed
 
+    def set_preferred_source(self, source: str) -> None:
+        """The dedup precedence changed: it applies from the next decision on."""
+        self.store.ledger.preferred_source = source
+
     def sidecar_gone(self) -> list[str]:
         """The sidecar restarted or exited: turns still open will never complete from it."""
         return self.store.mark_incomplete()

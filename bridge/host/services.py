@@ -150,7 +150,7 @@ async def config_changed(app: App, old: IngestConfig, new: IngestConfig) -> None
 
 async def _apply_config_change(app: App, old: IngestConfig, new: IngestConfig) -> None:
     if app.capture is not None and new.dedup != old.dedup:  # precedence applies from the next decision
-        app.capture.store.ledger.preferred_source = new.dedup.completed_content_source
+        app.capture.set_preferred_source(new.dedup.completed_content_source)
     if app.sidecar is not None:
         app.sidecar.config_changed(old, new)
     if app.receiver is not None:
