@@ -16,7 +16,7 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("bridge.host.serve", "run the sidecar the host spawns (JSON-RPC over stdio)"),
     "drill": ("bridge.drill.drill", "perform the release runbook for real on a fresh data dir (make demo)"),
-    "claude-env": ("bridge.otel.claude_env", "print the environment that points Claude Code at the receiver"),
+    "claude-env": ("bridge.receiver.claude_env", "print the environment that points Claude Code at the receiver"),
     "gate": ("bridge.reliability.gate_cli", "Go / No-Go over a data dir's recorded history (exit 0 Go, 1 No-Go)"),
     "status": ("bridge.reliability.status_cli", "the capture reliability status of a data dir, for a person"),
     "migrate": ("bridge.collector.cli", "collector migration: status, dry run, run, rollback (on $HOME)"),

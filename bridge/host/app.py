@@ -19,8 +19,8 @@ from bridge.store.db import Database
 if TYPE_CHECKING:
     from bridge.capture.approvals import ApprovalBroker
     from bridge.capture.service import CaptureService
-    from bridge.otel.enrichment_service import EnrichmentService
-    from bridge.otel.receiver import ReceiverService
+    from bridge.enrichment.enrichment_service import EnrichmentService
+    from bridge.receiver.receiver import ReceiverService
     from bridge.reliability.service import ReliabilityService
     from bridge.sidecar.supervisor import Supervisor
     from bridge.transcript.recorder import BridgeTranscript

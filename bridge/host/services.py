@@ -86,8 +86,8 @@ async def _reconcile_threads(app: App, thread_ids: list[str]) -> None:
 
 async def _start_receiver(app: App, tg: TaskGroup) -> None:
     """The OTLP receiver, whose newly stored records feed the capture pipeline (the baseline)."""
-    from bridge.otel.baseline import BaselineFeeder
-    from bridge.otel.receiver import ReceiverService
+    from bridge.receiver.baseline import BaselineFeeder
+    from bridge.receiver.receiver import ReceiverService
 
     app.receiver = ReceiverService(
         config=app.config.current.otlp_receiver,
@@ -164,7 +164,7 @@ async def _apply_config_change(app: App, old: IngestConfig, new: IngestConfig) -
 
 async def _start_enrichment(app: App, tg: TaskGroup) -> None:
     """OTLP enrichment export: an observer of committed capture batches (off without an endpoint)."""
-    from bridge.otel.enrichment_service import EnrichmentService
+    from bridge.enrichment.enrichment_service import EnrichmentService
 
     receiver = app.receiver
     app.enrichment = EnrichmentService(

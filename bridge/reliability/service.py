@@ -40,7 +40,7 @@ from bridge.sidecar.status import CodexAppServerStatus
 
 if TYPE_CHECKING:
     from bridge.capture.service import CaptureService
-    from bridge.otel.receiver import ReceiverService
+    from bridge.receiver.receiver import ReceiverService
     from bridge.sidecar.supervisor import Supervisor
     from bridge.store.db import Database
 

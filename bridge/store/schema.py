@@ -25,7 +25,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX mode_transitions_at ON mode_transitions(at_ms);
     """,
-    # 2: the OTEL baseline's received records (bridge.otel), one row per dedup key.
+    # 2: the OTEL baseline's received records (bridge.receiver), one row per dedup key.
     """
     CREATE TABLE otel_records (
         id INTEGER PRIMARY KEY,

@@ -21,11 +21,11 @@ import anyio
 
 from bridge.drill.fake_anthropic import FakeAnthropic
 from bridge.drill.fake_model import fake_model_in_thread
-from bridge.otel import mapping
 from bridge.peers import fence
 from bridge.peers.claude import claude_binary, claude_env
+from bridge.receiver import mapping
 from tests.crosssource.support import DATA, store_rows, wait_until
-from tests.otel.support import run_peer, running_receiver
+from tests.receiver.support import run_peer, running_receiver
 from tests.stream.support import LIVE, run_turn, streaming_bridge
 
 KEEP_COLUMNS = (

@@ -13,8 +13,8 @@ import anyio
 
 from bridge.capture.events import CaptureEvent
 from bridge.capture.normalize import normalize
-from bridge.otel.mapping import record_from_row
-from bridge.otel.records import OtelRecord
+from bridge.receiver.mapping import record_from_row
+from bridge.receiver.records import OtelRecord
 from tests.support.host import Host
 
 DATA = Path(__file__).resolve().parents[2] / "fixtures" / "crosssource"

@@ -9,9 +9,9 @@ import pytest
 
 from bridge.capture.events import OTEL, CaptureEvent
 from bridge.drill.fake_anthropic import reply_text
-from bridge.otel import mapping
-from bridge.otel.baseline import BaselineFeeder
-from bridge.otel.records import OtelRecord
+from bridge.receiver import mapping
+from bridge.receiver.baseline import BaselineFeeder
+from bridge.receiver.records import OtelRecord
 from tests.crosssource.support import fixture_records, fixture_stream, load_fixture
 
 CODEX = load_fixture("codex_chat_shell.json")

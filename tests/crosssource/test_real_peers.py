@@ -13,12 +13,12 @@ import pytest
 
 from bridge.drill.fake_anthropic import FakeAnthropic, reply_text
 from bridge.drill.fake_model import FakeModel, chat_reply
-from bridge.otel import auth
 from bridge.peers import fence
 from bridge.peers.claude import claude_binary, claude_env
+from bridge.receiver import auth
 from tests.crosssource.support import OTEL, STREAM, items_of
-from tests.otel.support import run_peer
 from tests.peers.conftest import require_fence
+from tests.receiver.support import run_peer
 from tests.stream.support import LIVE, completed_items, run_turn, streaming_bridge
 from tests.support.host import Host, spawn_bridge
 

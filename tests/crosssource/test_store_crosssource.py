@@ -9,7 +9,7 @@ import pytest
 
 from bridge.capture.events import CaptureEvent
 from bridge.capture.store import CaptureStore
-from bridge.otel.baseline import BaselineFeeder
+from bridge.receiver.baseline import BaselineFeeder
 from bridge.store.db import Database
 from tests.crosssource.support import OTEL, STREAM, fixture_records, fixture_stream, items_of, load_fixture
 

@@ -11,8 +11,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.otel.payloads import claude_logs, codex_event, codex_logs, spans_json, to_json
-from tests.otel.support import post
+from tests.receiver.payloads import claude_logs, codex_event, codex_logs, spans_json, to_json
+from tests.receiver.support import post
 from tests.reliability.fuzz_support import LiveBridge, assert_survived, budget, live_bridge
 
 VALID: list[tuple[str, str, bytes]] = [

@@ -17,7 +17,7 @@ import anyio
 import anyio.abc
 import pytest
 
-from bridge.otel import http as otel_http
+from bridge.receiver import http as otel_http
 from tests.support.host import spawn_bridge
 
 SLOW = 200

@@ -21,7 +21,7 @@ import pytest
 
 from bridge.client.host import bridge_argv, bridge_env
 from bridge.host.transport import MAX_PENDING_BYTES
-from tests.otel.payloads import claude_event, logs_request
+from tests.receiver.payloads import claude_event, logs_request
 
 BOUND = 1 << 20
 DEFAULT_BOUND = MAX_PENDING_BYTES

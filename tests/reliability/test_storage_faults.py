@@ -18,9 +18,9 @@ import anyio
 import pytest
 
 from bridge.drill.fake_model import FakeModel, chat_reply
-from tests.otel.payloads import claude_logs
-from tests.otel.support import post
 from tests.peers.conftest import fake_model  # noqa: F401  (shared fixture: the fake Responses API)
+from tests.receiver.payloads import claude_logs
+from tests.receiver.support import post
 from tests.stream.support import LIVE, streaming_bridge
 from tests.support.host import Host, HostError, spawn_bridge
 

@@ -2,7 +2,7 @@
 
 Each peer runs once per protocol against the project's fake model API, with
 its OTLP export pointed at a recording proxy in front of a real receiver (the
-helpers of ``tests/otel``). Every request body is kept as it was sent
+helpers of ``tests/receiver``). Every request body is kept as it was sent
 (gzip removed), named ``<peer>-<protocol>/<nnn>-<signal>.<json|pb>``.
 
 Run: ``python -m bridge.peers.fence -- .venv/bin/python -m tests.transcript.otlp_fixtures [--out DIR]``.
@@ -20,11 +20,11 @@ import anyio
 
 from bridge.drill.fake_anthropic import FakeAnthropic
 from bridge.drill.fake_model import FakeModel
-from bridge.otel.codex_overrides import codex_otel_overrides
 from bridge.peers import fence
 from bridge.peers.claude import CLAUDE_VERSION, claude_binary, claude_env
 from bridge.peers.install import CODEX_VERSION, codex_native_binary
-from tests.otel.support import Captured, RecordingProxy, _host_port, run_peer, running_receiver, wait_until
+from bridge.receiver.codex_overrides import codex_otel_overrides
+from tests.receiver.support import Captured, RecordingProxy, _host_port, run_peer, running_receiver, wait_until
 
 PROMPT = "Say hi to the OTLP fixture recorder."
 RUNS = [("codex", "json"), ("codex", "binary"), ("claude", "http/json"), ("claude", "http/protobuf")]

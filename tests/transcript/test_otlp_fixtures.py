@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.otel.support import post, running_receiver
+from tests.receiver.support import post, running_receiver
 from tests.transcript.otlp_fixtures import PROMPT
 from tests.transcript.support import REPO
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bridge.host.app import App
 from bridge.host.registry import NoParams, Params, command
-from bridge.otel.auth import HEADER_NAME
-from bridge.otel.receiver import ReceiverStatus
+from bridge.receiver.auth import HEADER_NAME
+from bridge.receiver.receiver import ReceiverStatus
 
 
 class SetReceiverEnabledParams(Params):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.otel.export import (
+from bridge.enrichment.export import (
     ExportTarget,
     Plan,
     SignalTarget,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.otel.ratelimit import TokenBuckets, for_rate
+from bridge.receiver.ratelimit import TokenBuckets, for_rate
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,18 @@ from __future__ import annotations
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from bridge.otel.decode import Format, Signal, parse_request
-from bridge.otel.records import CLAUDE, CODEX, OTHER, extract, extract_logs
-from tests.otel.payloads import CONVERSATION, SESSION, claude_logs, codex_event, codex_logs, kv, logs_request, to_json
+from bridge.receiver.decode import Format, Signal, parse_request
+from bridge.receiver.records import CLAUDE, CODEX, OTHER, extract, extract_logs
+from tests.receiver.payloads import (
+    CONVERSATION,
+    SESSION,
+    claude_logs,
+    codex_event,
+    codex_logs,
+    kv,
+    logs_request,
+    to_json,
+)
 
 
 def keys(request: object, signal: Signal = Signal.LOGS) -> list[str]:

@@ -20,7 +20,7 @@ item event).
 A record's turn comes from its own ``turn.id`` / ``prompt.id`` or, when it has
 none (``codex.user_prompt``, ``codex.tool_*``, ``codex.api_request``), from any
 other record of the same trace that carries one: :func:`learns` says what a
-record teaches, and :mod:`bridge.otel.baseline` keeps that memory. Texts are
+record teaches, and :mod:`bridge.receiver.baseline` keeps that memory. Texts are
 redacted here, as the stream's normaliser does.
 """
 
@@ -35,7 +35,7 @@ import msgspec
 from bridge.capture.events import OTEL, CaptureEvent, ItemFields
 from bridge.capture.ledger import item_content_key, lifecycle_key
 from bridge.capture.store import prompt_item_id
-from bridge.otel.records import CLAUDE, CODEX, OtelRecord
+from bridge.receiver.records import CLAUDE, CODEX, OtelRecord
 from bridge.redact import redact, redact_text
 
 # codex tools whose call is the stream's commandExecution item (call_id = item id). The code-mode

@@ -14,8 +14,8 @@ import anyio
 import pytest
 
 from bridge.drill.fake_model import FakeModel
-from bridge.otel import semconv as sc
-from tests.otel_export.support import OtlpSink
+from bridge.enrichment import semconv as sc
+from tests.enrichment.support import OtlpSink
 from tests.stream.support import run_turn, streaming_bridge
 from tests.support.host import spawn_bridge
 

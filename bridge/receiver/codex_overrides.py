@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from bridge.otel.auth import HEADER_NAME
+from bridge.receiver.auth import HEADER_NAME
 
 Protocol = Literal["json", "binary"]
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import msgspec
 
-from bridge.otel.decode import Signal
+from bridge.receiver.decode import Signal
 
 CODEX = "codex"
 CLAUDE = "claude_code"

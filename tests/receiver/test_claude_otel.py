@@ -15,7 +15,7 @@ import pytest
 from bridge.drill.fake_anthropic import FakeAnthropic, reply_text
 from bridge.peers import fence
 from bridge.peers.claude import claude_binary, claude_env
-from tests.otel.support import (
+from tests.receiver.support import (
     RecordingProxy,
     _host_port,
     replay,

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 import anyio
 
 from bridge.capture.events import CaptureEvent
-from bridge.otel import mapping
-from bridge.otel.records import CLAUDE, CODEX, OtelRecord
+from bridge.receiver import mapping
+from bridge.receiver.records import CLAUDE, CODEX, OtelRecord
 
-log = logging.getLogger("bridge.otel")
+log = logging.getLogger("bridge.receiver.baseline")
 
 PENDING_TTL_S = 60.0
 MAX_TRACES = 50_000

@@ -13,10 +13,10 @@ import pytest
 
 from bridge.capture.store import Applied
 from bridge.config.model import ExportConfig, IngestConfig, OtlpReceiverConfig
-from bridge.otel import semconv as sc
-from bridge.otel.enrichment_service import EnrichmentService
-from bridge.otel.export import PostResult, QueueLimits, RetryPolicy, post_http
-from tests.otel_export.support import OtlpSink, applied_batches
+from bridge.enrichment import semconv as sc
+from bridge.enrichment.enrichment_service import EnrichmentService
+from bridge.enrichment.export import PostResult, QueueLimits, RetryPolicy, post_http
+from tests.enrichment.support import OtlpSink, applied_batches
 
 FAST = RetryPolicy(initial_s=0.05, cap_s=0.2)
 SHELL_SPANS = 2  # invoke_agent + execute_tool
@@ -161,7 +161,7 @@ async def test_a_hung_endpoint_never_holds_up_the_observer_or_the_queue(tmp_path
 async def test_a_full_queue_drops_the_oldest_batches_counts_and_logs_them(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="bridge.otel.export")
+    caplog.set_level(logging.WARNING, logger="bridge.enrichment.export")
     sink = OtlpSink().reserve()
     try:
         service = EnrichmentService(config(sink.endpoint), tmp_path / "q", env={}, retry=FAST,
@@ -188,7 +188,7 @@ async def test_a_full_queue_drops_the_oldest_batches_counts_and_logs_them(
 
 
 async def test_the_bridges_own_receiver_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="bridge.otel.export")
+    caplog.set_level(logging.WARNING, logger="bridge.enrichment.export")
     own = "http://127.0.0.1:41234"
     service = EnrichmentService(config("http://localhost:41234"), tmp_path / "q", env={},
                                 receiver_endpoint=lambda: own)  # fmt: skip

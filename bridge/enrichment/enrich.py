@@ -55,10 +55,10 @@ from bridge import __version__
 from bridge.capture import codex_events as ce
 from bridge.capture.events import CaptureEvent
 from bridge.capture.store import Applied
-from bridge.otel import semconv as sc
-from bridge.otel.export import Outbox
+from bridge.enrichment import semconv as sc
+from bridge.enrichment.export import Outbox
 
-log = logging.getLogger("bridge.otel.enrich")
+log = logging.getLogger("bridge.enrichment.enrich")
 
 MAX_CONTENT_CHARS = 4096  # per content attribute / log body; the rest is cut and flagged
 MAX_ATTRIBUTE_CHARS = 8192  # SDK limit: a safety net for every other string attribute

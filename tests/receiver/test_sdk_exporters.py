@@ -25,8 +25,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.otel.payloads import SESSION
-from tests.otel.support import running_receiver
+from tests.receiver.payloads import SESSION
+from tests.receiver.support import running_receiver
 
 RESOURCE = Resource.create({"service.name": "claude-code", "service.version": "2.1.197"})
 COMPRESSIONS = [Compression.NoCompression, Compression.Gzip]

@@ -23,7 +23,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from bridge.config.model import IngestConfig
-from bridge.otel.export import (
+from bridge.enrichment.export import (
     ExportTarget,
     OtlpExport,
     Plan,
@@ -38,9 +38,9 @@ from bridge.otel.export import (
 
 if TYPE_CHECKING:
     from bridge.capture.store import Applied
-    from bridge.otel.enrich import Enricher
+    from bridge.enrichment.enrich import Enricher
 
-log = logging.getLogger("bridge.otel.export")
+log = logging.getLogger("bridge.enrichment.export")
 
 CLOSE_BUDGET_S = 0.5
 
@@ -129,8 +129,8 @@ class EnrichmentService:
     async def _ensure_running(self) -> None:
         if self.export is not None:
             return
-        await anyio.to_thread.run_sync(importlib.import_module, "bridge.otel.enrich")  # SDK import off the loop
-        from bridge.otel.enrich import Enricher, build_providers
+        await anyio.to_thread.run_sync(importlib.import_module, "bridge.enrichment.enrich")  # SDK import off the loop
+        from bridge.enrichment.enrich import Enricher, build_providers
 
         export = OtlpExport(self._queue_dir, limits=self._limits, retry=self._retry, post=self._post,
                             refuse=self._refuse)  # fmt: skip

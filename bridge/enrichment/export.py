@@ -1,6 +1,6 @@
 """The enrichment export path: target, outbox, on-disk queue and sender.
 
-Spans and log records leave the SDK exporters of :mod:`bridge.otel.enrich`
+Spans and log records leave the SDK exporters of :mod:`bridge.enrichment.enrich`
 into an in-memory :class:`Outbox` (appending is all the event loop does). A
 persister task encodes them with the official OTLP protobuf encoders on a
 worker thread and writes one file per batch into a bounded
@@ -35,7 +35,7 @@ import anyio
 
 from bridge.redact import redact_text
 
-log = logging.getLogger("bridge.otel.export")
+log = logging.getLogger("bridge.enrichment.export")
 
 Signal = Literal["traces", "logs"]
 SIGNALS: tuple[Signal, ...] = ("traces", "logs")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import anyio
 
-from tests.otel.payloads import SESSION, claude_logs, spans_json
-from tests.otel.support import Running, post, running_receiver
+from tests.receiver.payloads import SESSION, claude_logs, spans_json
+from tests.receiver.support import Running, post, running_receiver
 
 
 async def assert_still_serving(rx: Running, sequence: int = 900) -> None:

@@ -17,8 +17,8 @@ import anyio.abc
 import h11
 
 from bridge.config.model import OtlpReceiverConfig
-from bridge.otel import auth
-from bridge.otel.receiver import ReceiverService
+from bridge.receiver import auth
+from bridge.receiver.receiver import ReceiverService
 from bridge.store.db import Database
 
 HEADER = auth.HEADER_NAME
@@ -96,7 +96,7 @@ class Reply:
 
     def status_message(self) -> str:
         """The ``google.rpc.Status`` message of an error body."""
-        from bridge.otel.decode import Format, decode_status
+        from bridge.receiver.decode import Format, decode_status
 
         fmt = Format.JSON if self.headers.get("content-type", "").startswith("application/json") else Format.PROTOBUF
         return decode_status(fmt, self.body)[1]
@@ -343,7 +343,7 @@ def require_fence() -> None:
     if not fence.isolated():
         pytest.fail(
             "not inside the loopback-only fence: run real-peer tests as "
-            "`.venv/bin/python -m bridge.peers.fence -- .venv/bin/pytest tests/otel` "
+            "`.venv/bin/python -m bridge.peers.fence -- .venv/bin/pytest tests/receiver` "
             f"(interfaces up: {fence.up_interfaces()})"
         )
 

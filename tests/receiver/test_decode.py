@@ -10,7 +10,7 @@ import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from bridge.otel.decode import (
+from bridge.receiver.decode import (
     Format,
     Rejected,
     Signal,
@@ -23,7 +23,7 @@ from bridge.otel.decode import (
     media_format,
     parse_request,
 )
-from tests.otel.payloads import claude_logs, spans_json, to_json
+from tests.receiver.payloads import claude_logs, spans_json, to_json
 
 TRACE = "5b8efff798038103d269b633813fc60c"
 SPAN = "eee19b7ec3c1b174"
@@ -142,7 +142,7 @@ def test_error_bodies_are_google_rpc_status() -> None:
 
 def test_invalid_utf8_in_a_json_body_is_a_400_not_a_crash() -> None:
     """Found by tests/reliability/test_fuzz_otlp.py: msgspec reports invalid UTF-8 as UnicodeDecodeError."""
-    from bridge.otel.decode import Format, Rejected, Signal, parse_request
+    from bridge.receiver.decode import Format, Rejected, Signal, parse_request
 
     for body in (b'{"\\x80": 1}'.replace(b"\\x80", b"\x80"), b'{"resourceLogs": ["\xff"]}'):
         try:

@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from bridge.otel.codex_overrides import codex_otel_overrides
+from bridge.receiver.codex_overrides import codex_otel_overrides
 
 
 def parsed(args: list[str]) -> dict[str, object]:

@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from bridge.otel.auth import key_matches, load_or_create_key, read_key
+from bridge.receiver.auth import key_matches, load_or_create_key, read_key
 
 
 def test_key_is_created_0600_and_reused(tmp_path: Path) -> None:

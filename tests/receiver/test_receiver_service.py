@@ -11,8 +11,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from bridge.config.model import OtlpReceiverConfig
-from tests.otel.payloads import SESSION, claude_logs, codex_event, codex_logs, spans_json, to_json
-from tests.otel.support import post, running_receiver
+from tests.receiver.payloads import SESSION, claude_logs, codex_event, codex_logs, spans_json, to_json
+from tests.receiver.support import post, running_receiver
 
 
 async def test_redelivery_is_stored_once_and_counted(tmp_path: Path) -> None:

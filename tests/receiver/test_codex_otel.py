@@ -13,10 +13,10 @@ import anyio
 import pytest
 
 from bridge.drill.fake_model import FakeModel
-from bridge.otel.codex_overrides import codex_otel_overrides
 from bridge.peers import fence
 from bridge.peers.install import codex_native_binary
-from tests.otel.support import (
+from bridge.receiver.codex_overrides import codex_otel_overrides
+from tests.receiver.support import (
     RecordingProxy,
     _host_port,
     replay,

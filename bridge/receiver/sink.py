@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from bridge.otel.records import OtelRecord
+from bridge.receiver.records import OtelRecord
 from bridge.redact import redact
 from bridge.store.db import Database
 

@@ -12,11 +12,18 @@ import pytest
 
 from bridge.capture.events import OTEL
 from bridge.capture.store import Applied, CaptureStore
-from bridge.otel import semconv as sc
-from bridge.otel.enrich import MAX_CONTENT_CHARS, Enricher, build_providers, item_span_id, trace_id_for, turn_span_id
-from bridge.otel.export import Outbox
+from bridge.enrichment import semconv as sc
+from bridge.enrichment.enrich import (
+    MAX_CONTENT_CHARS,
+    Enricher,
+    build_providers,
+    item_span_id,
+    trace_id_for,
+    turn_span_id,
+)
+from bridge.enrichment.export import Outbox
 from bridge.store.db import Database
-from tests.otel_export.support import applied, applied_batches, stream_events
+from tests.enrichment.support import applied, applied_batches, stream_events
 
 
 def run(batches: list[list[Applied]]) -> tuple[list[Any], list[Any]]:

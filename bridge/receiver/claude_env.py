@@ -15,7 +15,7 @@ import sys
 import msgspec
 
 from bridge.config.paths import DataDir, process_alive, resolve_data_dir
-from bridge.otel.auth import HEADER_NAME, read_key
+from bridge.receiver.auth import HEADER_NAME, read_key
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

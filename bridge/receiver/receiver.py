@@ -41,8 +41,8 @@ import msgspec
 from anyio.abc import TaskGroup
 
 from bridge.config.model import OtlpReceiverConfig
-from bridge.otel import auth, decode, http, ratelimit
-from bridge.otel.decode import Format, Rejected, Signal
+from bridge.receiver import auth, decode, http, ratelimit
+from bridge.receiver.decode import Format, Rejected, Signal
 from bridge.redact import register_secret
 from bridge.store.db import Database, StorageUnavailable
 
@@ -189,7 +189,7 @@ class ReceiverService:
         """``-c`` arguments pointing a codex this bridge spawns at the receiver ([] when not listening)."""
         if not self.listening or self._endpoint is None or self._key is None:
             return []
-        from bridge.otel.codex_overrides import codex_otel_overrides
+        from bridge.receiver.codex_overrides import codex_otel_overrides
 
         return codex_otel_overrides(self._endpoint, self._key, protocol=protocol)
 
@@ -396,7 +396,7 @@ class ReceiverService:
             self.counters.records_discarded += len(rows)
         else:
             try:
-                from bridge.otel.sink import store_new_rows
+                from bridge.receiver.sink import store_new_rows
 
                 new = await anyio.to_thread.run_sync(store_new_rows, self._db, rows, limiter=self._workers)
             except StorageUnavailable as exc:  # disk full, I/O error…: the exporter keeps the batch and retries
@@ -431,8 +431,8 @@ def _decode_and_rows(
     signal: Signal, fmt: Format, raw: bytes, gzipped: bool, limit: int, received_at_ms: int
 ) -> tuple[list[Any], list[Any], int, str]:
     """Worker-thread half of a request: inflate, parse, flatten, redact, encode (records and their rows)."""
-    from bridge.otel.records import extract
-    from bridge.otel.sink import to_rows
+    from bridge.receiver.records import extract
+    from bridge.receiver.sink import to_rows
 
     message = decode.decode_body(signal, fmt, raw, gzipped=gzipped, limit=limit)
     extracted = extract(signal, message)

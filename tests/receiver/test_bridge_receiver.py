@@ -16,8 +16,8 @@ from typing import Any
 
 import anyio
 
-from tests.otel.payloads import SESSION, claude_logs
-from tests.otel.support import post
+from tests.receiver.payloads import SESSION, claude_logs
+from tests.receiver.support import post
 from tests.support.host import spawn_bridge
 
 REPO = Path(__file__).resolve().parents[2]
