@@ -56,7 +56,7 @@ from bridge.capture import codex_events as ce
 from bridge.capture.events import CaptureEvent
 from bridge.capture.store import Applied
 from bridge.enrichment import semconv as sc
-from bridge.enrichment.export import Outbox
+from bridge.enrichment.outbox import Outbox
 
 log = logging.getLogger("bridge.enrichment.enrich")
 

@@ -23,18 +23,9 @@ import anyio
 from anyio.abc import TaskGroup
 
 from bridge.config.model import IngestConfig
-from bridge.enrichment.export import (
-    ExportTarget,
-    OtlpExport,
-    Plan,
-    PostFn,
-    QueueLimits,
-    RetryPolicy,
-    own_receiver_refusal,
-    post_http,
-    receiver_addresses,
-    resolve,
-)
+from bridge.enrichment.scheduler import OtlpExport, QueueLimits, RetryPolicy
+from bridge.enrichment.sender import PostFn, post_http
+from bridge.enrichment.targets import ExportTarget, Plan, own_receiver_refusal, receiver_addresses, resolve
 
 if TYPE_CHECKING:
     from bridge.capture.store import Applied

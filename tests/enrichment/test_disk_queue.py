@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridge.enrichment.export import DiskQueue
+from bridge.enrichment.disk_queue import DiskQueue
 
 
 def files(root: Path) -> list[str]:

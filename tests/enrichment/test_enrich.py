@@ -21,7 +21,7 @@ from bridge.enrichment.enrich import (
     trace_id_for,
     turn_span_id,
 )
-from bridge.enrichment.export import Outbox
+from bridge.enrichment.outbox import Outbox
 from bridge.store.db import Database
 from tests.enrichment.support import applied, applied_batches, stream_events
 

@@ -15,7 +15,8 @@ from bridge.capture.store import Applied
 from bridge.config.model import ExportConfig, IngestConfig, OtlpReceiverConfig
 from bridge.enrichment import semconv as sc
 from bridge.enrichment.enrichment_service import EnrichmentService
-from bridge.enrichment.export import PostResult, QueueLimits, RetryPolicy, post_http
+from bridge.enrichment.scheduler import QueueLimits, RetryPolicy
+from bridge.enrichment.sender import PostResult, post_http
 from tests.enrichment.support import OtlpSink, applied_batches
 
 FAST = RetryPolicy(initial_s=0.05, cap_s=0.2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.enrichment.export import (
+from bridge.enrichment.targets import (
     ExportTarget,
     Plan,
     SignalTarget,
