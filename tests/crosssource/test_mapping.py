@@ -9,7 +9,7 @@ import pytest
 
 from bridge.capture.events import OTEL, CaptureEvent
 from bridge.drill.fake_anthropic import reply_text
-from bridge.receiver import mapping
+from bridge.receiver import mapping, mapping_codex
 from bridge.receiver.baseline import BaselineFeeder
 from bridge.receiver.records import OtelRecord
 from tests.crosssource.support import fixture_records, fixture_stream, load_fixture
@@ -128,7 +128,7 @@ def test_claude_print_becomes_a_session_thread() -> None:
     ],
 )  # fmt: skip
 def test_exec_output_is_unwrapped(output: str, plain: str, exit_code: int | None) -> None:
-    assert mapping.unwrap_exec_output(output) == (plain, exit_code)
+    assert mapping_codex.unwrap_exec_output(output) == (plain, exit_code)
 
 
 def _by_name(name: str) -> OtelRecord:
