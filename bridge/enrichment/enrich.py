@@ -11,10 +11,9 @@ each committed batch into
   errors and completed items,
 
 all carrying GenAI semantic-convention attributes plus ``capture.source``
-and the dedup decision. Providers are created here and injected, never set
-globally. Trace and span ids are derived from thread/turn/item ids, so the
-same turn always gets the same ids — after a restart as well — and a
-receiver can deduplicate on them. Spans are created whole when their end is
+and the dedup decision. Providers are built by
+:mod:`bridge.enrichment.providers` and injected, never set globally; trace
+and span ids are derived from thread/turn/item ids there. Spans are created whole when their end is
 seen (a span's start comes from the remembered start event or the item's
 own timestamps), so only a small map of open turns is kept in memory.
 Content is already redacted upstream; here it is only truncated.
@@ -22,7 +21,6 @@ Content is already redacted upstream; here it is only truncated.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -33,14 +31,6 @@ from typing import Any
 import msgspec
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
-from opentelemetry.metrics import NoOpMeterProvider
-from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits
-from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult, SimpleLogRecordProcessor
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanLimits, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import (
     NonRecordingSpan,
     SpanContext,
@@ -56,12 +46,11 @@ from bridge.capture import codex_events as ce
 from bridge.capture.events import CaptureEvent
 from bridge.capture.store import Applied
 from bridge.enrichment import semconv as sc
-from bridge.enrichment.outbox import Outbox
+from bridge.enrichment.providers import Providers, item_span_id, item_trace_id, trace_id_for, turn_span_id
 
 log = logging.getLogger("bridge.enrichment.enrich")
 
 MAX_CONTENT_CHARS = 4096  # per content attribute / log body; the rest is cut and flagged
-MAX_ATTRIBUTE_CHARS = 8192  # SDK limit: a safety net for every other string attribute
 MAX_OPEN_TURNS = 1024
 
 TOOL_ITEMS: dict[str, tuple[str, str]] = {  # item type -> (tool name, gen_ai.tool.type)
@@ -75,112 +64,6 @@ _PROVIDERS = {"codex": sc.PROVIDER_OPENAI, "claude": sc.PROVIDER_ANTHROPIC}
 _FAILED = ("failed", "declined", "error")
 _ITEM_DECODER = msgspec.json.Decoder(ce.ItemCompleted)
 _TURN_DECODER = msgspec.json.Decoder(ce.TurnCompleted)
-
-
-# ===================================================================== ids
-
-
-def _hash_id(bits: int, *parts: str) -> int:
-    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=bits // 8).digest()
-    return int.from_bytes(digest, "big") or 1  # 0 is the invalid id
-
-
-def trace_id_for(thread_id: str, turn_id: str) -> int:
-    return _hash_id(128, "trace", thread_id, turn_id)
-
-
-def turn_span_id(thread_id: str, turn_id: str) -> int:
-    return _hash_id(64, "turn", thread_id, turn_id)
-
-
-def item_span_id(thread_id: str, item_id: str) -> int:
-    return _hash_id(64, "item", thread_id, item_id)
-
-
-class DeterministicIds(IdGenerator):
-    """Hands the SDK the ids the enricher chose for the next span (random when none was chosen)."""
-
-    def __init__(self) -> None:
-        self._trace: int | None = None
-        self._span: int | None = None
-        self._random = RandomIdGenerator()
-
-    def use(self, trace_id: int | None, span_id: int) -> None:
-        self._trace, self._span = trace_id, span_id
-
-    def generate_trace_id(self) -> int:
-        value, self._trace = self._trace, None
-        return value if value is not None else int(self._random.generate_trace_id())
-
-    def generate_span_id(self) -> int:
-        value, self._span = self._span, None
-        return value if value is not None else int(self._random.generate_span_id())
-
-
-# ===================================================================== providers
-
-
-class OutboxSpanExporter(SpanExporter):
-    """Finished spans go to the outbox; encoding and I/O happen elsewhere."""
-
-    def __init__(self, outbox: Outbox) -> None:
-        self._outbox = outbox
-
-    def export(self, spans: Sequence[Any]) -> Any:
-        self._outbox.add("traces", spans)
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        return None
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
-
-
-class OutboxLogExporter(LogRecordExporter):
-    def __init__(self, outbox: Outbox) -> None:
-        self._outbox = outbox
-
-    def export(self, batch: Sequence[Any]) -> Any:
-        self._outbox.add("logs", batch)
-        return LogRecordExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        return None
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
-
-
-@dataclass
-class Providers:
-    tracer_provider: Any
-    logger_provider: Any
-    ids: DeterministicIds
-
-
-def build_providers(outbox: Outbox) -> Providers:
-    """SDK providers that write into ``outbox``; nothing global is touched."""
-    resource = Resource.create({sc.SERVICE_NAME: sc.SERVICE, "service.version": __version__})
-    meters = NoOpMeterProvider()
-    ids = DeterministicIds()
-    tracer_provider = TracerProvider(
-        sampler=ALWAYS_ON,
-        resource=resource,
-        shutdown_on_exit=False,
-        id_generator=ids,
-        span_limits=SpanLimits(max_span_attribute_length=MAX_ATTRIBUTE_CHARS),
-        meter_provider=meters,
-    )
-    tracer_provider.add_span_processor(SimpleSpanProcessor(OutboxSpanExporter(outbox), meter_provider=meters))
-    logger_provider = LoggerProvider(
-        resource=resource,
-        shutdown_on_exit=False,
-        meter_provider=meters,
-        log_record_limits=LogRecordLimits(max_attribute_length=MAX_ATTRIBUTE_CHARS),
-    )
-    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(OutboxLogExporter(outbox), meter_provider=meters))
-    return Providers(tracer_provider, logger_provider, ids)
 
 
 # ===================================================================== mapping
@@ -394,7 +277,7 @@ class Enricher:
             self._ids.use(None, item_span_id(ev.thread_id, ev.item_id))
         else:
             parent = Context()
-            trace_id = _hash_id(128, "trace", ev.thread_id, "item", ev.item_id)
+            trace_id = item_trace_id(ev.thread_id, ev.item_id)
             self._ids.use(trace_id, item_span_id(ev.thread_id, ev.item_id))
         self._span(sc.SPAN_EXECUTE_TOOL, parent, attrs, start_ms, end_ms, status)
 

@@ -121,7 +121,8 @@ class EnrichmentService:
         if self.export is not None:
             return
         await anyio.to_thread.run_sync(importlib.import_module, "bridge.enrichment.enrich")  # SDK import off the loop
-        from bridge.enrichment.enrich import Enricher, build_providers
+        from bridge.enrichment.enrich import Enricher
+        from bridge.enrichment.providers import build_providers
 
         export = OtlpExport(self._queue_dir, limits=self._limits, retry=self._retry, post=self._post,
                             refuse=self._refuse)  # fmt: skip

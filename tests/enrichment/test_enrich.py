@@ -13,15 +13,9 @@ import pytest
 from bridge.capture.events import OTEL
 from bridge.capture.store import Applied, CaptureStore
 from bridge.enrichment import semconv as sc
-from bridge.enrichment.enrich import (
-    MAX_CONTENT_CHARS,
-    Enricher,
-    build_providers,
-    item_span_id,
-    trace_id_for,
-    turn_span_id,
-)
+from bridge.enrichment.enrich import MAX_CONTENT_CHARS, Enricher
 from bridge.enrichment.outbox import Outbox
+from bridge.enrichment.providers import build_providers, item_span_id, trace_id_for, turn_span_id
 from bridge.store.db import Database
 from tests.enrichment.support import applied, applied_batches, stream_events
 
