@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from bridge.receiver.receiver import ReceiverStatus
+from bridge.receiver.status import ReceiverStatus
 from bridge.reliability.history import TransitionWire
 from bridge.sidecar.status import CodexAppServerStatus
 

@@ -28,28 +28,24 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import anyio
-import msgspec
 from anyio.abc import TaskGroup
 
 from bridge.config.model import OtlpReceiverConfig
 from bridge.receiver import auth, decode, http, ratelimit
 from bridge.receiver.decode import Format, Rejected, Signal
+from bridge.receiver.status import NOTIFICATION, Counters, ReceiverStatus, State, client_host, write_runtime
 from bridge.redact import register_secret
 from bridge.store.db import Database, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
-NOTIFICATION = "otel-receiver-status"
-State = Literal["listening", "stopped", "error"]
 
 # Bodies being read, inflated and decoded at once: bounds memory to a few times maxBodyBytes.
 BODIES_IN_FLIGHT = 4
@@ -58,46 +54,8 @@ STOP_TIMEOUT = 1.5
 STORAGE_RETRY_AFTER = b"2"  # seconds; the storage probe looks every 0.5 s
 
 
-class ReceiverStatus(msgspec.Struct, rename="camel", kw_only=True):
-    """``get_otlp_receiver_status`` (docs/protocol.md §3.7). ``accepted``/``rejected`` count requests."""
-
-    state: State
-    endpoint: str | None
-    header_name: str
-    last_batch_at_iso: str | None
-    accepted: int
-    rejected: int
-    message: str | None
-    enabled: bool
-    records_stored: int
-    records_duplicate: int
-    records_rejected: int
-    records_discarded: int
-
-
-@dataclass
-class Counters:
-    accepted: int = 0
-    rejected: int = 0
-    records_stored: int = 0
-    records_duplicate: int = 0
-    records_rejected: int = 0
-    records_discarded: int = 0
-    storage_refused: int = 0  # requests answered 503 because the store could not take them
-    last_batch_at_iso: str | None = None
-
-
 def _iso_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _client_host(host: str) -> str:
-    """The address a local client should use for a bind address (wildcards mean loopback)."""
-    if host in ("", "0.0.0.0"):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
 
 
 def _response(
@@ -216,19 +174,7 @@ class ReceiverService:
         self._emit(NOTIFICATION, status)
 
     def _write_runtime(self) -> None:
-        from bridge.config.store import atomic_write
-
-        data: dict[str, Any] = {}
-        try:
-            old = msgspec.json.decode(self._runtime_path.read_bytes())
-            if isinstance(old, dict) and old.get("pid") == os.getpid():
-                data = old
-        except (OSError, msgspec.DecodeError):
-            pass
-        data["pid"] = os.getpid()
-        data["updatedAtIso"] = _iso_now()
-        data["otlpReceiver"] = {"state": self._state, "endpoint": self.endpoint, "headerName": auth.HEADER_NAME}
-        atomic_write(self._runtime_path, msgspec.json.encode(data) + b"\n", mode=0o600)
+        write_runtime(self._runtime_path, self._state, self.endpoint, _iso_now())
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -298,7 +244,7 @@ class ReceiverService:
 
         port = int(listener.listeners[0].extra(SocketAttribute.local_port))
         self._bound = (config.host, port)
-        self._endpoint = f"http://{_client_host(config.host)}:{port}"
+        self._endpoint = f"http://{client_host(config.host)}:{port}"
         self._scope = anyio.CancelScope()
         self._done = anyio.Event()
         self._tg.start_soon(self._serve, listener, self._scope, self._done)

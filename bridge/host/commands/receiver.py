@@ -5,7 +5,7 @@ from __future__ import annotations
 from bridge.host.app import App
 from bridge.host.registry import NoParams, Params, command
 from bridge.receiver.auth import HEADER_NAME
-from bridge.receiver.receiver import ReceiverStatus
+from bridge.receiver.status import ReceiverStatus
 
 
 class SetReceiverEnabledParams(Params):
