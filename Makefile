@@ -87,7 +87,7 @@ bench-profile: install
 
 # Re-record fixtures/transcripts and fixtures/otlp from the real peers (fenced).
 fixtures: install peers
-	$(PY) -m bridge.peers.fence -- $(PY) -m bridge.transcript.fixtures --out fixtures/transcripts
+	$(PY) -m bridge.peers.fence -- $(PY) -m tests.transcript.codex_fixtures --out fixtures/transcripts
 	$(PY) -m bridge.peers.fence -- $(PY) -m tests.transcript.otlp_fixtures --out fixtures/otlp
 
 clean:

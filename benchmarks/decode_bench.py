@@ -6,7 +6,7 @@ fixtures/codex-0.169.0/{chat,shell}/, else fixtures/codex-0.169.0/stream.jsonl),
 
 - ``bare decode``: ``msgspec.json.decode(line)`` to dicts, nothing else;
 - ``bare decode + sqlite``: that, plus one INSERT per frame, one commit per batch;
-- ``codec``: :class:`bridge.capture.codec.Codec` (envelope + typed params);
+- ``codec``: :class:`tests.support.codec.Codec` (envelope + typed params);
 - ``codec + sqlite``: the codec, plus one INSERT per frame with the ids it
   extracted, one commit per batch (the shape of the real stream path).
 
@@ -32,7 +32,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bridge.capture.codec import Codec, Frame  # noqa: E402
+from tests.support.codec import Codec, Frame  # noqa: E402
 
 REFERENCE = [ROOT / "fixtures" / "codex-0.169.0" / name / "appserver.jsonl" for name in ("chat", "shell")]
 RECORDED = ROOT / "fixtures" / "codex-0.169.0" / "stream.jsonl"

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from bridge.capture import codex_events as ev
-from bridge.capture.codec import Codec, decode_frame
+from tests.support.codec import Codec, decode_frame
 
 DATA = Path(__file__).resolve().parents[2] / "fixtures" / "codex-0.169.0" / "stream.jsonl"
 

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from bridge.capture import codex_events as ev
-from bridge.capture import schema_check
-from bridge.capture.schema_dump import generate, snapshot_path
 from bridge.peers import fence
 from bridge.peers.install import CODEX_VERSION
+from tests.support import schema_check
+from tests.support.schema_dump import generate, snapshot_path
 
 _GENERATED: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
 
@@ -57,7 +57,7 @@ def test_committed_snapshot_is_what_the_pinned_codex_generates(
     tmp_path_factory: pytest.TempPathFactory, committed: dict[str, Any]
 ) -> None:
     fresh = json.loads(json.dumps(schema_check.snapshot(*generated(tmp_path_factory), CODEX_VERSION)))
-    assert fresh == committed, "schemas/codex is stale: run `python -m bridge.capture.schema_dump --refresh` fenced"
+    assert fresh == committed, "schemas/codex is stale: run `python -m tests.support.schema_dump --refresh` fenced"
 
 
 def test_structs_match_the_committed_snapshot(committed: dict[str, Any]) -> None:

@@ -19,14 +19,14 @@ from typing import Any
 
 import anyio
 
-from bridge.drill.fake_anthropic import FakeAnthropic
 from bridge.drill.fake_model import fake_model_in_thread
 from bridge.peers import fence
-from bridge.peers.claude import claude_binary, claude_env
 from bridge.receiver import mapping
 from tests.crosssource.support import DATA, store_rows, wait_until
 from tests.receiver.support import run_peer, running_receiver
 from tests.stream.support import LIVE, run_turn, streaming_bridge
+from tests.support.claude import claude_binary, claude_env
+from tests.support.fake_anthropic import FakeAnthropic
 
 KEEP_COLUMNS = (
     "dedup_key", "signal", "provider", "name", "conversation_id", "turn_id", "item_id", "call_id", "sequence",

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from bridge.capture.events import OTEL, CaptureEvent
-from bridge.drill.fake_anthropic import reply_text
 from bridge.receiver import mapping, mapping_codex
 from bridge.receiver.baseline import BaselineFeeder
 from bridge.receiver.records import OtelRecord
 from tests.crosssource.support import fixture_records, fixture_stream, load_fixture
+from tests.support.fake_anthropic import reply_text
 
 CODEX = load_fixture("codex_chat_shell.json")
 CLAUDE = load_fixture("claude_print.json")

@@ -11,15 +11,15 @@ from typing import Any
 import anyio
 import pytest
 
-from bridge.drill.fake_anthropic import FakeAnthropic, reply_text
 from bridge.drill.fake_model import FakeModel, chat_reply
 from bridge.peers import fence
-from bridge.peers.claude import claude_binary, claude_env
 from bridge.receiver import auth
 from tests.crosssource.support import OTEL, STREAM, items_of
 from tests.peers.conftest import require_fence
 from tests.receiver.support import run_peer
 from tests.stream.support import LIVE, completed_items, run_turn, streaming_bridge
+from tests.support.claude import claude_binary, claude_env
+from tests.support.fake_anthropic import FakeAnthropic, reply_text
 from tests.support.host import Host, spawn_bridge
 
 pytestmark = pytest.mark.peer

@@ -12,9 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from bridge.drill.fake_anthropic import FakeAnthropic, reply_text
 from bridge.peers import fence
-from bridge.peers.claude import claude_binary, claude_env
 from tests.receiver.support import (
     RecordingProxy,
     _host_port,
@@ -25,6 +23,8 @@ from tests.receiver.support import (
     sent_by,
     wait_until,
 )
+from tests.support.claude import claude_binary, claude_env
+from tests.support.fake_anthropic import FakeAnthropic, reply_text
 
 PROMPT = "Say hi to the OTEL receiver test."
 

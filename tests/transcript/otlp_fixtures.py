@@ -18,13 +18,13 @@ from pathlib import Path
 
 import anyio
 
-from bridge.drill.fake_anthropic import FakeAnthropic
 from bridge.drill.fake_model import FakeModel
 from bridge.peers import fence
-from bridge.peers.claude import CLAUDE_VERSION, claude_binary, claude_env
 from bridge.peers.install import CODEX_VERSION, codex_native_binary
 from bridge.receiver.codex_overrides import codex_otel_overrides
 from tests.receiver.support import Captured, RecordingProxy, _host_port, run_peer, running_receiver, wait_until
+from tests.support.claude import CLAUDE_VERSION, claude_binary, claude_env
+from tests.support.fake_anthropic import FakeAnthropic
 
 PROMPT = "Say hi to the OTLP fixture recorder."
 RUNS = [("codex", "json"), ("codex", "binary"), ("claude", "http/json"), ("claude", "http/protobuf")]

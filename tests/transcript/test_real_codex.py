@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bridge.peers import fence
-from bridge.transcript.fixtures import API_KEY, chat, recording_bridge
 from bridge.transcript.replay import normalise, render_json, replay
+from tests.transcript.codex_fixtures import API_KEY, chat, recording_bridge
 from tests.transcript.support import contains
 
 pytestmark = pytest.mark.peer

@@ -1,6 +1,6 @@
 """Generating codex's JSON Schema from the pinned binary, and the committed snapshot.
 
-``python -m bridge.capture.schema_dump --check`` regenerates the schema and
+``python -m tests.support.schema_dump --check`` regenerates the schema and
 prints every struct field that drifted; ``--refresh`` rewrites
 ``schemas/codex/codex-<version>.json``. Both run codex, so both refuse to run
 outside the loopback-only fence (``python -m bridge.peers.fence -- …``).
@@ -17,9 +17,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bridge.capture import schema_check
 from bridge.peers import fence
 from bridge.peers.install import CODEX_VERSION, codex_native_binary
+from tests.support import schema_check
 
 SNAPSHOT_DIR = Path(__file__).resolve().parents[2] / "schemas" / "codex"
 
@@ -45,7 +45,7 @@ def generate(out_dir: Path, binary: Path | None = None) -> tuple[dict[str, Any],
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bridge.capture.schema_dump", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.support.schema_dump", description=__doc__.split("\n")[0])
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--check", action="store_true", help="print struct fields that drifted from codex's schema")
     action.add_argument("--refresh", action="store_true", help="rewrite the committed schema snapshot")

@@ -11,7 +11,7 @@ back. Anything else is answered 404 and recorded. Binds to 127.0.0.1 only.
 
 Run it in a task group (``await tg.start(fake.serve)``), in a background
 thread (:func:`fake_anthropic_in_thread`), or standalone:
-``python -m bridge.drill.fake_anthropic --port 0`` prints its port.
+``python -m tests.support.fake_anthropic --port 0`` prints its port.
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def fake_anthropic_in_thread() -> Iterator[FakeAnthropic]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return serve_command("python -m bridge.drill.fake_anthropic", __doc__.split("\n")[0], FakeAnthropic, argv)
+    return serve_command("python -m tests.support.fake_anthropic", __doc__.split("\n")[0], FakeAnthropic, argv)
 
 
 if __name__ == "__main__":

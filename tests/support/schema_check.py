@@ -278,7 +278,7 @@ def snapshot(notifications: Schema, requests: Schema, codex_version: str) -> Sch
     req_methods = method_definitions(requests)
     return {
         "codexVersion": codex_version,
-        "generatedBy": "python -m bridge.capture.schema_dump --refresh (inside the fence)",
+        "generatedBy": "python -m tests.support.schema_dump --refresh (inside the fence)",
         "notificationMethods": dict(sorted(note_methods.items())),
         "requestMethods": dict(sorted(req_methods.items())),
         "notificationDefinitions": _closure(

@@ -8,7 +8,7 @@ as the host would, and keeps what the bridge captured live. The files go to
 ``/RECORDING``, next to ``<scenario>.live.json`` (what the live bridge had
 captured, normalised like a replay's output) and a README.
 
-Run: ``python -m bridge.peers.fence -- python -m bridge.transcript.fixtures [--out DIR] [NAMES…]``.
+Run: ``python -m bridge.peers.fence -- python -m tests.transcript.codex_fixtures [--out DIR] [NAMES…]``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ async def recording_bridge(root: Path, transcript: Path, *, auth_mode: str = "ap
     if not fence.isolated():
         raise NotFenced(
             "real codex runs only inside the loopback-only fence: "
-            "`python -m bridge.peers.fence -- python -m bridge.transcript.fixtures`"
+            "`python -m bridge.peers.fence -- python -m tests.transcript.codex_fixtures`"
         )
     fake = FakeModel()
     async with anyio.create_task_group() as tg:
@@ -222,9 +222,9 @@ Transcripts (docs/protocol.md §8) of real runs of `capture-bridge serve --trans
 driving the real codex {codex} (native binary, fenced: loopback-only network
 namespace, `-c features.plugins=false` and friends) against the project's
 fake Responses API (`bridge/drill/fake_model.py`), made by
-`bridge/transcript/fixtures.py` (`make fixtures`):
+`tests/transcript/codex_fixtures.py` (`make fixtures`):
 
-    python -m bridge.peers.fence -- .venv/bin/python -m bridge.transcript.fixtures --out fixtures/transcripts
+    python -m bridge.peers.fence -- .venv/bin/python -m tests.transcript.codex_fixtures --out fixtures/transcripts
 
 | file | scenario |
 |---|---|
@@ -250,7 +250,9 @@ def write_readme(out_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bridge.transcript.fixtures", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.transcript.codex_fixtures", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--out", default="fixtures/transcripts", help="where to write the fixtures")
     parser.add_argument("names", nargs="*", help=f"scenarios (default: all of {', '.join(SCENARIOS)})")
     args = parser.parse_args(argv)
