@@ -52,6 +52,13 @@ def test_subsystems_never_import_the_host() -> None:
     assert offenders == [], f"{offenders} import bridge.host (hand them callables instead)"
 
 
+def test_the_receiver_and_the_enrichment_export_stay_apart() -> None:
+    """Inbound OTLP (bridge/receiver) and outbound OTLP (bridge/enrichment) are two subsystems, not one."""
+    graph = package_graph()
+    assert "enrichment" not in graph.get("receiver", set())
+    assert "receiver" not in graph.get("enrichment", set())
+
+
 # ---------------------------------------------------------------- nothing in bridge/ only tests import
 
 # The installed entry points: the console script and ``python -m bridge`` (pyproject, packaging/entry.py).

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from bridge.capture.store import Applied
     from bridge.enrichment.enrich import Enricher
 
-log = logging.getLogger("bridge.enrichment.export")
+log = logging.getLogger("bridge.enrichment.export")  # one logger for the whole export path
 
 CLOSE_BUDGET_S = 0.5
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from bridge.enrichment.targets import SIGNALS, Signal
 
-log = logging.getLogger("bridge.enrichment.export")
+log = logging.getLogger("bridge.enrichment.export")  # one logger for the whole export path
 
 
 class Outbox:

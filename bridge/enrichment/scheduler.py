@@ -27,7 +27,7 @@ from bridge.enrichment.outbox import Outbox, encode
 from bridge.enrichment.sender import PostFn, PostResult, post_http
 from bridge.enrichment.targets import ExportTarget, Signal, SignalTarget
 
-log = logging.getLogger("bridge.enrichment.export")
+log = logging.getLogger("bridge.enrichment.export")  # one logger for the whole export path
 
 
 @dataclass(frozen=True, slots=True)
