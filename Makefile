@@ -65,7 +65,7 @@ dist: dist-tools
 
 # The whole suite runs inside a loopback-only network namespace (the fence).
 test: install dist-tools ts-tools peers lint
-	$(PY) -m bridge.peers.fence -- $(PY) -m pytest -q -m "not fuzz_slow"
+	$(PY) -m bridge.peers.fence -- $(PY) -m pytest -q
 
 # The hypothesis properties of tests/reliability/test_fuzz_*.py with the long budget (thousands of examples).
 fuzz: install peers

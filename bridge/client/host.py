@@ -61,7 +61,7 @@ class Host:
         await self.process.stdin.send(data)
 
     async def send(self, message: Any) -> None:
-        await self.send_raw(encode(json.dumps(message).encode(), self.framing))
+        await self.send_raw(encode(json.dumps(message, allow_nan=False).encode(), self.framing))
 
     async def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 60.0) -> Any:
         msg_id = next(self._ids)

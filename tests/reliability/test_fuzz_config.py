@@ -6,14 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.reliability.fuzz_support import LiveBridge, assert_survived, budget, live_bridge
-
-# Runs under `make fuzz`: as of now it outlasts the CI budget (docs/reliability.md, Fuzzing).
-pytestmark = pytest.mark.fuzz_slow
 
 FIELDS = [
     "autoIngestEnabled", "streamEnrichmentEnabled", "streamKillSwitch", "appServerAuthMode", "retentionDays",
@@ -32,10 +28,11 @@ odd_text = st.one_of(
     st.integers(min_value=1, max_value=20000).map(lambda n: "x" * n),
 )  # fmt: skip
 leaf = st.one_of(
-    st.none(), st.booleans(), odd_text, st.floats(allow_nan=False),
+    st.none(), st.booleans(), odd_text, st.floats(allow_nan=False, allow_infinity=False),
     st.integers(min_value=-(2**70), max_value=2**70),
     st.sampled_from([0, -1, 1, 99, 100, 1023, 1024, 4096, 65535, 65536, 1 << 30, (1 << 30) + 1, 2**63]),
 )  # fmt: skip
+# No Infinity: JSON cannot carry it, so the host client refuses it (test_fuzz_transport sends it raw).
 values = st.recursive(
     leaf, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(odd_text, inner, max_size=3)),
     max_leaves=8,
@@ -83,7 +80,7 @@ def test_fuzz_set_ingest_config(tmp_path: Path) -> None:
     config = {"autoIngestEnabled": True, "otlpReceiver": {"port": 0}}
     with live_bridge(tmp_path, config) as bridge:
 
-        @budget(80, 4000)
+        @budget(200, 4000)
         @given(st.lists(st.tuples(st.sampled_from(FIELDS), values), min_size=1, max_size=3))
         def prop(patches: list[tuple[str, Any]]) -> None:
             run_example(bridge, patches)

@@ -14,14 +14,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.reliability.fuzz_support import LiveBridge, answers, assert_survived, budget, live_bridge
-
-# Runs under `make fuzz`: as of now it outlasts the CI budget (docs/reliability.md, Fuzzing).
-pytestmark = pytest.mark.fuzz_slow
 
 MAX_FRAME = 4096
 CONFIG: dict[str, Any] = {"limits": {"maxFrameBytes": MAX_FRAME}, "autoIngestEnabled": True}
@@ -125,7 +121,10 @@ def materialise(bridge: LiveBridge, frame: dict[str, Any]) -> tuple[bytes, list[
             ids.append(message["id"])
         messages.append(message)
     payload: Any = messages if frame.get("batch") else messages[0]
-    return json.dumps(payload).encode(), ids
+    try:
+        return json.dumps(payload, allow_nan=False).encode(), ids
+    except ValueError:  # Infinity is not JSON: the whole frame is a parse error, answered with id null
+        return json.dumps(payload).encode(), []
 
 
 def encode(body: bytes, framing: str, kind: str) -> bytes:
@@ -179,7 +178,7 @@ def run_example(bridge: LiveBridge, items: list[Any], framing: str) -> None:
 def test_fuzz_jsonl_transport(tmp_path: Path) -> None:
     with live_bridge(tmp_path, CONFIG, framing="jsonl") as bridge:
 
-        @budget(60, 3000)
+        @budget(200, 3000)
         @given(st.lists(frames(), min_size=1, max_size=8))
         def prop(items: list[Any]) -> None:
             run_example(bridge, items, "jsonl")
@@ -192,7 +191,7 @@ def test_fuzz_content_length_transport(tmp_path: Path) -> None:
     with live_bridge(tmp_path, CONFIG, framing="content-length") as bridge:
         item = st.one_of(frames(), bad_headers)
 
-        @budget(40, 2000)
+        @budget(150, 2000)
         @given(st.lists(item, min_size=1, max_size=8))
         def prop(items: list[Any]) -> None:
             run_example(bridge, items, "content-length")
