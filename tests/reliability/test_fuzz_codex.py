@@ -117,7 +117,7 @@ def test_fuzz_codex_frames(tmp_path: Path) -> None:
             assert time.monotonic() < end, "never reached HYBRID_ACTIVE"
             time.sleep(0.1)
 
-        @budget(40, 2000)
+        @budget(120, 2000)
         @given(st.lists(lines(), min_size=1, max_size=10))
         def prop(hostile: list[bytes]) -> None:
             run_example(bridge, hostile)

@@ -80,7 +80,7 @@ def test_fuzz_set_ingest_config(tmp_path: Path) -> None:
     config = {"autoIngestEnabled": True, "otlpReceiver": {"port": 0}}
     with live_bridge(tmp_path, config) as bridge:
 
-        @budget(200, 4000)
+        @budget(500, 4000)
         @given(st.lists(st.tuples(st.sampled_from(FIELDS), values), min_size=1, max_size=3))
         def prop(patches: list[tuple[str, Any]]) -> None:
             run_example(bridge, patches)

@@ -90,7 +90,7 @@ def test_fuzz_otlp_bodies(tmp_path: Path) -> None:
         assert bridge.host is not None
         key = (bridge.host.data_dir / "otlp.key").read_text().strip()
 
-        @budget(150, 5000)
+        @budget(400, 5000)
         @given(requests())
         def prop(request: dict[str, Any]) -> None:
             run_example(bridge, key, request)

@@ -178,7 +178,7 @@ def run_example(bridge: LiveBridge, items: list[Any], framing: str) -> None:
 def test_fuzz_jsonl_transport(tmp_path: Path) -> None:
     with live_bridge(tmp_path, CONFIG, framing="jsonl") as bridge:
 
-        @budget(200, 3000)
+        @budget(500, 3000)
         @given(st.lists(frames(), min_size=1, max_size=8))
         def prop(items: list[Any]) -> None:
             run_example(bridge, items, "jsonl")
@@ -191,7 +191,7 @@ def test_fuzz_content_length_transport(tmp_path: Path) -> None:
     with live_bridge(tmp_path, CONFIG, framing="content-length") as bridge:
         item = st.one_of(frames(), bad_headers)
 
-        @budget(150, 2000)
+        @budget(400, 2000)
         @given(st.lists(item, min_size=1, max_size=8))
         def prop(items: list[Any]) -> None:
             run_example(bridge, items, "content-length")
