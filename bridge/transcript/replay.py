@@ -21,7 +21,6 @@ the same bytes.
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any
 import anyio
 
 from bridge.client.host import Host, HostError, spawn_bridge
+from bridge.transcript.compare import first_difference, normalise
 from bridge.transcript.format import Line, parse_lines
 from bridge.transcript.player import ENV_GATE, ENV_REALTIME, ENV_STATE, ENV_TRANSCRIPT, write_launcher
 from bridge.transcript.script import (
@@ -48,60 +48,9 @@ STALL_TIMEOUT_S = 15.0  # the player made no progress for this long: the replay 
 SETTLE_TIMEOUT_S = 3.0  # how long a --host request waits for the live events recorded before it
 OPTIONAL_GRACE_S = 0.3  # how long an optional step waits for the bridge to act by itself
 
-# Answer fields that differ between any two runs (clock, process, temp dir, secrets' stand-ins).
-VOLATILE_KEYS = frozenset(
-    {
-        "updatedAtIso", "atIso", "receivedAtIso", "lastTransitionAtIso", "decidedAtIso", "occurredAtIso",
-        "lastBatchAtIso", "lastAttemptAtIso", "pid", "dataDir", "decisionToken", "endpoint", "path", "seq",
-        "metrics", "timeSinceLastStreamEventMs", "lastBackupPath", "canonicalRoot", "legacyRoot", "legacyRoots",
-        "restartAttemptsInWindow", "requestId", "runId",
-    }
-)  # fmt: skip
-_PID_RE = re.compile(r"\bpid \d+")
-_DELAY_RE = re.compile(r"\b\d+\.\d+ s\b")
-
-
 def load(path: Path) -> list[Line]:
     with path.open("rb") as fh:
         return list(parse_lines(fh, str(path)))
-
-
-def normalise(value: Any, drop: frozenset[str] = VOLATILE_KEYS) -> Any:
-    """``value`` without run-specific fields; pids and delays in messages are masked."""
-    if isinstance(value, dict):
-        return {k: normalise(v, drop) for k, v in value.items() if k not in drop}
-    if isinstance(value, list):
-        return [normalise(v, drop) for v in value]
-    if isinstance(value, str):
-        return _DELAY_RE.sub("N s", _PID_RE.sub("pid N", value))
-    return value
-
-
-def first_difference(recorded: Any, replayed: Any, where: str = "") -> tuple[str, Any, Any] | None:
-    """The first place (a JSON path) where two values differ, with both values there.
-
-    A field only the replayed answer has is no difference: answers may grow new fields
-    (docs/protocol.md: shapes grow, never shrink), so an older transcript still compares.
-    """
-    if isinstance(recorded, dict) and isinstance(replayed, dict):
-        for key in sorted(recorded, key=str):
-            if key not in replayed:
-                return f"{where}.{key}", recorded[key], "<absent>"
-            found = first_difference(recorded[key], replayed[key], f"{where}.{key}")
-            if found is not None:
-                return found
-        return None
-    if isinstance(recorded, list) and isinstance(replayed, list):
-        for index, (a, b) in enumerate(zip(recorded, replayed, strict=False)):
-            found = first_difference(a, b, f"{where}[{index}]")
-            if found is not None:
-                return found
-        if len(recorded) != len(replayed):
-            return f"{where}.length", len(recorded), len(replayed)
-        return None
-    if recorded != replayed:
-        return where or ".", recorded, replayed
-    return None
 
 
 @dataclass
@@ -399,66 +348,3 @@ async def replay(
     else:
         report["replay"]["hostErrors"] = host_errors
     return ReplayResult(report, difference, report["replay"]["complete"], problems)
-
-
-# ------------------------------------------------------------------ rendering
-
-
-def render_json(report: dict[str, Any]) -> str:
-    return json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def _clip(text: Any, width: int = 72) -> str:
-    value = "" if text is None else str(text).replace("\n", "\\n")
-    return value if len(value) <= width else value[: width - 1] + "…"
-
-
-def render_text(report: dict[str, Any]) -> str:
-    """A person's view of the report (deterministic, like the JSON)."""
-    out: list[str] = []
-    tr, rp = report["transcript"], report["replay"]
-    out.append(
-        f"transcript {tr['file']}: {tr['hostFrames']} host frames, {tr['sidecarFrames']} codex frames, "
-        f"{tr['codexConnections']} codex connection(s)"
-    )
-    state = "complete" if rp["complete"] else "INCOMPLETE"
-    out.append(f"replay ({rp['mode']} side): {state}, {rp['played']} of {tr['sidecarFrames']} codex frames played")
-    for problem in rp["problems"]:
-        out.append(f"  problem: {problem}")
-    for err in rp.get("hostErrors", []):
-        out.append(f"  {err['method']} -> error {err['code']}: {err['message']}")
-    out.append(f"captured threads: {len(report['threads'])}")
-    for thread in report["threads"]:
-        out.append(
-            f"  thread {thread['threadId']} ({thread['provider']}, sources {', '.join(thread['sources'])})"
-            f" title={_clip(thread.get('title'), 40)!s}"
-        )
-        for turn in thread["turns"]:
-            err = f" error={_clip(turn['error'], 60)}" if turn.get("error") else ""
-            out.append(f"    turn {turn['turnId']} {turn['status']}{err}: {len(turn['items'])} item(s)")
-            for item in turn["items"]:
-                detail = item.get("text") or item.get("command") or item.get("output") or ""
-                exit_code = f" exit={item['exitCode']}" if item.get("exitCode") is not None else ""
-                out.append(f"      {item['type']} {item['status']}{exit_code}: {_clip(detail, 60)}")
-    counts: dict[str, int] = {}
-    for d in report["dedup"]:
-        counts[d["decision"]] = counts.get(d["decision"], 0) + 1
-    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
-    out.append(f"dedup decisions: {len(report['dedup'])} ({summary})")
-    for d in report["dedup"]:
-        if d["decision"] != "accepted":
-            out.append(f"  {d['decision']}: {d['key']} ({d['incomingSource']} -> {d['chosenSource']})")
-    out.append("mode timeline:")
-    for m in report["modes"]:
-        out.append(f"  {m['fromMode'] or '(start)'} -> {m['toMode']}: {m['reason']}")
-    if "host" in report:
-        h = report["host"]
-        out.append(f"host side: {h['compared']} of {h['requests']} requests compared")
-        diff = h["firstDifference"]
-        if diff is None:
-            out.append("  every answer equals the recorded one")
-        else:
-            out.append(f"  first difference: request #{diff['request']} {diff['method']} at {diff['at']}")
-            out.append(f"    recorded: {json.dumps(diff['recorded'], sort_keys=True)[:400]}")
-            out.append(f"    replayed: {json.dumps(diff['replayed'], sort_keys=True)[:400]}")
-    return "\n".join(out) + "\n"

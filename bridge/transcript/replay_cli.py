@@ -20,7 +20,8 @@ def run(args: argparse.Namespace) -> int:
     import anyio
 
     from bridge.transcript.format import TranscriptError
-    from bridge.transcript.replay import render_json, render_text, replay
+    from bridge.transcript.replay import replay
+    from bridge.transcript.report import render_json, render_text
 
     path = Path(args.file)
     if not path.is_file():

@@ -204,7 +204,7 @@ async def record(name: str, out_dir: Path) -> Path:
         transcript = root / f"{name}.jsonl"
         async with recording_bridge(root, transcript) as session:
             live = await scenario(session)
-        from bridge.transcript.replay import normalise
+        from bridge.transcript.compare import normalise
 
         text = transcript.read_text().replace(str(root), PLACEHOLDER)
         live_text = json.dumps(normalise(live), indent=2, sort_keys=True).replace(str(root), PLACEHOLDER)

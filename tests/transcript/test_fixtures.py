@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from bridge.drill.fake_model import chat_reply
-from bridge.transcript.replay import render_json, render_text, replay
+from bridge.transcript.replay import replay
+from bridge.transcript.report import render_json, render_text
 from tests.transcript.codex_fixtures import API_KEY
 from tests.transcript.support import FIXTURES, SCENARIOS, contains, run_cli
 

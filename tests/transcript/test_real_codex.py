@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from bridge.peers import fence
-from bridge.transcript.replay import normalise, render_json, replay
+from bridge.transcript.compare import normalise
+from bridge.transcript.replay import replay
+from bridge.transcript.report import render_json
 from tests.transcript.codex_fixtures import API_KEY, chat, recording_bridge
 from tests.transcript.support import contains
 

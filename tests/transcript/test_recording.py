@@ -12,7 +12,8 @@ import anyio
 
 from bridge.transcript.format import parse_lines
 from bridge.transcript.recorder import Recorder
-from bridge.transcript.replay import render_json, render_text, replay
+from bridge.transcript.replay import replay
+from bridge.transcript.report import render_json, render_text
 from tests.support.host import Host, spawn_bridge
 from tests.transcript.support import FAKE_SIDECAR, fake_codex, run_cli, transcript_lines
 

@@ -129,7 +129,7 @@ def test_host_exchanges_pair_requests_with_answers_and_count_what_came_before() 
 
 
 def test_first_difference_tolerates_new_fields_only() -> None:
-    from bridge.transcript.replay import first_difference, normalise
+    from bridge.transcript.compare import first_difference, normalise
 
     assert first_difference({"a": 1}, {"a": 1, "new": 2}) is None
     assert first_difference({"a": 1, "old": 2}, {"a": 1}) == (".old", 2, "<absent>")
