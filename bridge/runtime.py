@@ -10,7 +10,6 @@ the Rust target triple Tauri's ``externalBin`` names the entry with.
 
 from __future__ import annotations
 
-import platform
 import sys
 from typing import Any
 
@@ -62,6 +61,8 @@ def target_triple(system: str | None = None, machine: str | None = None, libc: s
     Tauri finds an ``externalBin`` entry by this suffix. Pure given its
     arguments, so every platform's answer is unit-tested on any machine.
     """
+    import platform  # not at import: `serve` reaches this module on its way to the first answer
+
     system = (system or platform.system()).lower()
     raw = (machine or platform.machine()).lower()
     arch = _ARCH.get(raw, raw)
@@ -80,6 +81,8 @@ def target_triple(system: str | None = None, machine: str | None = None, libc: s
 
 def version_info() -> dict[str, Any]:
     """What ``capture-bridge --version --json`` prints."""
+    import platform
+
     return {
         "name": "capture-bridge",
         "version": __version__,

@@ -37,9 +37,9 @@ class _Message(msgspec.Struct, kw_only=True):
 
 
 class Notifier:
-    def __init__(self, keep: int = KEEP) -> None:
+    def __init__(self, keep: int = KEEP, run_id: str | None = None) -> None:
         # seq restarts at 1 with every bridge process; the run id tells a host which numbering it holds.
-        self.run_id = uuid.uuid4().hex
+        self.run_id = run_id or uuid.uuid4().hex
         self._seq = 0
         self._held: deque[tuple[int, bytes]] = deque(maxlen=keep)
         self._sink: Sink | None = None

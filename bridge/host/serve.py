@@ -44,6 +44,12 @@ def protect_stdout() -> int:
     return out_fd
 
 
+def _setup_logs() -> None:
+    from bridge import logs
+
+    logs.setup()
+
+
 def _early_signal(signum: int, frame: object) -> None:
     _EARLY_SIGNAL[:] = [signum]
 
@@ -52,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
     # Until the loop takes them over, a signal is remembered: the stop is the same bounded one.
     signal.signal(signal.SIGTERM, _early_signal)
     signal.signal(signal.SIGINT, _early_signal)
-    out_fd = protect_stdout()
-    from bridge import logs
+    from bridge.host import early as early_input
 
-    logs.setup()
+    early = early_input.start(0)  # stdin is read from now on; bridge_info answered once the data dir is ours
+    out_fd = protect_stdout()
     from bridge.host.lock import DataDirBusy, acquire
 
     data_dir = DataDir(resolve_data_dir(args.data_dir))
@@ -63,13 +69,18 @@ def run(args: argparse.Namespace) -> int:
         data_dir.ensure()
         lock_fd = acquire(data_dir.lock)
     except DataDirBusy as exc:
+        _setup_logs()
         log.error("%s", exc, extra={"dataDir": str(data_dir.root), "holderPid": exc.pid})
         return 1
     except OSError as exc:
+        _setup_logs()
         log.error(
             "cannot use data dir %s: %s", data_dir.root, exc.strerror or exc, extra={"dataDir": str(data_dir.root)}
         )
         return 1
+    run_id = os.urandom(16).hex()
+    early.enable(out_fd, early_input.bridge_info(str(data_dir.root), run_id))
+    _setup_logs()
     from bridge.config.store import ConfigStore
     from bridge.config.validate import ConfigError
     from bridge.store.db import Database
@@ -93,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from bridge.host.transport import OutputWriter
 
     writer = OutputWriter(out_fd)
-    app = App(data_dir=data_dir, config=config, db=db, notifier=Notifier())
+    app = App(data_dir=data_dir, config=config, db=db, notifier=Notifier(run_id=run_id))
     transcript_path = args.transcript or config.current.transcript.path
     if transcript_path:
         from bridge.transcript.recorder import BridgeTranscript, Recorder
@@ -108,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         writer.tap, writer.tap_many = app.transcript.host_out, app.transcript.host_out_many
     code = 0
     try:
-        anyio.run(_main, app, writer, args.parent_pid, backend="asyncio")
+        anyio.run(_main, app, writer, early, args.parent_pid, backend="asyncio")
     except BaseException:
         log.exception("the bridge stopped on an unexpected error")
         code = 1
@@ -126,17 +137,18 @@ def run(args: argparse.Namespace) -> int:
     os._exit(code)
 
 
-async def _main(app: object, writer: object, parent_pid: int | None) -> None:
+async def _main(app: object, writer: object, early: object, parent_pid: int | None) -> None:
     from anyio.lowlevel import current_token
 
     import bridge.host.info  # noqa: F401  (bridge_info and shutdown: light, answered first)
     from bridge.framing import FrameDecoder, FrameTooLarge, FramingError
     from bridge.host.app import App
     from bridge.host.dispatch import Dispatcher
+    from bridge.host.early import EarlyInput
     from bridge.host.transport import OutputWriter, start_reader
     from bridge.platform.watchdog import watch_parent as run_parent_watchdog
 
-    assert isinstance(app, App) and isinstance(writer, OutputWriter)
+    assert isinstance(app, App) and isinstance(writer, OutputWriter) and isinstance(early, EarlyInput)
     app.notifier.attach(writer.send, writer.send_many)
     stop = app.shutdown_requested
     token = current_token()
@@ -146,13 +158,22 @@ async def _main(app: object, writer: object, parent_pid: int | None) -> None:
             anyio.from_thread.run_sync(stop.set, token=token)
 
     dispatcher = Dispatcher(app, writer.send, stop.set)
-    stdin = start_reader(0, writer, on_hangup=request_stop)
+    early.hand_over()  # from here on the dispatcher answers; what the early reader answered is recorded
+    if early.framing is not None:
+        app.framing = early.framing
+        writer.set_framing(early.framing)
+    if app.transcript is not None:
+        for request, answer in early.answered:
+            app.transcript.host_in(request)
+            app.transcript.host_out(answer)
+    stdin = start_reader(early, writer, on_hangup=request_stop)
     if parent_pid:
         run_parent_watchdog(parent_pid, request_stop)
 
     async def read_loop() -> None:
         max_frame = app.config.current.limits.max_frame_bytes
         decoder = FrameDecoder(max_frame)
+        decoder.framing = early.framing  # the framing of the requests answered before the hand-over, if any
         from bridge import errors
 
         tap = app.transcript.host_in if app.transcript is not None else None

@@ -32,6 +32,7 @@ from anyio.abc import ObjectReceiveStream
 from anyio.lowlevel import EventLoopToken, current_token
 
 from bridge.framing import Framing, encode
+from bridge.host.early import EarlyInput
 
 log = logging.getLogger("bridge.transport")
 
@@ -41,16 +42,19 @@ WRITE_BATCH_BYTES = 1 << 20  # at most this much is joined into one write
 
 
 def start_reader(
-    fd: int = 0,
+    source: int | EarlyInput = 0,
     writer: OutputWriter | None = None,
     on_hangup: Callable[[], None] | None = None,
 ) -> ObjectReceiveStream[bytes]:
-    """Start a daemon thread reading ``fd``; the stream ends at EOF.
+    """Start a daemon thread feeding the loop from ``source``; the stream ends at EOF.
 
-    With ``writer``, reading pauses while the writer is over its bound;
-    ``on_hangup`` is called (from the thread) if the host closes ``fd``
-    meanwhile.
+    ``source`` is a file descriptor, or the :class:`EarlyInput` that has owned
+    stdin since the process started (it stays the one reader). With ``writer``,
+    taking input pauses while the writer is over its bound; ``on_hangup`` is
+    called (from the thread) if the host closes its end meanwhile.
     """
+    fd = source.fd if isinstance(source, EarlyInput) else source
+    read = source.read if isinstance(source, EarlyInput) else (lambda: os.read(fd, READ_CHUNK))
     send, receive = anyio.create_memory_object_stream[bytes](1)
     token = current_token()
 
@@ -60,7 +64,7 @@ def start_reader(
                 if writer is not None:
                     writer.wait_for_room(fd, on_hangup)
                 try:
-                    data = os.read(fd, READ_CHUNK)
+                    data = read()
                 except InterruptedError:
                     continue
                 except OSError:

@@ -168,22 +168,21 @@ async def test_oversized_frame_is_refused_without_buffering_and_serving_goes_on(
 
 STRAY_OUTPUT = """
 import os
-import bridge.host.info as b
-_orig = b.bridge_info.__wrapped__ if hasattr(b.bridge_info, "__wrapped__") else None
+import bridge.host.commands.config
 from bridge.host.registry import REGISTRY, Command
-_cmd = REGISTRY["bridge_info"]
+_cmd = REGISTRY["get_ingest_config"]
 async def _noisy(app, params):
     print("STRAY PRINT FROM A HANDLER")
     os.write(1, b"STRAY FD1 WRITE\\n")
     return await _cmd.handler(app, params)
-REGISTRY["bridge_info"] = Command(_cmd.name, _cmd.params, _cmd.result, _noisy, _cmd.doc)
+REGISTRY["get_ingest_config"] = Command(_cmd.name, _cmd.params, _cmd.result, _noisy, _cmd.doc)
 """
 
 
 async def test_stray_print_in_a_handler_never_reaches_stdout(tmp_path: Path) -> None:
     async with spawn_bridge(tmp_path, prelude=STRAY_OUTPUT) as host:
-        info = await host.call("bridge_info")
-        assert info["name"] == "capture-bridge"
+        config = await host.call("get_ingest_config")
+        assert config["retentionDays"] == 30
     assert await host.wait_exit(EXIT_DEADLINE) == 0
     assert "STRAY PRINT FROM A HANDLER" in host.stderr()
     assert "STRAY FD1 WRITE" in host.stderr()
