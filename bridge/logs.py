@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 from typing import Any
 
 import msgspec
 
+from bridge.clock import iso_seconds
 from bridge.redact import redact, redact_text
 
 _encode = msgspec.json.Encoder().encode
@@ -19,7 +19,7 @@ _STD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": iso_seconds(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": redact_text(record.getMessage()),

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import msgspec
 
+from bridge.clock import iso_datetime
 from bridge.collector import fsops
 from bridge.collector.plan import MigrationPlan
 from bridge.collector.roots import Roots
@@ -42,10 +43,6 @@ from bridge.collector.snapshot import Entry, Kind
 from bridge.collector.state import Journal, MigrationState, RollbackInfo, write_state
 
 StepHook = Callable[[str], None]
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def describe(exc: BaseException) -> str:
@@ -118,7 +115,7 @@ class Executor:
     # -- migrate ----------------------------------------------------------------------------
 
     def migrate(self, state: MigrationState, plan: MigrationPlan) -> MigrationState:
-        started = iso(self.now())
+        started = iso_datetime(self.now())
         journal = Journal(
             op="migrate",
             phase="prepare",
@@ -161,7 +158,7 @@ class Executor:
         journal = Journal(
             op="rollback",
             phase="prepare",
-            started_at_iso=iso(self.now()),
+            started_at_iso=iso_datetime(self.now()),
             staging=staging,
             work_dir=work_dir,
             aside=os.path.join(work_dir, "replaced", self.roots.canonical.name),
@@ -242,7 +239,7 @@ class Executor:
             raise OperationFailed(failure, state=recovered) from exc
 
     def _finish(self, state: MigrationState, journal: Journal) -> MigrationState:
-        now = iso(self.now())
+        now = iso_datetime(self.now())
         if journal.op == "migrate":
             done = msgspec.structs.replace(
                 state,

@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from bridge.clock import iso_datetime
 from bridge.collector import lock
 from bridge.collector.errors import MigrationError, MigrationFailed, NothingToRollback
-from bridge.collector.execute import Executor, OperationFailed, StepHook, describe, iso
+from bridge.collector.execute import Executor, OperationFailed, StepHook, describe
 from bridge.collector.plan import Decision, MigrationPlan, Problem, decide_run, noop_action, plan_migration
 from bridge.collector.plan import rollback_actions as plan_rollback_actions
 from bridge.collector.roots import Roots
@@ -139,7 +140,9 @@ class CollectorMigrationService:
         )
 
     def _persist_failure(self, state: MigrationState, message: str) -> None:
-        failed = msgspec.structs.replace(state, last_error=redact_text(message), last_attempt_at_iso=iso(self.now()))
+        failed = msgspec.structs.replace(
+            state, last_error=redact_text(message), last_attempt_at_iso=iso_datetime(self.now())
+        )
         # If even this cannot be written, the error still reaches the caller.
         with contextlib.suppress(OSError):
             write_state(self.roots, failed)
@@ -213,7 +216,8 @@ class CollectorMigrationService:
             actions.append(noop_action(decision, plan.canonical))
             if state.last_error is not None:
                 write_state(
-                    self.roots, msgspec.structs.replace(state, last_error=None, last_attempt_at_iso=iso(self.now()))
+                    self.roots,
+                    msgspec.structs.replace(state, last_error=None, last_attempt_at_iso=iso_datetime(self.now())),
                 )
                 actions.append(CLEAR_FAILURE)
             return _Done(completed == "migrate", actions)

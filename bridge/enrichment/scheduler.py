@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 
+from bridge.clock import iso_seconds
 from bridge.enrichment.disk_queue import DiskQueue, QueuedBatch
 from bridge.enrichment.outbox import Outbox, encode
 from bridge.enrichment.sender import PostFn, PostResult, post_http
@@ -80,12 +81,6 @@ class _Wake:
 
 
 DROP_LOG_EVERY_S = 30.0
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
 
 
 class OtlpExport:
@@ -313,6 +308,6 @@ class OtlpExport:
             "failedAttempts": c.failed_attempts,
             "consecutiveFailures": c.consecutive_failures,
             "lastError": c.last_error,
-            "lastErrorAtIso": _iso(c.last_error_at),
-            "lastSentAtIso": _iso(c.last_sent_at),
+            "lastErrorAtIso": None if c.last_error_at is None else iso_seconds(c.last_error_at),
+            "lastSentAtIso": None if c.last_sent_at is None else iso_seconds(c.last_sent_at),
         }

@@ -30,13 +30,13 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import anyio
 from anyio.abc import TaskGroup
 
+from bridge.clock import now_iso
 from bridge.config.model import OtlpReceiverConfig
 from bridge.receiver import auth, decode, http, ratelimit
 from bridge.receiver.decode import Format, Rejected, Signal
@@ -52,10 +52,6 @@ BODIES_IN_FLIGHT = 4
 WORKER_THREADS = 2
 STOP_TIMEOUT = 1.5
 STORAGE_RETRY_AFTER = b"2"  # seconds; the storage probe looks every 0.5 s
-
-
-def _iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _response(
@@ -174,7 +170,7 @@ class ReceiverService:
         self._emit(NOTIFICATION, status)
 
     def _write_runtime(self) -> None:
-        write_runtime(self._runtime_path, self._state, self.endpoint, _iso_now())
+        write_runtime(self._runtime_path, self._state, self.endpoint, now_iso())
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -287,7 +283,7 @@ class ReceiverService:
         response = await self._answer(request, body, fmt)
         if response.status == 200:
             self.counters.accepted += 1
-            self.counters.last_batch_at_iso = _iso_now()
+            self.counters.last_batch_at_iso = now_iso()
         else:
             self.counters.rejected += 1
         return response

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from bridge.reliability.history import Event, Transition, iso
+from bridge.clock import iso_ms
+from bridge.reliability.history import Event, Transition
 from bridge.reliability.mode import FAILURE, HYBRID_ACTIVE, OTEL_ONLY
 
 GO_MODES = (HYBRID_ACTIVE, OTEL_ONLY)
@@ -72,7 +73,7 @@ def _failure(i: GateInputs) -> GateCheck:
             name="no_failure_in_window",
             ok=False,
             detail=f"FAILURE was entered {len(entered)} time(s) in the window, "
-            f"last at {iso(last.at_ms)}: {last.reason}",
+            f"last at {iso_ms(last.at_ms)}: {last.reason}",
         )
     return GateCheck(name="no_failure_in_window", ok=True, detail=f"no FAILURE in the last {i.window_hours:g} h.")
 
@@ -84,7 +85,7 @@ def _crash_loop(i: GateInputs) -> GateCheck:
             name="no_crash_loop_in_window",
             ok=False,
             detail=f"codex app-server entered crash_loop {len(i.crash_loops)} time(s) in the window, "
-            f"last at {iso(last.at_ms)}: {last.detail}",
+            f"last at {iso_ms(last.at_ms)}: {last.detail}",
         )
     return GateCheck(name="no_crash_loop_in_window", ok=True, detail=f"no crash_loop in the last {i.window_hours:g} h.")
 

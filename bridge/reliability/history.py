@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
 from bridge.capture.store import replay_logged_decisions
+from bridge.clock import iso_ms
 
 SNAPSHOT_KEY = "reliability.snapshot"
 TRANSITIONS_KEPT = 100  # what the status shows
@@ -31,8 +31,7 @@ CRASH_LOOP = "crash_loop"
 SIDECAR_EXIT = "sidecar_exit"
 
 
-def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+iso = iso_ms  # the transition times' form; bridge/clock.py holds it for every module
 
 
 class TransitionWire(msgspec.Struct, rename="camel", kw_only=True):

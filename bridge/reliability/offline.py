@@ -30,6 +30,7 @@ from typing import Any
 
 import msgspec
 
+from bridge.clock import iso_ms
 from bridge.config.paths import DataDir, process_alive
 from bridge.reliability import history
 from bridge.reliability.gate import GateInputs, ReleaseGate, evaluate_gate
@@ -196,8 +197,8 @@ def offline_status(data_dir: DataDir, window_hours: float = 24.0) -> dict[str, A
         "pid": rec.pid,
         "source": "recorded",
         "mode": last.to_mode if last else None,
-        "modeSinceIso": history.iso(last.at_ms) if last else None,
-        "stoppedAtIso": history.iso(rec.window.stopped_at_ms) if rec.window.stopped_at_ms else None,
+        "modeSinceIso": iso_ms(last.at_ms) if last else None,
+        "stoppedAtIso": iso_ms(rec.window.stopped_at_ms) if rec.window.stopped_at_ms else None,
         "otelBaselineHealthy": snap.get("otelBaselineHealthy") if same else None,
         "streamExpected": snap.get("streamExpected") if same else None,
         "streamHealthy": snap.get("streamHealthy") if same else None,
@@ -209,11 +210,11 @@ def offline_status(data_dir: DataDir, window_hours: float = 24.0) -> dict[str, A
             "decisionLogDuplicates": counts["duplicate"],
             "decisionLogReplaced": counts["replaced"],
             "decisionLogDropped": counts["dropped"],
-            "lastBaselineRecordAtIso": history.iso(rec.last_baseline_ms) if rec.last_baseline_ms else None,
+            "lastBaselineRecordAtIso": iso_ms(rec.last_baseline_ms) if rec.last_baseline_ms else None,
             "timeSinceLastBaselineRecordMs": now - rec.last_baseline_ms if rec.last_baseline_ms else None,
         },
         "transitions": [msgspec.to_builtins(t.wire()) for t in rec.transitions],
-        "events": [{"atIso": history.iso(e.at_ms), "kind": e.kind, "detail": e.detail} for e in rec.events],
+        "events": [{"atIso": iso_ms(e.at_ms), "kind": e.kind, "detail": e.detail} for e in rec.events],
         "windowHours": window_hours,
         "config": config_summary(data_dir),
         "receiver": runtime_info(data_dir).get("otlpReceiver") if rec.pid is not None else None,

@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from bridge.clock import now_ms, parse_iso_ms
 from bridge.config.paths import DataDir, resolve_data_dir
 from bridge.reliability.offline import Unreadable, offline_status
 
@@ -29,11 +28,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _ago(iso: str | None) -> str:
     if not iso:
         return ""
-    try:
-        then = datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+    then = parse_iso_ms(iso)
+    if then is None:
         return ""
-    s = max(0, int(time.time() - then))
+    s = max(0, (now_ms() - then) // 1000)
     if s < 60:
         return f"{s} s ago"
     if s < 3600:

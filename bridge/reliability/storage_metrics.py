@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bridge.reliability import history
+from bridge.clock import iso_ms
 
 if TYPE_CHECKING:
     from bridge.capture.service import CaptureService
@@ -17,7 +17,7 @@ def storage_metrics(db: Database, capture: CaptureService | None) -> dict[str, A
     m: dict[str, Any] = {
         "storeWritable": fault is None,
         "storeProblem": None if fault is None else fault.kind,
-        "storeFaultSinceIso": None if fault is None else history.iso(fault.since_ms),
+        "storeFaultSinceIso": None if fault is None else iso_ms(fault.since_ms),
         "storeWriteFailuresTotal": health.failures_total,
         "storeRecoveriesTotal": health.recoveries_total,
         "storeMovedAsideTo": str(db.moved_to) if db.moved_to is not None else None,

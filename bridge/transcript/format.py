@@ -20,13 +20,13 @@ masking (the common case) are embedded as they are, without a decode.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
 
+from bridge.clock import iso_seconds
 from bridge.redact import needs_redaction, redact, redact_text
 
 Channel = Literal["host", "sidecar"]
@@ -34,12 +34,6 @@ Direction = Literal["in", "out"]
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
-
-
-def iso_utc(wall: float) -> str:
-    """ISO-8601 UTC with milliseconds, ``Z``-suffixed."""
-    ms = int(wall * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
 def safe_frame(raw: bytes) -> tuple[bytes, bool]:
@@ -63,7 +57,7 @@ def frame_line(t: float, wall: float, channel: Channel, direction: Direction, ra
     msg, valid = safe_frame(raw)
     head = b'{"t":%.6f,"ts":"%s","channel":"%s","dir":"%s",' % (
         t,
-        iso_utc(wall).encode(),
+        iso_seconds(wall).encode(),
         channel.encode(),
         direction.encode(),
     )
@@ -80,7 +74,7 @@ def exit_line(t: float, wall: float, conn: int, code: int | None, expected: bool
         _encode(
             {
                 "t": round(t, 6),
-                "ts": iso_utc(wall),
+                "ts": iso_seconds(wall),
                 "channel": "sidecar",
                 "dir": "in",
                 "conn": conn,
