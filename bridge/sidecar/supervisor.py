@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import msgspec
@@ -40,6 +40,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from bridge import __version__, errors
 from bridge.config.model import IngestConfig, canonical_auth_mode
+from bridge.config.store import ConfigSource
 from bridge.errors import BridgeError
 from bridge.redact import MASK, redact_text
 from bridge.sidecar import policy
@@ -60,6 +61,15 @@ from bridge.sidecar.auth import (
     check_claim,
     check_mode,
     handshake_error,
+)
+from bridge.sidecar.events import (
+    Exited,
+    LifecycleEvent,
+    LifecycleListener,
+    Rehandshaken,
+    SidecarState,
+    Spawned,
+    StateListener,
 )
 from bridge.sidecar.framing import JsonlTransport
 from bridge.sidecar.process import SidecarProcess, SpawnSpec, build_spec, resolve_binary
@@ -90,29 +100,17 @@ from bridge.sidecar.status import (
     STOPPING,
     CodexAccountStatus,
     CodexAppServerStatus,
-    Facts,
     LoginStartResult,
+    SidecarFacts,
     derive,
 )
 from bridge.sidecar.websocket import WebSocketConnectError
 
 log = logging.getLogger("bridge.sidecar")
 
-STATUS_METHOD = "codex-app-server-status"
 _UP = "up"  # internal phase: a process runs (state is then running or degraded)
 
 
-class ConfigSource(Protocol):
-    """The part of :class:`bridge.config.store.ConfigStore` the supervisor uses."""
-
-    @property
-    def current(self) -> IngestConfig: ...
-
-    def update(self, patch: dict[str, Any]) -> IngestConfig: ...
-
-
-Notify = Callable[[str, dict[str, Any]], Any]
-LifecycleListener = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass
@@ -211,9 +209,9 @@ class SpawnBudgetExhausted(BridgeError):
 class Supervisor:
     """Spawns, watches, restarts and stops ``codex app-server``; the authority on its status."""
 
-    def __init__(self, config: ConfigSource, notify: Notify, options: SupervisorOptions | None = None) -> None:
+    def __init__(self, config: ConfigSource, options: SupervisorOptions | None = None) -> None:
         self._config = config
-        self._notify = notify
+        self._state_listeners: list[StateListener] = []
         self.options = options or SupervisorOptions()
         self._phase = INACTIVE
         self._gen: _Generation | None = None
@@ -317,8 +315,12 @@ class Supervisor:
                 log.exception("client listener failed")
 
     def add_lifecycle_listener(self, listener: LifecycleListener) -> None:
-        """``listener(event, details)`` for ``spawned`` and ``exited`` (with ``expected``)."""
+        """``listener(event)`` for every :class:`Spawned`, :class:`Exited` and :class:`Rehandshaken`."""
         self._lifecycle_listeners.append(listener)
+
+    def add_state_listener(self, listener: StateListener) -> None:
+        """``listener(state)`` each time the status the host would see changes (the host notifier is one)."""
+        self._state_listeners.append(listener)
 
     def set_backfill(self, backfill: Backfill | None) -> None:
         """Attach mode: ``await backfill(thread_id)`` reconciles a followed thread after its turn."""
@@ -409,9 +411,9 @@ class Supervisor:
     def _required_mode(self) -> str:
         return self._config.current.app_server_auth_mode
 
-    def _facts(self) -> Facts:
+    def _facts(self) -> SidecarFacts:
         gen = self._gen
-        return Facts(
+        return SidecarFacts(
             process_up=self._phase == _UP and gen is not None,
             handshake=gen.handshake if gen is not None else Handshake.NOT_STARTED,
             auth=self._auth,
@@ -421,8 +423,16 @@ class Supervisor:
             last_frame_valid=gen.client.last_frame_valid if gen is not None else True,
         )
 
+    def state(self) -> SidecarState:
+        """The typed state now: the status the host sees and the facts it is derived from."""
+        facts = self._facts()
+        return SidecarState(self._status(facts), facts)
+
     def status(self) -> CodexAppServerStatus:
-        health = derive(self._facts())
+        return self._status(self._facts())
+
+    def _status(self, facts: SidecarFacts) -> CodexAppServerStatus:
+        health = derive(facts)
         state = health.state if self._phase == _UP else self._phase
         gen = self._gen
         required = self._required_mode()
@@ -464,11 +474,12 @@ class Supervisor:
         )
 
     def refresh(self) -> None:
-        """Push ``codex-app-server-status`` if what it would say has changed."""
-        status = self.status()
+        """Publish the state to the state listeners if the status it holds has changed."""
+        facts = self._facts()
+        status = self._status(facts)
         if status.stream_healthy and self._last_error is not None:
             self._last_error = None  # healthy again: the last error is history
-            status = self.status()
+            status = self._status(facts)
         if status.state != self._last_state:
             self._last_state = status.state
             self._transition_iso = _now_iso()
@@ -478,10 +489,12 @@ class Supervisor:
         if compare == self._last_pushed:
             return
         self._last_pushed = compare
-        try:
-            self._notify(STATUS_METHOD, body)
-        except Exception:
-            log.exception("pushing %s failed", STATUS_METHOD)
+        state = SidecarState(status, facts)
+        for listener in self._state_listeners:
+            try:
+                listener(state)
+            except Exception:
+                log.exception("sidecar state listener failed")
 
     def _error(self, message: str) -> None:
         self._last_error = redact_text(message)
@@ -605,9 +618,7 @@ class Supervisor:
                     if gen.expected_exit:
                         return
                     log.warning("the codex app-server daemon closed the connection; reconnecting")
-                    self._lifecycle_event(
-                        "exited", {"pid": None, "code": gen.exit_code, "expected": False, "connection": "attach"}
-                    )
+                    self._lifecycle_event(Exited(None, gen.exit_code, expected=False, connection="attach"))
                     if self._gen is gen:
                         self._gen = None
                     self._auth = self._auth.process_replaced()
@@ -685,10 +696,7 @@ class Supervisor:
         if self._tg is None:
             raise RuntimeError("Supervisor.run() is not running")
         self._tg.start_soon(self._watch, gen)
-        details: dict[str, Any] = {"pid": proc.pid, "generation": gen.number}
-        if gen.attach:
-            details["connection"] = "attach"
-        self._lifecycle_event("spawned", details)
+        self._lifecycle_event(Spawned(proc.pid, gen.number, "attach" if gen.attach else "spawn"))
         return gen
 
     async def _spawn(self) -> _Generation:
@@ -778,7 +786,7 @@ class Supervisor:
             await gen.proc.stop(eof_grace=0.0, term_grace=0.2, kill_grace=0.5)  # reap any child it left
         tail = "; ".join(gen.proc.stderr.tail(2))
         log.warning("codex app-server (pid %s) exited unexpectedly with code %s", gen.proc.pid, code)
-        self._lifecycle_event("exited", {"pid": gen.proc.pid, "code": code, "expected": False})
+        self._lifecycle_event(Exited(gen.proc.pid, code, expected=False, connection="spawn"))
         self._gen = None
         self._auth = self._auth.process_replaced()
         what = f"codex app-server (pid {gen.proc.pid}) exited unexpectedly with code {code}"
@@ -838,7 +846,7 @@ class Supervisor:
             await self._initialize(gen)
             await self._initialized(gen)
             self._info(f"codex app-server restarted (pid {gen.proc.pid}) and re-handshaken.")
-            self._lifecycle_event("rehandshaken", {"pid": gen.proc.pid, "generation": gen.number})
+            self._lifecycle_event(Rehandshaken(gen.proc.pid, gen.number))
         except BridgeError as exc:
             if self._gen is gen:
                 self._error(f"Automatic re-handshake after a restart failed: {exc.message}")
@@ -868,7 +876,9 @@ class Supervisor:
                 eof, term, kill = graces or (opts.stop_eof_grace, opts.stop_term_grace, opts.stop_kill_grace)
                 code = await gen.proc.stop(eof_grace=eof, term_grace=term, kill_grace=kill)
                 log.info("codex app-server (pid %s) stopped with code %s", gen.proc.pid, code)
-                self._lifecycle_event("exited", {"pid": gen.proc.pid, "code": code, "expected": True})
+                self._lifecycle_event(
+                    Exited(gen.proc.pid, code, expected=True, connection="attach" if gen.attach else "spawn")
+                )
                 self._gen = None
                 self._auth = self._auth.process_replaced()
                 if gen.attach:
@@ -919,10 +929,10 @@ class Supervisor:
         return {"path": self._binary, "version": self._codex_version, "connection": "spawn",
                 "followedThreadIds": followed}  # fmt: skip
 
-    def _lifecycle_event(self, event: str, details: dict[str, Any]) -> None:
+    def _lifecycle_event(self, event: LifecycleEvent) -> None:
         for listener in self._lifecycle_listeners:
             try:
-                listener(event, details)
+                listener(event)
             except Exception:
                 log.exception("lifecycle listener failed")
 

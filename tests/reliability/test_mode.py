@@ -183,8 +183,9 @@ def test_a_failed_write_is_failure_whatever_else_holds() -> None:
 @pytest.mark.parametrize("writable", BOOLS)
 def test_a_replaced_store_is_said_after_the_reasons_for_the_mode(writable: bool) -> None:
     note = "The store /d/capture.sqlite3 was damaged (x); it was moved aside to /d/y (kept) ..."
-    f = ModeFacts(True, "listening", False, False, "inactive", False, False, False, False, True, store_writable=writable,
-              store_problem=None if writable else "an I/O error", store_note=note)  # fmt: skip
+    f = ModeFacts(True, "listening", False, False, "inactive", False, False, False, False, True,
+                  store_writable=writable, store_problem=None if writable else "an I/O error",
+                  store_note=note)  # fmt: skip
     ev = evaluate(f)
     assert ev.reasons[-1] == note and len(ev.reasons) == (2 if writable else 3)
     assert ev.mode == (OTEL_ONLY if writable else FAILURE)

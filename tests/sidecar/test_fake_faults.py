@@ -18,6 +18,7 @@ import pytest
 
 from bridge import errors
 from bridge.errors import BridgeError
+from bridge.sidecar.events import Spawned
 from bridge.sidecar.protocol import Envelope
 from bridge.sidecar.rpc import ProtocolFault
 from tests.sidecar.support import (
@@ -32,9 +33,9 @@ FAST: dict[str, Any] = {"start_settle": 0.5, "stop_eof_grace": 0.5, "stop_term_g
 
 
 async def test_crash_on_start_is_32015_then_crash_loop(tmp_path: Path) -> None:
-    spawned: list[dict[str, Any]] = []
+    spawned: list[Spawned] = []
     async with supervisor(tmp_path, fake_config("crash_on_start"), **FAST) as h:
-        h.sup.add_lifecycle_listener(lambda event, d: spawned.append(d) if event == "spawned" else None)
+        h.sup.add_lifecycle_listener(lambda event: spawned.append(event) if isinstance(event, Spawned) else None)
         with pytest.raises(BridgeError) as caught:
             await h.sup.start()
         assert caught.value.code == errors.SIDECAR_SPAWN_FAILED
