@@ -109,7 +109,8 @@ async def _start_receiver(app: App, tg: TaskGroup) -> None:
 async def _start_sidecar(app: App, tg: TaskGroup) -> None:
     """The codex supervisor (codex itself starts on start_codex_app_server)."""
     from bridge.sidecar.events import SidecarState
-    from bridge.sidecar.supervisor import Supervisor, SupervisorOptions
+    from bridge.sidecar.generation import SupervisorOptions
+    from bridge.sidecar.supervisor import Supervisor
 
     receiver = app.receiver
     options = SupervisorOptions(extra_args=lambda: receiver.codex_overrides("binary") if receiver is not None else [])

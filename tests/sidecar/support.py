@@ -17,7 +17,8 @@ import pytest
 from bridge.config.store import ConfigStore
 from bridge.peers import fence
 from bridge.sidecar.events import SidecarState
-from bridge.sidecar.supervisor import Supervisor, SupervisorOptions
+from bridge.sidecar.generation import SupervisorOptions
+from bridge.sidecar.supervisor import Supervisor
 
 FAKE_SIDECAR = Path(__file__).resolve().parents[1] / "fakes" / "fake_sidecar.py"
 MARK = "CAPTURE_BRIDGE_TEST_MARK"
