@@ -18,9 +18,8 @@ import anyio
 from bridge import __version__, errors
 from bridge.errors import BridgeError
 from bridge.sidecar import policy
-from bridge.sidecar.attach import DaemonLink
 from bridge.sidecar.auth import Handshake
-from bridge.sidecar.process import SidecarProcess
+from bridge.sidecar.connection import CodexConnection
 from bridge.sidecar.rpc import RpcClient
 
 
@@ -55,7 +54,7 @@ class Generation:
     """One connection to codex (a spawned process or the daemon's socket) and its client."""
 
     number: int
-    proc: SidecarProcess | DaemonLink
+    conn: CodexConnection
     client: RpcClient
     handshake: Handshake = Handshake.NOT_STARTED
     alive: bool = True
@@ -66,7 +65,8 @@ class Generation:
 
     @property
     def attach(self) -> bool:
-        return isinstance(self.proc, DaemonLink)
+        """A connection to the daemon (reconnected by the attach loop, not restarted by the policy)."""
+        return self.conn.kind == "attach"
 
 
 def sets_otel(args: list[str]) -> bool:

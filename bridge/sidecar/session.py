@@ -24,7 +24,7 @@ from bridge import errors
 from bridge.config.model import canonical_auth_mode
 from bridge.errors import BridgeError
 from bridge.redact import MASK, redact_text
-from bridge.sidecar.attach import OBSERVER_CLIENT_NAME, OBSERVER_CLIENT_TITLE, imposed_originator
+from bridge.sidecar.attach import imposed_originator
 from bridge.sidecar.auth import AUTHENTICATED, LOGIN_MODES, AuthView, Handshake, check_claim, check_mode
 from bridge.sidecar.generation import Generation, SupervisorOptions
 from bridge.sidecar.protocol import (
@@ -32,7 +32,6 @@ from bridge.sidecar.protocol import (
     AccountUpdatedNotification,
     CancelLoginParams,
     CancelLoginResponse,
-    ClientInfo,
     EmptyResponse,
     Envelope,
     GetAccountParams,
@@ -154,10 +153,8 @@ class CodexSession:
 
     async def initialize(self, gen: Generation) -> None:
         gen.handshake = Handshake.INITIALIZING
-        if gen.attach:  # never the daemon's originator: see bridge.sidecar.attach
-            info = ClientInfo(OBSERVER_CLIENT_NAME, self._options.client_version, OBSERVER_CLIENT_TITLE)
-        else:
-            info = ClientInfo(self._options.client_name, self._options.client_version, self._options.client_title)
+        opts = self._options
+        info = gen.conn.client_info(opts.client_name, opts.client_version, opts.client_title)
         params = InitializeParams(info)
         try:
             result = await gen.client.request("initialize", params, InitializeResponse)
@@ -172,7 +169,7 @@ class CodexSession:
             raise self._owner.closed_error(gen, "initialize")
         gen.handshake = Handshake.ANSWERED
         self.codex_version = codex_version(result.userAgent) or self.codex_version
-        if gen.attach:
+        if gen.conn.observer:
             self.originator_imposed = imposed_originator(result.userAgent)
             if self.originator_imposed:
                 log.warning("the codex daemon took the bridge's initialize as its originator: %s", result.userAgent)

@@ -42,7 +42,6 @@ from bridge.redact import redact_text
 from bridge.sidecar import policy
 from bridge.sidecar.attach import (
     Backfill,
-    DaemonLink,
     ThreadFollower,
     resolve_socket_path,
 )
@@ -50,6 +49,7 @@ from bridge.sidecar.auth import (
     Handshake,
     handshake_error,
 )
+from bridge.sidecar.connection import CodexConnection, DaemonConnection, SpawnedConnection
 from bridge.sidecar.events import (
     Exited,
     LifecycleEvent,
@@ -59,14 +59,13 @@ from bridge.sidecar.events import (
     Spawned,
     StateListener,
 )
-from bridge.sidecar.framing import JsonlTransport
 from bridge.sidecar.generation import (
     Generation,
     SpawnBudgetExhausted,
     SupervisorOptions,
     sets_otel,
 )
-from bridge.sidecar.process import SidecarProcess, SpawnSpec, build_spec, resolve_binary
+from bridge.sidecar.process import SpawnSpec, build_spec, resolve_binary
 from bridge.sidecar.protocol import (
     Envelope,
 )
@@ -95,6 +94,12 @@ _UP = "up"  # internal phase: a process runs (state is then running or degraded)
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _tail(gen: Generation | None, count: int) -> list[str]:
+    """The last ``count`` stderr lines of ``gen``'s process (a daemon's stderr is its own)."""
+    stderr = gen.conn.stderr if gen is not None else None
+    return stderr.tail(count) if stderr is not None else []
 
 
 class Supervisor:
@@ -273,7 +278,7 @@ class Supervisor:
         unknown = dict(totals.unknown_notifications)
         for method, count in live.unknown_notifications.items():
             unknown[method] = unknown.get(method, 0) + count
-        stderr = self._gen.proc.stderr if self._gen is not None else None
+        stderr = self._gen.conn.stderr if self._gen is not None else None
         return {
             "rpcTimeoutsTotal": totals.timeouts + live.timeouts,
             "restartEventsTotal": self.restart_events_total,
@@ -288,7 +293,7 @@ class Supervisor:
         }
 
     def stderr_tail(self, count: int = 20) -> list[str]:
-        return self._gen.proc.stderr.tail(count) if self._gen is not None else []
+        return _tail(self._gen, count)
 
     # --- status ---------------------------------------------------------------
 
@@ -339,7 +344,7 @@ class Supervisor:
             last_error=self._last_error,
             last_info=self._last_info,
             auth_url=auth.auth_url if auth.login_pending else None,
-            pid=gen.proc.pid if gen is not None and self._phase in (_UP, STOPPING) else None,
+            pid=gen.conn.pid if gen is not None and self._phase in (_UP, STOPPING) else None,
             codex_version=self.session.codex_version,
             connection=self.connection,
             followed_thread_ids=self.followed,
@@ -422,12 +427,12 @@ class Supervisor:
         with anyio.move_on_after(self.options.start_settle):
             await gen.exited.wait()
         if gen.exited.is_set():
-            tail = "; ".join(gen.proc.stderr.tail(3))
+            tail = "; ".join(_tail(gen, 3))
             raise BridgeError(
                 errors.SIDECAR_SPAWN_FAILED,
-                f"codex app-server ({gen.proc.spec.binary}) exited with code {gen.exit_code} right after it "
+                f"codex app-server ({gen.conn.where}) exited with code {gen.exit_code} right after it "
                 f"started{': ' + tail if tail else ''}. Check the binary and codex.args.",
-                path=gen.proc.spec.binary,
+                path=gen.conn.where,
                 exitCode=gen.exit_code,
             )
         return self.status()
@@ -528,12 +533,10 @@ class Supervisor:
     async def _connect(self, path: str) -> Generation:
         """Open an attach generation: one WebSocket connection to the daemon (the caller holds the lock)."""
         cfg = self._config.current
-        link = await DaemonLink.connect(
+        conn = await DaemonConnection.connect(
             path, max_frame_bytes=cfg.limits.max_frame_bytes, timeout=self.options.attach_connect_timeout
         )
-        client = RpcClient(link.transport, request_timeout=cfg.codex.request_timeout_ms / 1000, observer=True)
-        link.client = client
-        gen = self._adopt(link, client)
+        gen = self._adopt(conn)
         self.info(f"Connected to the codex app-server daemon at {path}; initializing as an observer.")
         log.info("attached to the codex app-server daemon at %s", path)
         self.refresh()
@@ -550,7 +553,7 @@ class Supervisor:
                 else ""
             )
             self.info(
-                f"Attached to the codex app-server daemon at {gen.proc.spec.binary} as an observer; "
+                f"Attached to the codex app-server daemon at {gen.conn.where} as an observer; "
                 f"it reports {self.session.auth.state}.{note}"
             )
         except BridgeError as exc:
@@ -563,10 +566,14 @@ class Supervisor:
             await anyio.sleep(0.05)
         await self._follower.run(gen.client)
 
-    def _adopt(self, proc: SidecarProcess | DaemonLink, client: RpcClient) -> Generation:
-        """Make ``proc``/``client`` the current generation and start watching it."""
+    def _adopt(self, conn: CodexConnection) -> Generation:
+        """Make ``conn`` (with a new client on its transport) the current generation and start watching it."""
+        client = RpcClient(
+            conn.transport, request_timeout=self._config.current.codex.request_timeout_ms / 1000, observer=conn.observer
+        )
+        conn.bind(client)
         self._generations += 1
-        gen = Generation(self._generations, proc, client)
+        gen = Generation(self._generations, conn, client)
         client.closed_error = lambda method: self.closed_error(gen, method)
         client.add_notification_listener(lambda batch: self._on_notifications(gen, batch))
         for fault_listener in self._fault_listeners:
@@ -581,7 +588,7 @@ class Supervisor:
         if self._tg is None:
             raise RuntimeError("Supervisor.run() is not running")
         self._tg.start_soon(self._watch, gen)
-        self._lifecycle_event(Spawned(proc.pid, gen.number, "attach" if gen.attach else "spawn"))
+        self._lifecycle_event(Spawned(conn.pid, gen.number, conn.kind))
         return gen
 
     async def _spawn(self) -> Generation:
@@ -598,46 +605,27 @@ class Supervisor:
         decision = policy.request_spawn(self._spawns, now)
         if not decision.allowed:
             raise SpawnBudgetExhausted(self._spawns, decision.retry_after)
-        proc = await SidecarProcess.spawn(spec)
+        conn = await SpawnedConnection.spawn(spec, max_frame_bytes=self._config.current.limits.max_frame_bytes)
         self._spawns = decision.budget  # only a process that exists uses the budget
-        stdout = proc.process.stdout
-        assert stdout is not None
-        transport = JsonlTransport(
-            stdout, proc.process.stdin, max_frame_bytes=self._config.current.limits.max_frame_bytes
-        )
-        client = RpcClient(transport, request_timeout=cfg.request_timeout_ms / 1000)
-        gen = self._adopt(proc, client)
+        gen = self._adopt(conn)
         gen.spawned_at = now
-        self.info(f"codex app-server started (pid {proc.pid}); call codex_app_server_initialize next.")
-        log.info("codex app-server started: pid %s, binary %s", proc.pid, binary)
+        self.info(f"codex app-server started (pid {conn.pid}); call codex_app_server_initialize next.")
+        log.info("codex app-server started: pid %s, binary %s", conn.pid, binary)
         self.refresh()
         return gen
 
     def closed_error(self, gen: Generation, method: str) -> BridgeError:
-        if gen.attach:
-            return BridgeError(
-                errors.SIDECAR_NOT_RUNNING,
-                f"The codex app-server daemon ({gen.proc.spec.binary}) closed the connection before answering "
-                f"{method}; the bridge reconnects by itself. See get_codex_app_server_status.",
-                path=gen.proc.spec.binary,
-            )
-        code = errors.SIDECAR_SPAWN_FAILED if method == "initialize" else errors.SIDECAR_NOT_RUNNING
-        return BridgeError(
-            code,
-            f"codex app-server (pid {gen.proc.pid}, {gen.proc.spec.binary}) closed its connection before "
-            f"answering {method}: it exited or crashed. See get_codex_app_server_status.",
-            path=gen.proc.spec.binary,
-        )
+        return gen.conn.closed_error(method)
 
     async def _watch(self, gen: Generation) -> None:
         """Run one generation's tasks until its process exits, then react to the exit."""
         async with anyio.create_task_group() as tg:
-            tg.start_soon(gen.proc.pump_stderr)
+            tg.start_soon(gen.conn.pump)
             tg.start_soon(gen.client.run)
             tg.start_soon(self._liveness, gen)
             if gen.attach:
                 tg.start_soon(self._follow, gen)
-            code = await gen.proc.wait()
+            code = await gen.conn.wait()
             gen.exit_code = code
             # Let the reader drain what the process wrote before it died.
             with anyio.move_on_after(0.5):
@@ -663,18 +651,20 @@ class Supervisor:
             t.unknown_notifications[method] = t.unknown_notifications.get(method, 0) + count
         c.timeouts = c.protocol_errors = c.oversized_frames = c.notifications = c.server_requests_unhandled = 0
         c.unknown_notifications.clear()
-        self._stderr_dropped += gen.proc.stderr.dropped
-        gen.proc.stderr.dropped = 0
+        stderr = gen.conn.stderr
+        if stderr is not None:
+            self._stderr_dropped += stderr.dropped
+            stderr.dropped = 0
 
     async def _unexpected_exit(self, gen: Generation, code: int | None) -> None:
         with anyio.CancelScope(shield=True):
-            await gen.proc.stop(eof_grace=0.0, term_grace=0.2, kill_grace=0.5)  # reap any child it left
-        tail = "; ".join(gen.proc.stderr.tail(2))
-        log.warning("codex app-server (pid %s) exited unexpectedly with code %s", gen.proc.pid, code)
-        self._lifecycle_event(Exited(gen.proc.pid, code, expected=False, connection="spawn"))
+            await gen.conn.stop(eof_grace=0.0, term_grace=0.2, kill_grace=0.5)  # reap any child it left
+        tail = "; ".join(_tail(gen, 2))
+        log.warning("codex app-server (pid %s) exited unexpectedly with code %s", gen.conn.pid, code)
+        self._lifecycle_event(Exited(gen.conn.pid, code, expected=False, connection=gen.conn.kind))
         self._gen = None
         self.session.auth = self.session.auth.process_replaced()
-        what = f"codex app-server (pid {gen.proc.pid}) exited unexpectedly with code {code}"
+        what = f"codex app-server (pid {gen.conn.pid}) exited unexpectedly with code {code}"
         if tail:
             what += f" (stderr: {tail})"
         if self.kill_switch:
@@ -730,8 +720,8 @@ class Supervisor:
         try:
             await self.session.initialize(gen)
             await self.session.initialized(gen)
-            self.info(f"codex app-server restarted (pid {gen.proc.pid}) and re-handshaken.")
-            self._lifecycle_event(Rehandshaken(gen.proc.pid, gen.number))
+            self.info(f"codex app-server restarted (pid {gen.conn.pid}) and re-handshaken.")
+            self._lifecycle_event(Rehandshaken(gen.conn.pid, gen.number))
         except BridgeError as exc:
             if self._gen is gen:
                 self.error(f"Automatic re-handshake after a restart failed: {exc.message}")
@@ -753,23 +743,18 @@ class Supervisor:
                     self._spawns = policy.refund_spawn(self._spawns, gen.spawned_at)
                 gen.expected_exit = True
                 self._phase = STOPPING
-                self.info(
-                    "Disconnecting from the codex app-server daemon." if gen.attach else "Stopping codex app-server."
-                )
+                self.info(gen.conn.stopping_note())
                 self.refresh()
                 opts = self.options
                 eof, term, kill = graces or (opts.stop_eof_grace, opts.stop_term_grace, opts.stop_kill_grace)
-                code = await gen.proc.stop(eof_grace=eof, term_grace=term, kill_grace=kill)
-                log.info("codex app-server (pid %s) stopped with code %s", gen.proc.pid, code)
+                code = await gen.conn.stop(eof_grace=eof, term_grace=term, kill_grace=kill)
+                log.info("codex app-server (pid %s) stopped with code %s", gen.conn.pid, code)
                 self._lifecycle_event(
-                    Exited(gen.proc.pid, code, expected=True, connection="attach" if gen.attach else "spawn")
+                    Exited(gen.conn.pid, code, expected=True, connection=gen.conn.kind)
                 )
                 self._gen = None
                 self.session.auth = self.session.auth.process_replaced()
-                if gen.attach:
-                    self.info("Disconnected from the codex app-server daemon; the daemon keeps running.")
-                else:
-                    self.info(f"codex app-server stopped (exit code {code}).")
+                self.info(gen.conn.stopped_note(code))
             elif self._phase != INACTIVE:
                 self.info("codex app-server stopped.")
             self._phase = INACTIVE
