@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import anyio
@@ -20,6 +20,7 @@ from bridge.errors import BridgeError
 from bridge.sidecar import policy
 from bridge.sidecar.auth import Handshake
 from bridge.sidecar.connection import CodexConnection
+from bridge.sidecar.process import SpawnSpec
 from bridge.sidecar.rpc import RpcClient
 
 
@@ -47,6 +48,8 @@ class SupervisorOptions:
     # after codex.args (whose first entries may be a script for an interpreter binary) and are
     # left out when codex.args already set codex's ``otel.*`` themselves.
     extra_args: Callable[[], list[str]] | None = None
+    # How a spawn opens its connection: the real process by default; tests hand an in-memory one.
+    spawn: Callable[[SpawnSpec, int], Awaitable[CodexConnection]] | None = None
 
 
 @dataclass

@@ -605,7 +605,11 @@ class Supervisor:
         decision = policy.request_spawn(self._spawns, now)
         if not decision.allowed:
             raise SpawnBudgetExhausted(self._spawns, decision.retry_after)
-        conn = await SpawnedConnection.spawn(spec, max_frame_bytes=self._config.current.limits.max_frame_bytes)
+        max_frame_bytes = self._config.current.limits.max_frame_bytes
+        if self.options.spawn is not None:
+            conn = await self.options.spawn(spec, max_frame_bytes)
+        else:
+            conn = await SpawnedConnection.spawn(spec, max_frame_bytes=max_frame_bytes)
         self._spawns = decision.budget  # only a process that exists uses the budget
         gen = self._adopt(conn)
         gen.spawned_at = now
