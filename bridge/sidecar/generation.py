@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 
@@ -20,8 +21,8 @@ from bridge.errors import BridgeError
 from bridge.sidecar import policy
 from bridge.sidecar.auth import Handshake
 from bridge.sidecar.connection import CodexConnection
-from bridge.sidecar.process import SpawnSpec
-from bridge.sidecar.rpc import RpcClient
+from bridge.sidecar.process import SpawnSpec, StderrRing
+from bridge.sidecar.rpc import RpcClient, RpcCounters
 
 
 @dataclass
@@ -95,3 +96,47 @@ class SpawnBudgetExhausted(BridgeError):
             spawnBudget=budget.limit,
             windowMs=int(budget.window * 1000),
         )
+
+
+class Totals:
+    """The client counters of every generation that ended, so the metrics cover them all."""
+
+    def __init__(self) -> None:
+        self.counters = RpcCounters()
+        self.stderr_dropped = 0
+
+    def fold(self, c: RpcCounters, stderr: StderrRing | None) -> None:
+        """Add a finished generation's counters (and zero them, so nothing counts twice)."""
+        t = self.counters
+        t.timeouts += c.timeouts
+        t.protocol_errors += c.protocol_errors
+        t.oversized_frames += c.oversized_frames
+        t.notifications += c.notifications
+        t.server_requests_unhandled += c.server_requests_unhandled
+        for method, count in c.unknown_notifications.items():
+            t.unknown_notifications[method] = t.unknown_notifications.get(method, 0) + count
+        c.timeouts = c.protocol_errors = c.oversized_frames = c.notifications = c.server_requests_unhandled = 0
+        c.unknown_notifications.clear()
+        if stderr is not None:
+            self.stderr_dropped += stderr.dropped
+            stderr.dropped = 0
+
+    def metrics(self, client: RpcClient | None, stderr: StderrRing | None, restarts: int) -> dict[str, Any]:
+        """The totals plus the live generation's ``client`` and ``stderr``."""
+        totals = self.counters
+        live = client.counters if client is not None else RpcCounters()
+        unknown = dict(totals.unknown_notifications)
+        for method, count in live.unknown_notifications.items():
+            unknown[method] = unknown.get(method, 0) + count
+        return {
+            "rpcTimeoutsTotal": totals.timeouts + live.timeouts,
+            "restartEventsTotal": restarts,
+            "pendingRpcs": client.pending_count if client is not None else 0,
+            "sidecarStderrBuffered": stderr.buffered if stderr is not None else 0,
+            "sidecarStderrDropped": self.stderr_dropped + (stderr.dropped if stderr is not None else 0),
+            "sidecarProtocolErrorsTotal": totals.protocol_errors + live.protocol_errors,
+            "sidecarOversizedFramesTotal": totals.oversized_frames + live.oversized_frames,
+            "sidecarNotificationsTotal": totals.notifications + live.notifications,
+            "sidecarServerRequestsUnhandledTotal": totals.server_requests_unhandled + live.server_requests_unhandled,
+            "unknownNotificationsByMethod": unknown,
+        }

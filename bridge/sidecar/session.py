@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
@@ -311,3 +312,34 @@ class CodexSession:
             self._owner.info("Logged out at the sidecar.")
         self._owner.refresh()
         return self.account_status()
+
+    # --- liveness ----------------------------------------------------------------
+
+    async def liveness(self, gen: Generation) -> None:
+        """Probe with ``account/read`` after a silence; a timeout marks the sidecar not alive."""
+        idle_limit = self._options.liveness_idle
+        while True:
+            idle = time.monotonic() - gen.client.last_frame_at
+            if not gen.alive and idle < idle_limit:
+                gen.alive = True  # a frame arrived since the failed probe
+                self._owner.refresh()
+            if gen.handshake is not Handshake.INITIALIZED:
+                await anyio.sleep(min(1.0, idle_limit))
+                continue
+            if idle < idle_limit:
+                await anyio.sleep(max(0.05, min(idle_limit - idle, 1.0)))
+                continue
+            try:
+                await self.read_account(gen)
+                gen.alive = True
+            except BridgeError as exc:
+                if exc.code in (errors.SIDECAR_NOT_RUNNING, errors.SIDECAR_SPAWN_FAILED):
+                    return
+                if exc.code == errors.TIMEOUT:
+                    gen.alive = False
+                    self._owner.error("codex app-server did not answer the liveness probe (account/read) in time.")
+            self._owner.refresh()
+            if not gen.alive:  # wait for any frame (or the next probe) before trying again
+                failed_at = time.monotonic()
+                while gen.client.last_frame_at < failed_at and time.monotonic() - failed_at < idle_limit:
+                    await anyio.sleep(0.1)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
@@ -63,6 +62,7 @@ from bridge.sidecar.generation import (
     Generation,
     SpawnBudgetExhausted,
     SupervisorOptions,
+    Totals,
     sets_otel,
 )
 from bridge.sidecar.process import SpawnSpec, build_spec, resolve_binary
@@ -70,7 +70,7 @@ from bridge.sidecar.protocol import (
     Envelope,
 )
 from bridge.sidecar.reconnect import reconnect_delay
-from bridge.sidecar.rpc import FaultListener, NotificationListener, RequestHandler, RpcClient, RpcCounters
+from bridge.sidecar.rpc import FaultListener, NotificationListener, RequestHandler, RpcClient
 from bridge.sidecar.session import CodexSession
 from bridge.sidecar.status import (
     CRASH_LOOP,
@@ -130,8 +130,7 @@ class Supervisor:
         self._lifecycle_listeners: list[LifecycleListener] = []
         self._fault_listeners: list[FaultListener] = []
         self._client_listeners: list[Callable[[RpcClient], None]] = []
-        self._totals = RpcCounters()
-        self._stderr_dropped = 0
+        self._totals = Totals()
         self.restart_events_total = 0
         self.followed_thread_ids: list[str] = []
         self._connection: str | None = None  # the mode of the current start (None: stopped)
@@ -273,24 +272,9 @@ class Supervisor:
 
     def metrics(self) -> dict[str, Any]:
         """Counters for the reliability metrics (totals over every generation)."""
-        totals = self._totals
-        live = self._gen.client.counters if self._gen is not None else RpcCounters()
-        unknown = dict(totals.unknown_notifications)
-        for method, count in live.unknown_notifications.items():
-            unknown[method] = unknown.get(method, 0) + count
-        stderr = self._gen.conn.stderr if self._gen is not None else None
-        return {
-            "rpcTimeoutsTotal": totals.timeouts + live.timeouts,
-            "restartEventsTotal": self.restart_events_total,
-            "pendingRpcs": self._gen.client.pending_count if self._gen is not None else 0,
-            "sidecarStderrBuffered": stderr.buffered if stderr is not None else 0,
-            "sidecarStderrDropped": self._stderr_dropped + (stderr.dropped if stderr is not None else 0),
-            "sidecarProtocolErrorsTotal": totals.protocol_errors + live.protocol_errors,
-            "sidecarOversizedFramesTotal": totals.oversized_frames + live.oversized_frames,
-            "sidecarNotificationsTotal": totals.notifications + live.notifications,
-            "sidecarServerRequestsUnhandledTotal": totals.server_requests_unhandled + live.server_requests_unhandled,
-            "unknownNotificationsByMethod": unknown,
-        }
+        gen = self._gen
+        live = gen.client if gen is not None else None
+        return self._totals.metrics(live, gen.conn.stderr if gen is not None else None, self.restart_events_total)
 
     def stderr_tail(self, count: int = 20) -> list[str]:
         return _tail(self._gen, count)
@@ -626,7 +610,7 @@ class Supervisor:
         async with anyio.create_task_group() as tg:
             tg.start_soon(gen.conn.pump)
             tg.start_soon(gen.client.run)
-            tg.start_soon(self._liveness, gen)
+            tg.start_soon(self.session.liveness, gen)
             if gen.attach:
                 tg.start_soon(self._follow, gen)
             code = await gen.conn.wait()
@@ -637,28 +621,10 @@ class Supervisor:
                     await anyio.sleep(0.01)
             tg.cancel_scope.cancel()
         gen.exited.set()
-        self._retire(gen)
+        self._totals.fold(gen.client.counters, gen.conn.stderr)
         if gen.expected_exit or self._gen is not gen or gen.attach:
             return  # attach mode: the attach loop reconnects
         await self._unexpected_exit(gen, code)
-
-    def _retire(self, gen: Generation) -> None:
-        """Fold a finished generation's counters into the totals."""
-        c = gen.client.counters
-        t = self._totals
-        t.timeouts += c.timeouts
-        t.protocol_errors += c.protocol_errors
-        t.oversized_frames += c.oversized_frames
-        t.notifications += c.notifications
-        t.server_requests_unhandled += c.server_requests_unhandled
-        for method, count in c.unknown_notifications.items():
-            t.unknown_notifications[method] = t.unknown_notifications.get(method, 0) + count
-        c.timeouts = c.protocol_errors = c.oversized_frames = c.notifications = c.server_requests_unhandled = 0
-        c.unknown_notifications.clear()
-        stderr = gen.conn.stderr
-        if stderr is not None:
-            self._stderr_dropped += stderr.dropped
-            stderr.dropped = 0
 
     async def _unexpected_exit(self, gen: Generation, code: int | None) -> None:
         with anyio.CancelScope(shield=True):
@@ -811,35 +777,6 @@ class Supervisor:
                 log.exception("lifecycle listener failed")
 
     # --- liveness ------------------------------------------------------------
-
-    async def _liveness(self, gen: Generation) -> None:
-        """Probe with ``account/read`` after a silence; a timeout marks the sidecar not alive."""
-        idle_limit = self.options.liveness_idle
-        while True:
-            idle = time.monotonic() - gen.client.last_frame_at
-            if not gen.alive and idle < idle_limit:
-                gen.alive = True  # a frame arrived since the failed probe
-                self.refresh()
-            if gen.handshake is not Handshake.INITIALIZED:
-                await anyio.sleep(min(1.0, idle_limit))
-                continue
-            if idle < idle_limit:
-                await anyio.sleep(max(0.05, min(idle_limit - idle, 1.0)))
-                continue
-            try:
-                await self.session.read_account(gen)
-                gen.alive = True
-            except BridgeError as exc:
-                if exc.code in (errors.SIDECAR_NOT_RUNNING, errors.SIDECAR_SPAWN_FAILED):
-                    return
-                if exc.code == errors.TIMEOUT:
-                    gen.alive = False
-                    self.error("codex app-server did not answer the liveness probe (account/read) in time.")
-            self.refresh()
-            if not gen.alive:  # wait for any frame (or the next probe) before trying again
-                failed_at = time.monotonic()
-                while gen.client.last_frame_at < failed_at and time.monotonic() - failed_at < idle_limit:
-                    await anyio.sleep(0.1)
 
     # --- notifications from the sidecar ------------------------------------------
 

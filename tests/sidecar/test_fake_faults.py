@@ -176,12 +176,12 @@ async def test_liveness_probe_failure_degrades_until_frames_return(tmp_path: Pat
         assert h.sup.status().state == "running"
         gen = h.sup._gen
         assert gen is not None
-        os.kill(gen.proc.pid, signal.SIGSTOP)  # alive but mute
+        os.kill(gen.conn.pid, signal.SIGSTOP)  # alive but mute
         try:
             status = await h.wait_status(lambda s: s["state"] == "degraded", timeout=10)
             assert "liveness" in status["lastError"]
         finally:
-            os.kill(gen.proc.pid, signal.SIGCONT)
+            os.kill(gen.conn.pid, signal.SIGCONT)
         await h.wait_status(lambda s: s["state"] == "running", timeout=10)
 
 
