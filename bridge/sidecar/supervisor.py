@@ -38,7 +38,6 @@ from bridge.config.model import IngestConfig
 from bridge.config.store import ConfigSource
 from bridge.errors import BridgeError
 from bridge.redact import redact_text
-from bridge.sidecar import policy
 from bridge.sidecar.attach import (
     Backfill,
     ThreadFollower,
@@ -65,17 +64,15 @@ from bridge.sidecar.generation import (
     Totals,
     sets_otel,
 )
+from bridge.sidecar.lifecycle import UP, Lifecycle
 from bridge.sidecar.process import SpawnSpec, build_spec, resolve_binary
 from bridge.sidecar.protocol import (
     Envelope,
 )
-from bridge.sidecar.reconnect import reconnect_delay
 from bridge.sidecar.rpc import FaultListener, NotificationListener, RequestHandler, RpcClient
 from bridge.sidecar.session import CodexSession
 from bridge.sidecar.status import (
-    CRASH_LOOP,
     INACTIVE,
-    STARTING,
     STOPPING,
     CodexAccountStatus,
     CodexAppServerStatus,
@@ -87,7 +84,6 @@ from bridge.sidecar.websocket import WebSocketConnectError
 
 log = logging.getLogger("bridge.sidecar")
 
-_UP = "up"  # internal phase: a process runs (state is then running or degraded)
 
 
 
@@ -110,12 +106,9 @@ class Supervisor:
         self._state_listeners: list[StateListener] = []
         self.options = options or SupervisorOptions()
         self.session = CodexSession(self, self.options)
-        self._phase = INACTIVE
+        self._lc = Lifecycle()  # the pure sequencing: phase, crash window, spawn budget, restart token
         self._gen: Generation | None = None
         self._generations = 0
-        self._window = policy.CrashWindow()
-        self._spawns = policy.SpawnBudget()  # automatic restarts and host starts share it
-        self._restart_token = 0
         self._lifecycle = anyio.Lock()
         self._tg: TaskGroup | None = None
         self._closed = anyio.Event()
@@ -133,7 +126,6 @@ class Supervisor:
         self._totals = Totals()
         self.restart_events_total = 0
         self.followed_thread_ids: list[str] = []
-        self._connection: str | None = None  # the mode of the current start (None: stopped)
         self._attach_scope: anyio.CancelScope | None = None
         self._attach_ready = anyio.Event()
         self._follower = ThreadFollower(
@@ -217,7 +209,7 @@ class Supervisor:
     @property
     def connection(self) -> str:
         """``spawn`` or ``attach``: the running mode, else the configured one."""
-        return self._connection or self._config.current.codex.connection
+        return self._lc.connection or self._config.current.codex.connection
 
     @property
     def followed(self) -> list[str]:
@@ -288,7 +280,7 @@ class Supervisor:
     def _facts(self) -> SidecarFacts:
         gen = self._gen
         return SidecarFacts(
-            process_up=self._phase == _UP and gen is not None,
+            process_up=self._lc.phase == UP and gen is not None,
             handshake=gen.handshake if gen is not None else Handshake.NOT_STARTED,
             auth=self.session.auth,
             required_mode=self.required_mode,
@@ -307,7 +299,7 @@ class Supervisor:
 
     def _status(self, facts: SidecarFacts) -> CodexAppServerStatus:
         health = derive(facts)
-        state = health.state if self._phase == _UP else self._phase
+        state = health.state if self._lc.phase == UP else self._lc.phase
         gen = self._gen
         required = self.required_mode
         auth = self.session.auth
@@ -320,15 +312,12 @@ class Supervisor:
             auth_mode_allowed=auth.mode_allowed(required),
             stream_healthy=health.stream_healthy,
             stream_kill_switch=self.kill_switch,
-            restart_budget=self._window.budget,
-            # In crash_loop the count that tripped it stays visible (3) until a stop or start.
-            restart_attempts_in_window=(
-                len(self._window.exits) if self._phase == CRASH_LOOP else self._window.count(self.options.clock())
-            ),
+            restart_budget=self._lc.window.budget,
+            restart_attempts_in_window=self._lc.restart_attempts(self.options.clock()),
             last_error=self._last_error,
             last_info=self._last_info,
             auth_url=auth.auth_url if auth.login_pending else None,
-            pid=gen.conn.pid if gen is not None and self._phase in (_UP, STOPPING) else None,
+            pid=gen.conn.pid if gen is not None and self._lc.phase in (UP, STOPPING) else None,
             codex_version=self.session.codex_version,
             connection=self.connection,
             followed_thread_ids=self.followed,
@@ -387,24 +376,21 @@ class Supervisor:
             return await self._start_attach()
         async with self._lifecycle:
             self._check_startable("spawn")
-            if self._phase == _UP and self._gen is not None:
+            if self._lc.phase == UP and self._gen is not None:
                 return self.status()
-            self._connection = "spawn"
-            self._restart_token += 1  # a manual start supersedes a pending restart
-            self._window = policy.CrashWindow()  # and leaves crash_loop
+            self._lc = self._lc.start("spawn")  # supersedes a pending restart and leaves crash_loop
             self._last_error = None
-            self._phase = STARTING
             self.info("Starting codex app-server.")
             self.refresh()
             try:
                 gen = await self._spawn()
             except SpawnBudgetExhausted as exc:
-                self._phase = CRASH_LOOP
+                self._lc = self._lc.spawn_refused()
                 self.error(exc.message)
                 self.refresh()
                 raise
             except BridgeError as exc:
-                self._phase = INACTIVE
+                self._lc = self._lc.spawn_failed()
                 self.error(exc.message)
                 self.refresh()
                 raise
@@ -422,17 +408,18 @@ class Supervisor:
         return self.status()
 
     def _check_startable(self, mode: str) -> None:
-        if self.kill_switch:
+        refusal = self._lc.start_refusal(mode, kill_switch=self.kill_switch)
+        if refusal == "kill_switch":
             raise BridgeError(
                 errors.KILL_SWITCH_ENGAGED,
                 "The stream kill switch is on, so codex app-server was not started; "
                 "turn it off with codex_app_server_set_stream_kill_switch first.",
             )
-        other = self._connection
-        if other is not None and other != mode and self._phase != INACTIVE:
+        if refusal == "other_mode":
+            other = self._lc.connection
             raise BridgeError(
                 errors.NOT_ALLOWED,
-                f"codex app-server is in {other} mode ({self._phase}); call stop_codex_app_server first, "
+                f"codex app-server is in {other} mode ({self._lc.phase}); call stop_codex_app_server first, "
                 f"then start it with connection {mode!r}.",
                 connection=other,
             )
@@ -447,11 +434,8 @@ class Supervisor:
         async with self._lifecycle:
             self._check_startable("attach")
             if self._attach_scope is None:
-                self._connection = "attach"
-                self._restart_token += 1
-                self._window = policy.CrashWindow()
+                self._lc = self._lc.start("attach")
                 self._last_error = None
-                self._phase = STARTING
                 self.info(f"Connecting to the codex app-server daemon at {self._socket_path()}.")
                 self.refresh()
                 if self._tg is None:
@@ -475,8 +459,7 @@ class Supervisor:
                             gen = await self._connect(path)
                     except WebSocketConnectError as exc:
                         failures += 1
-                        delay = reconnect_delay(failures, self.options.rng())
-                        self._phase = STARTING
+                        self._lc, delay = self._lc.connection_failed(failures, self.options.rng())
                         self.error(
                             f"The codex app-server daemon is not reachable ({exc}); retrying in {delay:.1f} s. "
                             "Start it with `codex app-server daemon start`, or check codex.socketPath."
@@ -496,9 +479,8 @@ class Supervisor:
                     if self._gen is gen:
                         self._gen = None
                     self.session.auth = self.session.auth.process_replaced()
-                    self._phase = STARTING
                     failures = 1
-                    delay = reconnect_delay(failures, self.options.rng())
+                    self._lc, delay = self._lc.connection_lost(self.options.rng())
                     self.error(
                         "The codex app-server daemon closed the connection (it stopped or restarted); "
                         f"reconnecting in {delay:.1f} s."
@@ -506,7 +488,7 @@ class Supervisor:
                     self.refresh()
                     await anyio.sleep(delay)
                 if self._gen is None:
-                    self._phase = INACTIVE
+                    self._lc = self._lc.reconnect_ended(connected=False)
                     self.info("Reconnecting to the codex app-server daemon stopped: the stream kill switch is on.")
                     self.refresh()
             finally:
@@ -567,7 +549,7 @@ class Supervisor:
             client.set_request_handler(method, handler)
         self.client_created(client)
         self._gen = gen
-        self._phase = _UP
+        self._lc = self._lc.connected()
         self.session.auth = self.session.auth.process_replaced()
         if self._tg is None:
             raise RuntimeError("Supervisor.run() is not running")
@@ -586,15 +568,15 @@ class Supervisor:
             extra = []  # the configured codex.args say where codex's own OTEL goes: they win
         spec: SpawnSpec = build_spec(binary, [*cfg.args, *extra], cfg.env, cfg.home, environ)
         now = self.options.clock()
-        decision = policy.request_spawn(self._spawns, now)
+        decision = self._lc.request_spawn(now)
         if not decision.allowed:
-            raise SpawnBudgetExhausted(self._spawns, decision.retry_after)
+            raise SpawnBudgetExhausted(self._lc.spawns, decision.retry_after)
         max_frame_bytes = self._config.current.limits.max_frame_bytes
         if self.options.spawn is not None:
             conn = await self.options.spawn(spec, max_frame_bytes)
         else:
             conn = await SpawnedConnection.spawn(spec, max_frame_bytes=max_frame_bytes)
-        self._spawns = decision.budget  # only a process that exists uses the budget
+        self._lc = self._lc.spawned(decision)  # only a process that exists uses the budget
         gen = self._adopt(conn)
         gen.spawned_at = now
         self.info(f"codex app-server started (pid {conn.pid}); call codex_app_server_initialize next.")
@@ -637,48 +619,47 @@ class Supervisor:
         what = f"codex app-server (pid {gen.conn.pid}) exited unexpectedly with code {code}"
         if tail:
             what += f" (stderr: {tail})"
-        if self.kill_switch:
-            self._phase = INACTIVE
+        self._lc, verdict = self._lc.unexpected_exit(
+            self.options.clock(), self.options.rng(), kill_switch=self.kill_switch
+        )
+        window = self._lc.window
+        if verdict.action == "not_restarted":
             self.error(f"{what}; not restarted because the stream kill switch is on.")
             self.refresh()
             return
-        decision = policy.record_exit(self._window, self.options.clock(), self.options.rng())
-        self._window = decision.window
-        if decision.crash_loop:
-            self._phase = CRASH_LOOP
+        if verdict.action == "crash_loop":
             self.error(
-                f"{what}; that is {decision.attempts} unexpected exits within {self._window.window:g} s, so it is "
+                f"{what}; that is {verdict.attempts} unexpected exits within {window.window:g} s, so it is "
                 "not restarted (crash_loop). Fix the cause (a codex.* config change resets the spawn budget), then "
                 "start_codex_app_server."
             )
             self.refresh()
             return
-        self._phase = STARTING
         self.error(what + ".")
         self.info(
-            f"Restarting codex app-server in {decision.delay:.2f} s "
-            f"(unexpected exit {decision.attempts} of {self._window.budget} allowed within {self._window.window:g} s)."
+            f"Restarting codex app-server in {verdict.delay:.2f} s "
+            f"(unexpected exit {verdict.attempts} of {window.budget} allowed within {window.window:g} s)."
         )
         self.refresh()
-        token = self._restart_token
-        await anyio.sleep(decision.delay)
+        token = self._lc.token
+        await anyio.sleep(verdict.delay)
         async with self._lifecycle:
-            if token != self._restart_token or self._phase != STARTING:
+            self._lc, action = self._lc.restart_due(token, kill_switch=self.kill_switch)
+            if action == "superseded":
                 return
-            if self.kill_switch:
-                self._phase = INACTIVE
+            if action == "kill_switch":
                 self.info("Restart cancelled: the stream kill switch is on.")
                 self.refresh()
                 return
             try:
                 new = await self._spawn()
             except SpawnBudgetExhausted as exc:
-                self._phase = CRASH_LOOP
+                self._lc = self._lc.spawn_refused()
                 self.error(f"{what}; {exc.message}")
                 self.refresh()
                 return
             except BridgeError as exc:
-                self._phase = INACTIVE
+                self._lc = self._lc.spawn_failed()
                 self.error(f"Restart failed: {exc.message}")
                 self.refresh()
                 return
@@ -702,17 +683,15 @@ class Supervisor:
 
         ``graces``: seconds to wait after closing stdin, after SIGTERM and after SIGKILL.
         """
-        self._restart_token += 1
+        self._lc = self._lc.stop_requested()
         if self._attach_scope is not None:
             self._attach_scope.cancel()  # no reconnect after this
         async with self._lifecycle:
             gen = self._gen
             if gen is not None:
-                if not gen.exited.is_set() and gen.spawned_at is not None:
-                    # Stopped on request while alive: not a crash, so its spawn is given back.
-                    self._spawns = policy.refund_spawn(self._spawns, gen.spawned_at)
+                # Stopped on request while alive: not a crash, so its spawn is given back.
+                self._lc = self._lc.stopping(gen.spawned_at if not gen.exited.is_set() else None)
                 gen.expected_exit = True
-                self._phase = STOPPING
                 self.info(gen.conn.stopping_note())
                 self.refresh()
                 opts = self.options
@@ -725,11 +704,9 @@ class Supervisor:
                 self._gen = None
                 self.session.auth = self.session.auth.process_replaced()
                 self.info(gen.conn.stopped_note(code))
-            elif self._phase != INACTIVE:
+            elif self._lc.phase != INACTIVE:
                 self.info("codex app-server stopped.")
-            self._phase = INACTIVE
-            self._connection = None
-            self._window = policy.CrashWindow()
+            self._lc = self._lc.stopped()
             self.refresh()
             return self.status()
 
@@ -744,15 +721,16 @@ class Supervisor:
         """React to a saved config change (the kill switch, the required auth mode, the timeout)."""
         if self._gen is not None:
             self._gen.client.request_timeout = new.codex.request_timeout_ms / 1000
-        if new.codex != old.codex:
-            self._spawns = policy.SpawnBudget()  # a changed codex.* is a new attempt: the budget starts over
+        # A changed codex.* is a new attempt (the spawn budget starts over); the kill switch cancels what is pending.
+        self._lc = self._lc.config_changed(
+            codex_changed=new.codex != old.codex,
+            kill_switch_on=new.stream_kill_switch and not old.stream_kill_switch,
+            connected=self._gen is not None,
+        )
         if new.stream_kill_switch != old.stream_kill_switch:
             if new.stream_kill_switch:
-                self._restart_token += 1
                 if self._attach_scope is not None and self._gen is None:
                     self._attach_scope.cancel()  # not connected: stop trying
-                if self._phase == STARTING and self._gen is None:
-                    self._phase = INACTIVE  # a pending restart will not happen
                 self.info("Stream kill switch on: stream enrichment stopped; the OTEL baseline is untouched.")
             else:
                 self.info("Stream kill switch off: start the sidecar and run the handshake to resume enrichment.")
@@ -801,8 +779,8 @@ class Supervisor:
 
     def _require_gen(self) -> Generation:
         gen = self._gen
-        if gen is None or self._phase != _UP:
-            state = self._phase
+        if gen is None or self._lc.phase != UP:
+            state = self._lc.phase
             raise BridgeError(
                 errors.SIDECAR_NOT_RUNNING,
                 f"codex app-server is not running (state {state}); call start_codex_app_server first.",
