@@ -26,18 +26,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-import msgspec
 from anyio.abc import TaskGroup, TaskStatus
 
 from bridge import errors
 from bridge.config.model import IngestConfig
 from bridge.config.store import ConfigSource
 from bridge.errors import BridgeError
-from bridge.redact import redact_text
 from bridge.sidecar.attach import (
     Backfill,
     ThreadFollower,
@@ -52,6 +49,7 @@ from bridge.sidecar.events import (
     Exited,
     LifecycleEvent,
     LifecycleListener,
+    Publisher,
     Rehandshaken,
     SidecarState,
     Spawned,
@@ -88,10 +86,6 @@ log = logging.getLogger("bridge.sidecar")
 
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _tail(gen: Generation | None, count: int) -> list[str]:
     """The last ``count`` stderr lines of ``gen``'s process (a daemon's stderr is its own)."""
     stderr = gen.conn.stderr if gen is not None else None
@@ -103,7 +97,7 @@ class Supervisor:
 
     def __init__(self, config: ConfigSource, options: SupervisorOptions | None = None) -> None:
         self._config = config
-        self._state_listeners: list[StateListener] = []
+        self._pub = Publisher()
         self.options = options or SupervisorOptions()
         self.session = CodexSession(self, self.options)
         self._lc = Lifecycle()  # the pure sequencing: phase, crash window, spawn budget, restart token
@@ -112,15 +106,9 @@ class Supervisor:
         self._lifecycle = anyio.Lock()
         self._tg: TaskGroup | None = None
         self._closed = anyio.Event()
-        self._last_error: str | None = None
-        self._last_info: str | None = None
         self._binary: str | None = None
-        self._last_pushed: dict[str, Any] | None = None
-        self._last_state: str = INACTIVE
-        self._transition_iso = _now_iso()
         self._stream_listeners: list[NotificationListener] = []
         self._request_handlers: dict[str, RequestHandler] = {}
-        self._lifecycle_listeners: list[LifecycleListener] = []
         self._fault_listeners: list[FaultListener] = []
         self._client_listeners: list[Callable[[RpcClient], None]] = []
         self._totals = Totals()
@@ -134,9 +122,7 @@ class Supervisor:
             enabled=lambda: not self.kill_switch,
             on_change=self.refresh,
         )
-        # The status at birth is no change: only what differs from it is pushed.
-        initial: dict[str, Any] = msgspec.to_builtins(self.status())
-        self._last_pushed = {k: v for k, v in initial.items() if k != "lastTransitionAtIso"}
+        self._pub.prime(self.status())
 
     # --- running ------------------------------------------------------------
 
@@ -196,11 +182,11 @@ class Supervisor:
 
     def add_lifecycle_listener(self, listener: LifecycleListener) -> None:
         """``listener(event)`` for every :class:`Spawned`, :class:`Exited` and :class:`Rehandshaken`."""
-        self._lifecycle_listeners.append(listener)
+        self._pub.lifecycle_listeners.append(listener)
 
     def add_state_listener(self, listener: StateListener) -> None:
         """``listener(state)`` each time the status the host would see changes (the host notifier is one)."""
-        self._state_listeners.append(listener)
+        self._pub.state_listeners.append(listener)
 
     def set_backfill(self, backfill: Backfill | None) -> None:
         """Attach mode: ``await backfill(thread_id)`` reconciles a followed thread after its turn."""
@@ -314,14 +300,14 @@ class Supervisor:
             stream_kill_switch=self.kill_switch,
             restart_budget=self._lc.window.budget,
             restart_attempts_in_window=self._lc.restart_attempts(self.options.clock()),
-            last_error=self._last_error,
-            last_info=self._last_info,
+            last_error=self._pub.last_error,
+            last_info=self._pub.last_info,
             auth_url=auth.auth_url if auth.login_pending else None,
             pid=gen.conn.pid if gen is not None and self._lc.phase in (UP, STOPPING) else None,
             codex_version=self.session.codex_version,
             connection=self.connection,
             followed_thread_ids=self.followed,
-            last_transition_at_iso=self._transition_iso,
+            last_transition_at_iso=self._pub.transition_iso,
         )
 
     def account_status(self) -> CodexAccountStatus:
@@ -329,34 +315,15 @@ class Supervisor:
 
     def refresh(self) -> None:
         """Publish the state to the state listeners if the status it holds has changed."""
-        facts = self._facts()
-        status = self._status(facts)
-        if status.stream_healthy and self._last_error is not None:
-            self._last_error = None  # healthy again: the last error is history
-            status = self._status(facts)
-        if status.state != self._last_state:
-            self._last_state = status.state
-            self._transition_iso = _now_iso()
-            status.last_transition_at_iso = self._transition_iso
-        body: dict[str, Any] = msgspec.to_builtins(status)
-        compare = {k: v for k, v in body.items() if k != "lastTransitionAtIso"}
-        if compare == self._last_pushed:
-            return
-        self._last_pushed = compare
-        state = SidecarState(status, facts)
-        for listener in self._state_listeners:
-            try:
-                listener(state)
-            except Exception:
-                log.exception("sidecar state listener failed")
+        self._pub.publish(self._facts(), self._status)
 
     def error(self, message: str) -> None:
         """Record ``lastError`` (redacted); published with the next :meth:`refresh`."""
-        self._last_error = redact_text(message)
+        self._pub.error(message)
 
     def info(self, message: str) -> None:
         """Record ``lastInfo`` (redacted); published with the next :meth:`refresh`."""
-        self._last_info = redact_text(message)
+        self._pub.info(message)
 
     def is_current(self, gen: Generation) -> bool:
         return gen is self._gen
@@ -379,7 +346,7 @@ class Supervisor:
             if self._lc.phase == UP and self._gen is not None:
                 return self.status()
             self._lc = self._lc.start("spawn")  # supersedes a pending restart and leaves crash_loop
-            self._last_error = None
+            self._pub.last_error = None
             self.info("Starting codex app-server.")
             self.refresh()
             try:
@@ -435,7 +402,7 @@ class Supervisor:
             self._check_startable("attach")
             if self._attach_scope is None:
                 self._lc = self._lc.start("attach")
-                self._last_error = None
+                self._pub.last_error = None
                 self.info(f"Connecting to the codex app-server daemon at {self._socket_path()}.")
                 self.refresh()
                 if self._tg is None:
@@ -748,11 +715,7 @@ class Supervisor:
                 "followedThreadIds": followed}  # fmt: skip
 
     def _lifecycle_event(self, event: LifecycleEvent) -> None:
-        for listener in self._lifecycle_listeners:
-            try:
-                listener(event)
-            except Exception:
-                log.exception("lifecycle listener failed")
+        self._pub.lifecycle(event)
 
     # --- liveness ------------------------------------------------------------
 
