@@ -1,26 +1,29 @@
-"""The supervisor of one spawned ``codex app-server``: lifecycle, handshake, auth, restarts.
+"""The supervisor of ``codex app-server``: generations, restarts, reconnects, the kill switch.
 
-It owns the process (:mod:`.process`), the JSON-RPC client (:mod:`.rpc`), the
-pure auth machine (:mod:`.auth`) and the pure restart policy
-(:mod:`.policy`), and pushes ``codex-app-server-status`` through the
-``notify`` callback whenever the status it would report changes. Each spawn is
-a *generation*; callbacks from an older generation are ignored, so a late
-event from a dead process can never touch the state of its successor.
+Each connection to codex is a *generation*: a :class:`.connection.CodexConnection`
+(a spawned process or the daemon's socket) with its own JSON-RPC client
+(:mod:`.rpc`); callbacks from an older generation are ignored, so a late event
+from a dead process can never touch the state of its successor. The handshake,
+account and login requests are the :class:`.session.CodexSession`'s; what each
+start, exit, due restart, lost connection, stop or config change means is
+decided by the pure :class:`.lifecycle.Lifecycle` (with :mod:`.policy`). The
+supervisor does the I/O those decisions call for and publishes a typed
+:class:`.events.SidecarState` and lifecycle events whenever they change.
 
-Attach mode (``start("attach")``) swaps the process for a WebSocket
-connection to the user's ``codex app-server daemon`` (:mod:`.attach`): the
-same client and handshake (done by the bridge itself, as an observer), no
-answers to server requests, threads followed by :class:`.attach.ThreadFollower`,
-and a reconnect loop with capped backoff instead of the restart policy (a
-daemon that is down is not a crash loop). ``stop`` only disconnects.
+Attach mode (``start("attach")``) opens a :class:`.connection.DaemonConnection`
+to the user's ``codex app-server daemon``: the same client and handshake (done
+by the bridge itself, as an observer), threads followed by
+:class:`.attach.ThreadFollower`, and a reconnect loop with capped backoff
+instead of the restart policy (a daemon that is down is not a crash loop).
+``stop`` only disconnects.
 
-Other subsystems plug in without touching the host: the capture layer gets
-notification batches through :meth:`Supervisor.add_stream_listener` (gated by
-the kill switch), answers approvals through
-:meth:`Supervisor.set_request_handler`, and sends its own requests through
-:meth:`Supervisor.stream_client`.
+Other subsystems plug in without touching the host: state and lifecycle
+subscribers (:meth:`Supervisor.add_state_listener`,
+:meth:`Supervisor.add_lifecycle_listener`), notification batches through
+:meth:`Supervisor.add_stream_listener` (gated by the kill switch), approvals
+through :meth:`Supervisor.set_request_handler`, and requests of their own
+through :meth:`Supervisor.stream_client`.
 """
-
 from __future__ import annotations
 
 import logging
