@@ -6,7 +6,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -14,6 +14,15 @@ from bridge.config.model import IngestConfig
 from bridge.config.validate import ConfigError, convert_strict
 
 _encoder = msgspec.json.Encoder()
+
+
+class ConfigSource(Protocol):
+    """What a subsystem needs of the config: the current one, and saving a change (:class:`ConfigStore`)."""
+
+    @property
+    def current(self) -> IngestConfig: ...
+
+    def update(self, patch: dict[str, Any]) -> IngestConfig: ...
 
 
 def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

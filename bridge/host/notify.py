@@ -22,7 +22,6 @@ KEEP = 10_000
 
 Sink = Callable[[bytes], None]
 BatchSink = Callable[[list[bytes]], None]
-Watcher = Callable[[str, dict[str, Any]], None]
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -45,7 +44,6 @@ class Notifier:
         self._sink: Sink | None = None
         self._batch_sink: BatchSink | None = None
         self._lock = threading.Lock()
-        self._watchers: list[tuple[Watcher, frozenset[str] | None]] = []
 
     @property
     def last_seq(self) -> int:
@@ -59,10 +57,6 @@ class Notifier:
         self._sink = sink
         self._batch_sink = batch_sink
 
-    def watch(self, watcher: Watcher, methods: frozenset[str] | None = None) -> None:
-        """``watcher(method, params)`` sees every notification (of ``methods``) after it is sent."""
-        self._watchers.append((watcher, methods))
-
     def emit(self, method: str, params: Any) -> int:
         """Send ``method`` with ``params`` (a Struct or a dict) plus ``seq``; returns the seq."""
         body: dict[str, Any] = params if isinstance(params, dict) else msgspec.to_builtins(params)
@@ -74,9 +68,6 @@ class Notifier:
             self._held.append((seq, data))
             if self._sink is not None:  # under the lock: the wire order is the seq order
                 self._sink(data)
-        for watcher, methods in self._watchers:
-            if methods is None or method in methods:
-                watcher(method, body)
         return seq
 
     def emit_many(self, method: str, bodies: list[Any]) -> None:
@@ -105,10 +96,6 @@ class Notifier:
             elif self._sink is not None:
                 for data in encoded:
                     self._sink(data)
-        for watcher, methods in self._watchers:
-            if methods is None or method in methods:
-                for body in bodies:
-                    watcher(method, body if isinstance(body, dict) else msgspec.to_builtins(body))
 
     def since(self, since_seq: int) -> list[dict[str, Any]] | None:
         """Held notifications with ``seq > since_seq``; ``None`` when some are gone."""

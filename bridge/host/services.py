@@ -17,6 +17,8 @@ from bridge.host.app import App
 
 log = logging.getLogger("bridge.services")
 
+SIDECAR_STATUS = "codex-app-server-status"
+
 
 async def start(app: App, tg: TaskGroup) -> None:
     """Bring every subsystem up, in dependency order."""
@@ -106,11 +108,19 @@ async def _start_receiver(app: App, tg: TaskGroup) -> None:
 
 async def _start_sidecar(app: App, tg: TaskGroup) -> None:
     """The codex supervisor (codex itself starts on start_codex_app_server)."""
-    from bridge.sidecar.supervisor import Supervisor, SupervisorOptions
+    from bridge.sidecar.events import SidecarState
+    from bridge.sidecar.generation import SupervisorOptions
+    from bridge.sidecar.supervisor import Supervisor
 
     receiver = app.receiver
     options = SupervisorOptions(extra_args=lambda: receiver.codex_overrides("binary") if receiver is not None else [])
-    app.sidecar = Supervisor(app.config, app.notifier.emit, options)
+    app.sidecar = Supervisor(app.config, options)
+    notifier = app.notifier
+
+    def push_status(state: SidecarState) -> None:  # the host hears it as codex-app-server-status (§4.1)
+        notifier.emit(SIDECAR_STATUS, state.status)
+
+    app.sidecar.add_state_listener(push_status)
     if app.transcript is not None:  # every codex connection is recorded, restarts and attach included
         app.sidecar.add_client_listener(app.transcript.client_created)
         app.sidecar.add_lifecycle_listener(app.transcript.sidecar_lifecycle)
@@ -178,7 +188,7 @@ async def _start_enrichment(app: App, tg: TaskGroup) -> None:
 
 
 async def _start_reliability(app: App, tg: TaskGroup) -> None:
-    """Capture mode: re-evaluated on every sidecar/receiver status push and config change, never polled."""
+    """Capture mode: re-evaluated on every sidecar state, receiver status and config change, never polled."""
     from bridge.reliability.service import ReliabilityService
 
     def extra_metrics() -> dict[str, Any]:
@@ -202,8 +212,10 @@ async def _start_reliability(app: App, tg: TaskGroup) -> None:
         capture=app.capture,
         extra_metrics=extra_metrics,
     )
-    app.notifier.watch(app.reliability.on_notification, frozenset({"codex-app-server-status", "otel-receiver-status"}))
+    if app.receiver is not None:
+        app.receiver.status_listeners.append(app.reliability.on_receiver_status)
     if app.sidecar is not None:
+        app.sidecar.add_state_listener(app.reliability.on_sidecar_state)
         app.sidecar.add_lifecycle_listener(app.reliability.on_sidecar_lifecycle)
     await app.reliability.start(tg)
     if app.capture is not None:
@@ -219,6 +231,7 @@ def connect_stream(app: App, tg: TaskGroup) -> None:
     import msgspec
 
     from bridge.capture.approvals import KINDS, ApprovalBroker
+    from bridge.sidecar.events import Exited, LifecycleEvent, Rehandshaken
 
     sidecar, capture = app.sidecar, app.capture
     assert sidecar is not None and capture is not None
@@ -274,11 +287,11 @@ def connect_stream(app: App, tg: TaskGroup) -> None:
             except BridgeError as exc:
                 log.warning("reconciling thread %s after a restart failed: %s", thread_id, exc.message)
 
-    def on_lifecycle(event: str, details: dict[str, Any]) -> None:
-        if event == "exited":
+    def on_lifecycle(event: LifecycleEvent) -> None:
+        if isinstance(event, Exited):
             broker.sidecar_restarted()
             tg.start_soon(anyio.to_thread.run_sync, capture.sidecar_gone)
-        elif event == "rehandshaken":
+        elif isinstance(event, Rehandshaken):
             tg.start_soon(reconcile_open_threads)
 
     sidecar.add_lifecycle_listener(on_lifecycle)

@@ -100,6 +100,8 @@ class ReceiverService:
         self.counters = Counters()
         # Called on the event loop with the records each request newly stored (after the commit).
         self.on_records: Callable[[list[Any]], None] | None = None
+        # Called on the event loop with each status the receiver reports (the typed path beside the notification).
+        self.status_listeners: list[Callable[[ReceiverStatus], None]] = []
 
     # -- status ---------------------------------------------------------------
 
@@ -168,6 +170,8 @@ class ReceiverService:
         except OSError as exc:
             log.warning("could not write %s: %s", self._runtime_path, exc)
         self._emit(NOTIFICATION, status)
+        for listener in self.status_listeners:
+            listener(status)
 
     def _write_runtime(self) -> None:
         write_runtime(self._runtime_path, self._state, self.endpoint, now_iso())

@@ -46,7 +46,7 @@ HEALTHY_REASON = "The OTEL baseline is receiving and the codex stream is healthy
 
 
 @dataclass(frozen=True)
-class Facts:
+class ModeFacts:
     """Everything the mode depends on, as observed at one moment."""
 
     auto_ingest_enabled: bool
@@ -86,15 +86,15 @@ class Evaluation:
         return self.reasons[0]
 
 
-def baseline_healthy(f: Facts) -> bool:
+def baseline_healthy(f: ModeFacts) -> bool:
     return f.auto_ingest_enabled and f.receiver_state == "listening" and f.store_writable
 
 
-def stream_expected(f: Facts) -> bool:
+def stream_expected(f: ModeFacts) -> bool:
     return f.stream_enrichment_enabled and not f.kill_switch
 
 
-def stream_healthy(f: Facts) -> bool:
+def stream_healthy(f: ModeFacts) -> bool:
     return (
         f.sidecar_running
         and f.handshake_complete
@@ -113,7 +113,7 @@ def decide_mode(b: bool, e: bool, h: bool) -> Mode:
     return HYBRID_ACTIVE if h else DEGRADED_STREAMING
 
 
-def baseline_reasons(f: Facts) -> list[str]:
+def baseline_reasons(f: ModeFacts) -> list[str]:
     reasons: list[str] = []
     if not f.store_writable:
         reasons.append(
@@ -135,7 +135,7 @@ def baseline_reasons(f: Facts) -> list[str]:
     return reasons
 
 
-def expectation_reasons(f: Facts) -> list[str]:
+def expectation_reasons(f: ModeFacts) -> list[str]:
     reasons: list[str] = []
     if not f.stream_enrichment_enabled:
         reasons.append("streamEnrichmentEnabled is false: the codex stream is not expected.")
@@ -144,7 +144,7 @@ def expectation_reasons(f: Facts) -> list[str]:
     return reasons
 
 
-def health_reasons(f: Facts) -> list[str]:
+def health_reasons(f: ModeFacts) -> list[str]:
     if not f.sidecar_running:
         if f.sidecar_state == "crash_loop":
             return [
@@ -170,7 +170,7 @@ def health_reasons(f: Facts) -> list[str]:
     return reasons
 
 
-def evaluate(f: Facts) -> Evaluation:
+def evaluate(f: ModeFacts) -> Evaluation:
     """The mode for ``f`` and why, most important reason first."""
     b, e, h = baseline_healthy(f), stream_expected(f), stream_healthy(f)
     reasons = baseline_reasons(f) + expectation_reasons(f)

@@ -1,9 +1,13 @@
 """The capture-reliability subsystem of a running bridge.
 
 It re-evaluates the capture mode (:mod:`.mode`) the moment a fact may have
-changed: every ``codex-app-server-status`` and ``otel-receiver-status``
-notification passes through :meth:`ReliabilityService.on_notification`, and
-config changes call :meth:`ReliabilityService.reevaluate`. Nobody has to poll.
+changed: it subscribes to the supervisor's typed state
+(:meth:`ReliabilityService.on_sidecar_state`, a
+:class:`bridge.sidecar.events.SidecarState`) and lifecycle events
+(:meth:`ReliabilityService.on_sidecar_lifecycle`) and to the receiver's status
+(:meth:`ReliabilityService.on_receiver_status`); config changes call
+:meth:`ReliabilityService.reevaluate`. Nobody has to poll, and nothing is read
+back from the host's notifications.
 When the mode changes it keeps the transition in memory, pushes
 ``capture-reliability-transition`` at once and hands the row to a writer task
 (so the event loop never waits on the database); :meth:`stop` flushes what is
@@ -24,40 +28,35 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
 from anyio.abc import TaskGroup
 
-from bridge.config.model import IngestConfig
+from bridge.config.store import ConfigSource
 from bridge.reliability import history
 from bridge.reliability.gate import GateInputs, ReleaseGate, evaluate_gate
 from bridge.reliability.history import Event, Transition, TransitionWire
-from bridge.reliability.mode import Evaluation, Facts, evaluate
+from bridge.reliability.mode import Evaluation, ModeFacts, evaluate
 from bridge.reliability.storage_metrics import storage_metrics
+from bridge.sidecar.events import Exited, LifecycleEvent, SidecarState
 from bridge.sidecar.status import CodexAppServerStatus
 
 if TYPE_CHECKING:
     from bridge.capture.service import CaptureService
     from bridge.receiver.receiver import ReceiverService
+    from bridge.receiver.status import ReceiverStatus
     from bridge.sidecar.supervisor import Supervisor
     from bridge.store.db import Database
 
 log = logging.getLogger("bridge.reliability")
 
 TRANSITION_METHOD = "capture-reliability-transition"
-SIDECAR_STATUS = "codex-app-server-status"
-RECEIVER_STATUS = "otel-receiver-status"
 FLUSH_BUDGET_S = 1.0
 PENDING_KEPT = 1000  # history writes kept while the store cannot take them
 
 Emit = Callable[[str, Any], object]
-
-
-class ConfigSource(Protocol):
-    @property
-    def current(self) -> IngestConfig: ...
 
 
 class CaptureReliabilityStatus(msgspec.Struct, rename="camel", kw_only=True):
@@ -78,7 +77,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def facts_dict(f: Facts) -> dict[str, Any]:
+def facts_dict(f: ModeFacts) -> dict[str, Any]:
     return {
         "autoIngestEnabled": f.auto_ingest_enabled,
         "receiverState": f.receiver_state,
@@ -98,15 +97,9 @@ def facts_dict(f: Facts) -> dict[str, Any]:
     }
 
 
-def sidecar_facts(status: CodexAppServerStatus | None, frames_valid: bool) -> dict[str, Any]:
-    """The stream half of :class:`Facts` from the supervisor's public status.
-
-    The supervisor marks a live process ``degraded`` for exactly four reasons
-    (kill switch, refused auth mode, unreadable last frame, failed liveness
-    probe; see ``bridge.sidecar.status.derive``); when the other three are
-    ruled out, ``degraded`` means the liveness probe failed.
-    """
-    if status is None:
+def sidecar_facts(state: SidecarState | None) -> dict[str, Any]:
+    """The stream half of :class:`ModeFacts`, from the supervisor's typed state (``None``: no supervisor)."""
+    if state is None:
         return {
             "sidecar_state": "inactive",
             "handshake_complete": False,
@@ -116,24 +109,14 @@ def sidecar_facts(status: CodexAppServerStatus | None, frames_valid: bool) -> di
             "frames_valid": True,
             "auth_mode": None,
         }
-    confirmed = status.auth_state == "authenticated"
-    allowed = confirmed and status.auth_mode_allowed
-    up = status.state in ("running", "degraded")
-    frames_valid = frames_valid if up else True
-    probe_failed = (
-        status.state == "degraded"
-        and not status.stream_kill_switch
-        and frames_valid
-        and not (confirmed and not allowed)
-    )
     return {
-        "sidecar_state": status.state,
-        "handshake_complete": status.initialized,
-        "auth_confirmed": confirmed,
-        "auth_mode_allowed": allowed,
-        "sidecar_alive": up and not probe_failed,
-        "frames_valid": frames_valid,
-        "auth_mode": status.auth_mode,
+        "sidecar_state": state.status.state,
+        "handshake_complete": state.handshake_complete,
+        "auth_confirmed": state.auth_confirmed,
+        "auth_mode_allowed": state.auth_mode_allowed,
+        "sidecar_alive": state.alive,
+        "frames_valid": state.frames_valid,
+        "auth_mode": state.facts.auth.mode,
     }
 
 
@@ -166,7 +149,7 @@ class ReliabilityService:
         self._loop: Any = None
         self._token: Any = None
         self._evaluation: Evaluation | None = None
-        self._facts: Facts | None = None
+        self._facts: ModeFacts | None = None
         self._mode_since_ms: int | None = None
         self._sidecar_state = "inactive"
         self._transitions: deque[Transition] = deque(maxlen=history.TRANSITIONS_KEPT)
@@ -211,30 +194,39 @@ class ReliabilityService:
 
     # ------------------------------------------------------------------ inputs
 
-    def on_notification(self, method: str, params: dict[str, Any]) -> None:
-        """Notifier watcher: a sidecar or receiver status was just pushed, so a fact may have changed."""
-        if method not in (SIDECAR_STATUS, RECEIVER_STATUS) or not self._started or self._closed:
-            return
+    def _on_loop(self, fn: Any, *args: Any) -> bool:
+        """Whether the caller is on the event loop; if not, ``fn(*args)`` is run there (and False returned)."""
         if self._loop_thread is not None and threading.get_ident() != self._loop_thread:
-            anyio.from_thread.run_sync(self.on_notification, method, params, token=self._token)
+            anyio.from_thread.run_sync(fn, *args, token=self._token)
+            return False
+        return True
+
+    def on_sidecar_state(self, state: SidecarState) -> None:
+        """Supervisor state listener: the sidecar's status changed, so a fact may have changed."""
+        if not self._started or self._closed or not self._on_loop(self.on_sidecar_state, state):
             return
         with self._lock:
-            if method == SIDECAR_STATUS:
-                state = str(params.get("state", ""))
-                if state == "crash_loop" and self._sidecar_state != "crash_loop":
-                    detail = str(params.get("lastError") or "codex app-server exited too often")
-                    at = _now_ms()
-                    self._queue(lambda c: history.insert_event(c, Event(at, history.CRASH_LOOP, detail)))
-                self._sidecar_state = state
+            now_state = state.status.state
+            if now_state == "crash_loop" and self._sidecar_state != "crash_loop":
+                detail = state.status.last_error or "codex app-server exited too often"
+                at = _now_ms()
+                self._queue(lambda c: history.insert_event(c, Event(at, history.CRASH_LOOP, detail)))
+            self._sidecar_state = now_state
             if not self._deferred:
                 self._evaluate()
 
-    def on_sidecar_lifecycle(self, event: str, details: dict[str, Any]) -> None:
+    def on_receiver_status(self, status: ReceiverStatus) -> None:
+        """Receiver status listener: its state may have changed (the facts read it from the receiver)."""
+        if not self._started or self._closed or not self._on_loop(self.on_receiver_status, status):
+            return
+        self.reevaluate()
+
+    def on_sidecar_lifecycle(self, event: LifecycleEvent) -> None:
         """Supervisor lifecycle listener: unexpected exits are kept as history."""
-        if event != "exited" or details.get("expected") or not self._started or self._closed:
+        if not isinstance(event, Exited) or event.expected or not self._started or self._closed:
             return
         at = _now_ms()
-        detail = f"codex app-server (pid {details.get('pid')}) exited unexpectedly with code {details.get('code')}"
+        detail = f"codex app-server (pid {event.pid}) exited unexpectedly with code {event.code}"
         with self._lock:
             self._queue(lambda c: history.insert_event(c, Event(at, history.SIDECAR_EXIT, detail)))
 
@@ -272,18 +264,15 @@ class ReliabilityService:
 
     # ------------------------------------------------------------------ evaluation
 
-    def current_facts(self) -> Facts:
+    def current_facts(self) -> ModeFacts:
         cfg = self._config.current
         receiver = self.receiver
         receiver_state = receiver.state if receiver is not None else "stopped"
         receiver_message = receiver.status().message if receiver is not None and receiver_state == "error" else None
         sidecar = self.sidecar
-        status = sidecar.status() if sidecar is not None else None
-        client = sidecar.client if sidecar is not None else None
-        frames_valid = client.last_frame_valid if client is not None else True
         health = self._db.health
         fault = health.fault
-        return Facts(
+        return ModeFacts(
             auto_ingest_enabled=cfg.auto_ingest_enabled,
             receiver_state=receiver_state,
             stream_enrichment_enabled=cfg.stream_enrichment_enabled,
@@ -294,7 +283,7 @@ class ReliabilityService:
             store_problem=None if fault is None else fault.detail,
             data_dir=str(health.data_dir),
             store_note=health.moved_aside,
-            **sidecar_facts(status, frames_valid),
+            **sidecar_facts(sidecar.state() if sidecar is not None else None),
         )
 
     def _evaluate(self, first: bool = False) -> None:

@@ -3,11 +3,10 @@
 Since 0.169.0 the codex TUI talks to ``codex app-server daemon``; a second
 client of the daemon can follow any of its threads live. The supervisor
 (:mod:`bridge.sidecar.supervisor`) runs attach mode with the same RPC client
-as spawn mode over a :class:`~bridge.sidecar.websocket.WebSocketTransport`;
-this module holds what is particular to it:
+as spawn mode over a :class:`~bridge.sidecar.connection.DaemonConnection` (one
+WebSocket connection to the daemon; stopping it disconnects, the daemon keeps
+running); this module holds the rest of what is particular to it:
 
-- :class:`DaemonLink`, what a generation holds instead of a process: one
-  connection to the daemon. Stopping it disconnects; the daemon keeps running.
 - :func:`resolve_socket_path`: ``codex.socketPath``, else
   ``$CODEX_HOME/app-server-control/app-server-control.sock``.
 - :data:`OBSERVER_CLIENT_NAME`: the ``clientInfo.name`` the bridge
@@ -31,7 +30,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +41,8 @@ from bridge import errors
 from bridge.errors import BridgeError
 from bridge.redact import redact_text
 from bridge.sidecar.follow import Action, FollowPolicy, ThreadMeta, resume_retry_delay
-from bridge.sidecar.process import StderrRing
 from bridge.sidecar.protocol import Envelope
 from bridge.sidecar.rpc import RpcClient
-from bridge.sidecar.websocket import WebSocketTransport
 
 log = logging.getLogger("bridge.sidecar.attach")
 
@@ -76,50 +72,6 @@ def resolve_socket_path(configured: str | None, codex_home: str | None, environ:
 def imposed_originator(user_agent: str) -> bool:
     """The daemon answered ``initialize`` with the bridge's name as its originator."""
     return user_agent.startswith(OBSERVER_CLIENT_NAME + "/")
-
-
-@dataclass(frozen=True)
-class LinkSpec:
-    """What messages name for the connection (the supervisor's ``spec.binary`` of a process)."""
-
-    binary: str  # the control socket
-
-
-class DaemonLink:
-    """One WebSocket connection to the daemon, in the place a spawned process has in spawn mode."""
-
-    pid: int | None = None  # the daemon is the user's process, not the bridge's
-
-    def __init__(self, transport: WebSocketTransport, socket_path: str) -> None:
-        self.transport = transport
-        self.spec = LinkSpec(socket_path)
-        self.stderr = StderrRing(max_lines=1)  # a daemon's stderr is its own (see its daemon.stderr.log)
-        self.client: RpcClient | None = None
-        self.returncode: int | None = None
-
-    @classmethod
-    async def connect(cls, socket_path: str, *, max_frame_bytes: int, timeout: float) -> DaemonLink:
-        """Raises :class:`~bridge.sidecar.websocket.WebSocketConnectError` when the daemon is not there."""
-        transport = await WebSocketTransport.connect_unix(socket_path, max_frame_bytes=max_frame_bytes, timeout=timeout)
-        return cls(transport, socket_path)
-
-    async def pump_stderr(self) -> None:
-        return None
-
-    async def wait(self) -> int:
-        """Until the connection ends (the daemon closed it, died, or the bridge disconnected)."""
-        assert self.client is not None
-        await self.client.ended.wait()
-        self.returncode = self.transport.close_code or 0
-        return self.returncode
-
-    async def stop(self, *, eof_grace: float = 1.0, term_grace: float = 0.5, kill_grace: float = 1.0) -> int | None:
-        """Disconnect (a close frame, then the socket); never signals the daemon."""
-        await self.transport.aclose()
-        if self.client is not None:
-            with anyio.move_on_after(eof_grace + term_grace + kill_grace):
-                await self.client.ended.wait()
-        return None
 
 
 # --- following threads ------------------------------------------------------------

@@ -57,7 +57,7 @@ class CodexAppServerStatus(msgspec.Struct, rename="camel", kw_only=True):
 
 
 @dataclass(frozen=True)
-class Facts:
+class SidecarFacts:
     """What the supervisor knows when it computes the state of a live process."""
 
     process_up: bool
@@ -79,7 +79,7 @@ class Health:
         return DEGRADED if self.degraded_reasons else RUNNING
 
 
-def derive(facts: Facts) -> Health:
+def derive(facts: SidecarFacts) -> Health:
     """Health of a live process: why it is degraded (if at all) and whether the stream is healthy.
 
     Degraded covers the reasons other than progress: a handshake or a login

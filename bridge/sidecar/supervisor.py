@@ -1,264 +1,131 @@
-"""The supervisor of one spawned ``codex app-server``: lifecycle, handshake, auth, restarts.
+"""The supervisor of ``codex app-server``: generations, restarts, reconnects, the kill switch.
 
-It owns the process (:mod:`.process`), the JSON-RPC client (:mod:`.rpc`), the
-pure auth machine (:mod:`.auth`) and the pure restart policy
-(:mod:`.policy`), and pushes ``codex-app-server-status`` through the
-``notify`` callback whenever the status it would report changes. Each spawn is
-a *generation*; callbacks from an older generation are ignored, so a late
-event from a dead process can never touch the state of its successor.
+Each connection to codex is a *generation*: a :class:`.connection.CodexConnection`
+(a spawned process or the daemon's socket) with its own JSON-RPC client
+(:mod:`.rpc`); callbacks from an older generation are ignored, so a late event
+from a dead process can never touch the state of its successor. The handshake,
+account and login requests are the :class:`.session.CodexSession`'s; what each
+start, exit, due restart, lost connection, stop or config change means is
+decided by the pure :class:`.lifecycle.Lifecycle` (with :mod:`.policy`). The
+supervisor does the I/O those decisions call for and publishes a typed
+:class:`.events.SidecarState` and lifecycle events whenever they change.
 
-Attach mode (``start("attach")``) swaps the process for a WebSocket
-connection to the user's ``codex app-server daemon`` (:mod:`.attach`): the
-same client and handshake (done by the bridge itself, as an observer), no
-answers to server requests, threads followed by :class:`.attach.ThreadFollower`,
-and a reconnect loop with capped backoff instead of the restart policy (a
-daemon that is down is not a crash loop). ``stop`` only disconnects.
+Attach mode (``start("attach")``) opens a :class:`.connection.DaemonConnection`
+to the user's ``codex app-server daemon``: the same client and handshake (done
+by the bridge itself, as an observer), threads followed by
+:class:`.attach.ThreadFollower`, and a reconnect loop with capped backoff
+instead of the restart policy (a daemon that is down is not a crash loop).
+``stop`` only disconnects.
 
-Other subsystems plug in without touching the host: the capture layer gets
-notification batches through :meth:`Supervisor.add_stream_listener` (gated by
-the kill switch), answers approvals through
-:meth:`Supervisor.set_request_handler`, and sends its own requests through
-:meth:`Supervisor.stream_client`.
+Other subsystems plug in without touching the host: state and lifecycle
+subscribers (:meth:`Supervisor.add_state_listener`,
+:meth:`Supervisor.add_lifecycle_listener`), notification batches through
+:meth:`Supervisor.add_stream_listener` (gated by the kill switch), approvals
+through :meth:`Supervisor.set_request_handler`, and requests of their own
+through :meth:`Supervisor.stream_client`.
 """
-
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
 import os
-import random
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import anyio
-import msgspec
 from anyio.abc import TaskGroup, TaskStatus
 
-from bridge import __version__, errors
-from bridge.config.model import IngestConfig, canonical_auth_mode
+from bridge import errors
+from bridge.config.model import IngestConfig
+from bridge.config.store import ConfigSource
 from bridge.errors import BridgeError
-from bridge.redact import MASK, redact_text
-from bridge.sidecar import policy
 from bridge.sidecar.attach import (
-    OBSERVER_CLIENT_NAME,
-    OBSERVER_CLIENT_TITLE,
     Backfill,
-    DaemonLink,
     ThreadFollower,
-    imposed_originator,
     resolve_socket_path,
 )
 from bridge.sidecar.auth import (
-    AUTHENTICATED,
-    LOGIN_MODES,
-    AuthView,
     Handshake,
-    check_claim,
-    check_mode,
     handshake_error,
 )
-from bridge.sidecar.framing import JsonlTransport
-from bridge.sidecar.process import SidecarProcess, SpawnSpec, build_spec, resolve_binary
-from bridge.sidecar.protocol import (
-    AccountLoginCompletedNotification,
-    AccountUpdatedNotification,
-    CancelLoginParams,
-    CancelLoginResponse,
-    ClientInfo,
-    EmptyResponse,
-    Envelope,
-    GetAccountParams,
-    GetAccountResponse,
-    InitializeParams,
-    InitializeResponse,
-    LoginAccountResponse,
-    LoginApiKeyParams,
-    LoginChatgptParams,
-    account_mode,
-    codex_version,
+from bridge.sidecar.connection import CodexConnection, DaemonConnection, SpawnedConnection
+from bridge.sidecar.events import (
+    Exited,
+    LifecycleEvent,
+    LifecycleListener,
+    Publisher,
+    Rehandshaken,
+    SidecarState,
+    Spawned,
+    StateListener,
 )
-from bridge.sidecar.reconnect import reconnect_delay
-from bridge.sidecar.rpc import FaultListener, NotificationListener, RequestHandler, RpcClient, RpcCounters
+from bridge.sidecar.generation import (
+    Generation,
+    SpawnBudgetExhausted,
+    SupervisorOptions,
+    Totals,
+    sets_otel,
+)
+from bridge.sidecar.lifecycle import UP, Lifecycle
+from bridge.sidecar.process import SpawnSpec, build_spec, resolve_binary
+from bridge.sidecar.protocol import (
+    Envelope,
+)
+from bridge.sidecar.rpc import FaultListener, NotificationListener, RequestHandler, RpcClient
+from bridge.sidecar.session import CodexSession
 from bridge.sidecar.status import (
-    CRASH_LOOP,
     INACTIVE,
-    STARTING,
     STOPPING,
     CodexAccountStatus,
     CodexAppServerStatus,
-    Facts,
     LoginStartResult,
+    SidecarFacts,
     derive,
 )
 from bridge.sidecar.websocket import WebSocketConnectError
 
 log = logging.getLogger("bridge.sidecar")
 
-STATUS_METHOD = "codex-app-server-status"
-_UP = "up"  # internal phase: a process runs (state is then running or degraded)
 
 
-class ConfigSource(Protocol):
-    """The part of :class:`bridge.config.store.ConfigStore` the supervisor uses."""
-
-    @property
-    def current(self) -> IngestConfig: ...
-
-    def update(self, patch: dict[str, Any]) -> IngestConfig: ...
 
 
-Notify = Callable[[str, dict[str, Any]], Any]
-LifecycleListener = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass
-class SupervisorOptions:
-    """Timings and hooks; the defaults are the product's, tests shorten them."""
-
-    stop_eof_grace: float = 1.0
-    stop_term_grace: float = 0.5
-    stop_kill_grace: float = 0.5
-    start_settle: float = 0.3  # how long `start` watches for an immediate exit
-    liveness_idle: float = 20.0  # probe the sidecar after this much silence
-    confirm_wait: float = 5.0  # how long a login/cancel waits for the sidecar's notification
-    tick: float = 1.0  # status re-evaluation period (window expiry, config changes)
-    environ: Mapping[str, str] | None = None  # base environment (default: os.environ)
-    rng: Callable[[], float] = random.random
-    clock: Callable[[], float] = time.monotonic
-    client_name: str = "capture_bridge"
-    client_title: str = "capture-bridge"
-    client_version: str = __version__
-    attach_wait: float = 3.0  # how long start("attach") waits for the daemon's handshake
-    attach_connect_timeout: float = 5.0
-    idle_unsubscribe: float = 600.0  # attach: unsubscribe a thread idle this long
-    # Extra codex arguments computed at each spawn (the receiver's OTEL overrides); they go
-    # after codex.args (whose first entries may be a script for an interpreter binary) and are
-    # left out when codex.args already set codex's ``otel.*`` themselves.
-    extra_args: Callable[[], list[str]] | None = None
-
-
-@dataclass
-class _Generation:
-    """One spawned process and its client."""
-
-    number: int
-    proc: SidecarProcess | DaemonLink
-    client: RpcClient
-    handshake: Handshake = Handshake.NOT_STARTED
-    alive: bool = True
-    expected_exit: bool = False
-    exited: anyio.Event = field(default_factory=anyio.Event)
-    exit_code: int | None = None
-    spawned_at: float | None = None  # monotonic; the spawn budget entry it used
-
-    @property
-    def attach(self) -> bool:
-        return isinstance(self.proc, DaemonLink)
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _scrub(exc: BridgeError, secret: str | None) -> BridgeError:
-    """``exc`` with every occurrence of ``secret`` masked (codex may echo what it was sent)."""
-    if not secret:
-        return exc
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, str):
-            return value.replace(secret, MASK)
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        return value
-
-    data = clean(dict(exc.data))
-    kind = data.pop("kind", None)
-    return BridgeError(exc.code, clean(exc.message), kind=kind, **data)
-
-
-def _sets_otel(args: list[str]) -> bool:
-    """Whether ``-c otel.…`` overrides are among ``args`` (as ``-c k=v`` or ``-ck=v``)."""
-    for index, arg in enumerate(args):
-        value = args[index + 1] if arg == "-c" and index + 1 < len(args) else arg[2:] if arg.startswith("-c") else ""
-        if value.startswith("otel.") or value.startswith("otel="):
-            return True
-    return False
-
-
-class SpawnBudgetExhausted(BridgeError):
-    """-32015 with ``retryAfterMs``: the crash-loop budget allows no spawn now."""
-
-    def __init__(self, budget: policy.SpawnBudget, retry_after: float) -> None:
-        retry_ms = max(1, math.ceil(retry_after * 1000))
-        super().__init__(
-            errors.SIDECAR_SPAWN_FAILED,
-            f"codex app-server was spawned {len(budget.spawns)} times within {budget.window:g} s "
-            f"(the crash-loop budget is {budget.limit}), so it is not spawned again now. Retry in "
-            f"{retry_ms / 1000:.1f} s, or fix the cause and change codex.* in the config (that resets the budget).",
-            retryAfterMs=retry_ms,
-            spawnBudget=budget.limit,
-            windowMs=int(budget.window * 1000),
-        )
+def _tail(gen: Generation | None, count: int) -> list[str]:
+    """The last ``count`` stderr lines of ``gen``'s process (a daemon's stderr is its own)."""
+    stderr = gen.conn.stderr if gen is not None else None
+    return stderr.tail(count) if stderr is not None else []
 
 
 class Supervisor:
     """Spawns, watches, restarts and stops ``codex app-server``; the authority on its status."""
 
-    def __init__(self, config: ConfigSource, notify: Notify, options: SupervisorOptions | None = None) -> None:
+    def __init__(self, config: ConfigSource, options: SupervisorOptions | None = None) -> None:
         self._config = config
-        self._notify = notify
+        self._pub = Publisher()
         self.options = options or SupervisorOptions()
-        self._phase = INACTIVE
-        self._gen: _Generation | None = None
+        self.session = CodexSession(self, self.options)
+        self._lc = Lifecycle()  # the pure sequencing: phase, crash window, spawn budget, restart token
+        self._gen: Generation | None = None
         self._generations = 0
-        self._auth = AuthView()
-        self._window = policy.CrashWindow()
-        self._spawns = policy.SpawnBudget()  # automatic restarts and host starts share it
-        self._restart_token = 0
         self._lifecycle = anyio.Lock()
         self._tg: TaskGroup | None = None
         self._closed = anyio.Event()
-        self._login_done: anyio.Event | None = None
-        self._last_error: str | None = None
-        self._last_info: str | None = None
-        self._codex_version: str | None = None
         self._binary: str | None = None
-        self._last_pushed: dict[str, Any] | None = None
-        self._last_state: str = INACTIVE
-        self._transition_iso = _now_iso()
         self._stream_listeners: list[NotificationListener] = []
         self._request_handlers: dict[str, RequestHandler] = {}
-        self._lifecycle_listeners: list[LifecycleListener] = []
         self._fault_listeners: list[FaultListener] = []
         self._client_listeners: list[Callable[[RpcClient], None]] = []
-        self._totals = RpcCounters()
-        self._stderr_dropped = 0
+        self._totals = Totals()
         self.restart_events_total = 0
         self.followed_thread_ids: list[str] = []
-        self._connection: str | None = None  # the mode of the current start (None: stopped)
         self._attach_scope: anyio.CancelScope | None = None
         self._attach_ready = anyio.Event()
-        self._originator_imposed = False
         self._follower = ThreadFollower(
             idle_unsubscribe_s=self.options.idle_unsubscribe,
             clock=self.options.clock,
             enabled=lambda: not self.kill_switch,
             on_change=self.refresh,
         )
-        self._note_decoders: dict[str, msgspec.json.Decoder[Any]] = {
-            "account/updated": msgspec.json.Decoder(AccountUpdatedNotification),
-            "account/login/completed": msgspec.json.Decoder(AccountLoginCompletedNotification),
-        }
-        # The status at birth is no change: only what differs from it is pushed.
-        initial: dict[str, Any] = msgspec.to_builtins(self.status())
-        self._last_pushed = {k: v for k, v in initial.items() if k != "lastTransitionAtIso"}
+        self._pub.prime(self.status())
 
     # --- running ------------------------------------------------------------
 
@@ -317,8 +184,12 @@ class Supervisor:
                 log.exception("client listener failed")
 
     def add_lifecycle_listener(self, listener: LifecycleListener) -> None:
-        """``listener(event, details)`` for ``spawned`` and ``exited`` (with ``expected``)."""
-        self._lifecycle_listeners.append(listener)
+        """``listener(event)`` for every :class:`Spawned`, :class:`Exited` and :class:`Rehandshaken`."""
+        self._pub.lifecycle_listeners.append(listener)
+
+    def add_state_listener(self, listener: StateListener) -> None:
+        """``listener(state)`` each time the status the host would see changes (the host notifier is one)."""
+        self._pub.state_listeners.append(listener)
 
     def set_backfill(self, backfill: Backfill | None) -> None:
         """Attach mode: ``await backfill(thread_id)`` reconciles a followed thread after its turn."""
@@ -327,7 +198,7 @@ class Supervisor:
     @property
     def connection(self) -> str:
         """``spawn`` or ``attach``: the running mode, else the configured one."""
-        return self._connection or self._config.current.codex.connection
+        return self._lc.connection or self._config.current.codex.connection
 
     @property
     def followed(self) -> list[str]:
@@ -354,7 +225,7 @@ class Supervisor:
 
     @property
     def codex_version(self) -> str | None:
-        return self._codex_version
+        return self.session.codex_version
 
     @property
     def kill_switch(self) -> bool:
@@ -368,65 +239,59 @@ class Supervisor:
                 errors.KILL_SWITCH_ENGAGED,
                 "The stream kill switch is on; turn it off with codex_app_server_set_stream_kill_switch first.",
             )
-        required = self._required_mode()
-        if not self._auth.mode_allowed(required):
+        required = self.required_mode
+        if not self.session.auth.mode_allowed(required):
             raise BridgeError(
                 errors.AUTH_NOT_CONFIRMED,
-                f"The sidecar has not confirmed a {required} login (it reports {self._auth.state}"
-                + (f" with {self._auth.mode}" if self._auth.mode else "")
+                f"The sidecar has not confirmed a {required} login (it reports {self.session.auth.state}"
+                + (f" with {self.session.auth.mode}" if self.session.auth.mode else "")
                 + "); log in first.",
-                authState=self._auth.state,
-                authMode=self._auth.mode,
+                authState=self.session.auth.state,
+                authMode=self.session.auth.mode,
             )
         return gen.client
 
     def metrics(self) -> dict[str, Any]:
         """Counters for the reliability metrics (totals over every generation)."""
-        totals = self._totals
-        live = self._gen.client.counters if self._gen is not None else RpcCounters()
-        unknown = dict(totals.unknown_notifications)
-        for method, count in live.unknown_notifications.items():
-            unknown[method] = unknown.get(method, 0) + count
-        stderr = self._gen.proc.stderr if self._gen is not None else None
-        return {
-            "rpcTimeoutsTotal": totals.timeouts + live.timeouts,
-            "restartEventsTotal": self.restart_events_total,
-            "pendingRpcs": self._gen.client.pending_count if self._gen is not None else 0,
-            "sidecarStderrBuffered": stderr.buffered if stderr is not None else 0,
-            "sidecarStderrDropped": self._stderr_dropped + (stderr.dropped if stderr is not None else 0),
-            "sidecarProtocolErrorsTotal": totals.protocol_errors + live.protocol_errors,
-            "sidecarOversizedFramesTotal": totals.oversized_frames + live.oversized_frames,
-            "sidecarNotificationsTotal": totals.notifications + live.notifications,
-            "sidecarServerRequestsUnhandledTotal": totals.server_requests_unhandled + live.server_requests_unhandled,
-            "unknownNotificationsByMethod": unknown,
-        }
+        gen = self._gen
+        live = gen.client if gen is not None else None
+        return self._totals.metrics(live, gen.conn.stderr if gen is not None else None, self.restart_events_total)
 
     def stderr_tail(self, count: int = 20) -> list[str]:
-        return self._gen.proc.stderr.tail(count) if self._gen is not None else []
+        return _tail(self._gen, count)
 
     # --- status ---------------------------------------------------------------
 
-    def _required_mode(self) -> str:
+    @property
+    def required_mode(self) -> str:
         return self._config.current.app_server_auth_mode
 
-    def _facts(self) -> Facts:
+    def _facts(self) -> SidecarFacts:
         gen = self._gen
-        return Facts(
-            process_up=self._phase == _UP and gen is not None,
+        return SidecarFacts(
+            process_up=self._lc.phase == UP and gen is not None,
             handshake=gen.handshake if gen is not None else Handshake.NOT_STARTED,
-            auth=self._auth,
-            required_mode=self._required_mode(),
+            auth=self.session.auth,
+            required_mode=self.required_mode,
             kill_switch=self.kill_switch,
             alive=gen.alive if gen is not None else False,
             last_frame_valid=gen.client.last_frame_valid if gen is not None else True,
         )
 
+    def state(self) -> SidecarState:
+        """The typed state now: the status the host sees and the facts it is derived from."""
+        facts = self._facts()
+        return SidecarState(self._status(facts), facts)
+
     def status(self) -> CodexAppServerStatus:
-        health = derive(self._facts())
-        state = health.state if self._phase == _UP else self._phase
+        return self._status(self._facts())
+
+    def _status(self, facts: SidecarFacts) -> CodexAppServerStatus:
+        health = derive(facts)
+        state = health.state if self._lc.phase == UP else self._lc.phase
         gen = self._gen
-        required = self._required_mode()
-        auth = self._auth
+        required = self.required_mode
+        auth = self.session.auth
         return CodexAppServerStatus(
             state=state,
             initialized=gen is not None and gen.handshake is Handshake.INITIALIZED,
@@ -436,58 +301,39 @@ class Supervisor:
             auth_mode_allowed=auth.mode_allowed(required),
             stream_healthy=health.stream_healthy,
             stream_kill_switch=self.kill_switch,
-            restart_budget=self._window.budget,
-            # In crash_loop the count that tripped it stays visible (3) until a stop or start.
-            restart_attempts_in_window=(
-                len(self._window.exits) if self._phase == CRASH_LOOP else self._window.count(self.options.clock())
-            ),
-            last_error=self._last_error,
-            last_info=self._last_info,
+            restart_budget=self._lc.window.budget,
+            restart_attempts_in_window=self._lc.restart_attempts(self.options.clock()),
+            last_error=self._pub.last_error,
+            last_info=self._pub.last_info,
             auth_url=auth.auth_url if auth.login_pending else None,
-            pid=gen.proc.pid if gen is not None and self._phase in (_UP, STOPPING) else None,
-            codex_version=self._codex_version,
+            pid=gen.conn.pid if gen is not None and self._lc.phase in (UP, STOPPING) else None,
+            codex_version=self.session.codex_version,
             connection=self.connection,
             followed_thread_ids=self.followed,
-            last_transition_at_iso=self._transition_iso,
+            last_transition_at_iso=self._pub.transition_iso,
         )
 
     def account_status(self) -> CodexAccountStatus:
-        required = self._required_mode()
-        auth = self._auth
-        return CodexAccountStatus(
-            auth_state=auth.state,
-            auth_mode=auth.mode,
-            auth_mode_allowed=auth.mode_allowed(required),
-            interactive_login_required=auth.interactive_login_required(required),
-            supported_modes=list(LOGIN_MODES),
-            required_mode=required,
-        )
+        return self.session.account_status()
 
     def refresh(self) -> None:
-        """Push ``codex-app-server-status`` if what it would say has changed."""
-        status = self.status()
-        if status.stream_healthy and self._last_error is not None:
-            self._last_error = None  # healthy again: the last error is history
-            status = self.status()
-        if status.state != self._last_state:
-            self._last_state = status.state
-            self._transition_iso = _now_iso()
-            status.last_transition_at_iso = self._transition_iso
-        body: dict[str, Any] = msgspec.to_builtins(status)
-        compare = {k: v for k, v in body.items() if k != "lastTransitionAtIso"}
-        if compare == self._last_pushed:
-            return
-        self._last_pushed = compare
-        try:
-            self._notify(STATUS_METHOD, body)
-        except Exception:
-            log.exception("pushing %s failed", STATUS_METHOD)
+        """Publish the state to the state listeners if the status it holds has changed."""
+        self._pub.publish(self._facts(), self._status)
 
-    def _error(self, message: str) -> None:
-        self._last_error = redact_text(message)
+    def error(self, message: str) -> None:
+        """Record ``lastError`` (redacted); published with the next :meth:`refresh`."""
+        self._pub.error(message)
 
-    def _info(self, message: str) -> None:
-        self._last_info = redact_text(message)
+    def info(self, message: str) -> None:
+        """Record ``lastInfo`` (redacted); published with the next :meth:`refresh`."""
+        self._pub.info(message)
+
+    def is_current(self, gen: Generation) -> bool:
+        return gen is self._gen
+
+    def start_soon(self, fn: Callable[[Generation], Coroutine[Any, Any, None]], gen: Generation) -> None:
+        if self._tg is not None:
+            self._tg.start_soon(fn, gen)
 
     # --- lifecycle --------------------------------------------------------
 
@@ -500,52 +346,50 @@ class Supervisor:
             return await self._start_attach()
         async with self._lifecycle:
             self._check_startable("spawn")
-            if self._phase == _UP and self._gen is not None:
+            if self._lc.phase == UP and self._gen is not None:
                 return self.status()
-            self._connection = "spawn"
-            self._restart_token += 1  # a manual start supersedes a pending restart
-            self._window = policy.CrashWindow()  # and leaves crash_loop
-            self._last_error = None
-            self._phase = STARTING
-            self._info("Starting codex app-server.")
+            self._lc = self._lc.start("spawn")  # supersedes a pending restart and leaves crash_loop
+            self._pub.last_error = None
+            self.info("Starting codex app-server.")
             self.refresh()
             try:
                 gen = await self._spawn()
             except SpawnBudgetExhausted as exc:
-                self._phase = CRASH_LOOP
-                self._error(exc.message)
+                self._lc = self._lc.spawn_refused()
+                self.error(exc.message)
                 self.refresh()
                 raise
             except BridgeError as exc:
-                self._phase = INACTIVE
-                self._error(exc.message)
+                self._lc = self._lc.spawn_failed()
+                self.error(exc.message)
                 self.refresh()
                 raise
         with anyio.move_on_after(self.options.start_settle):
             await gen.exited.wait()
         if gen.exited.is_set():
-            tail = "; ".join(gen.proc.stderr.tail(3))
+            tail = "; ".join(_tail(gen, 3))
             raise BridgeError(
                 errors.SIDECAR_SPAWN_FAILED,
-                f"codex app-server ({gen.proc.spec.binary}) exited with code {gen.exit_code} right after it "
+                f"codex app-server ({gen.conn.where}) exited with code {gen.exit_code} right after it "
                 f"started{': ' + tail if tail else ''}. Check the binary and codex.args.",
-                path=gen.proc.spec.binary,
+                path=gen.conn.where,
                 exitCode=gen.exit_code,
             )
         return self.status()
 
     def _check_startable(self, mode: str) -> None:
-        if self.kill_switch:
+        refusal = self._lc.start_refusal(mode, kill_switch=self.kill_switch)
+        if refusal == "kill_switch":
             raise BridgeError(
                 errors.KILL_SWITCH_ENGAGED,
                 "The stream kill switch is on, so codex app-server was not started; "
                 "turn it off with codex_app_server_set_stream_kill_switch first.",
             )
-        other = self._connection
-        if other is not None and other != mode and self._phase != INACTIVE:
+        if refusal == "other_mode":
+            other = self._lc.connection
             raise BridgeError(
                 errors.NOT_ALLOWED,
-                f"codex app-server is in {other} mode ({self._phase}); call stop_codex_app_server first, "
+                f"codex app-server is in {other} mode ({self._lc.phase}); call stop_codex_app_server first, "
                 f"then start it with connection {mode!r}.",
                 connection=other,
             )
@@ -560,12 +404,9 @@ class Supervisor:
         async with self._lifecycle:
             self._check_startable("attach")
             if self._attach_scope is None:
-                self._connection = "attach"
-                self._restart_token += 1
-                self._window = policy.CrashWindow()
-                self._last_error = None
-                self._phase = STARTING
-                self._info(f"Connecting to the codex app-server daemon at {self._socket_path()}.")
+                self._lc = self._lc.start("attach")
+                self._pub.last_error = None
+                self.info(f"Connecting to the codex app-server daemon at {self._socket_path()}.")
                 self.refresh()
                 if self._tg is None:
                     raise RuntimeError("Supervisor.run() is not running")
@@ -588,9 +429,8 @@ class Supervisor:
                             gen = await self._connect(path)
                     except WebSocketConnectError as exc:
                         failures += 1
-                        delay = reconnect_delay(failures, self.options.rng())
-                        self._phase = STARTING
-                        self._error(
+                        self._lc, delay = self._lc.connection_failed(failures, self.options.rng())
+                        self.error(
                             f"The codex app-server daemon is not reachable ({exc}); retrying in {delay:.1f} s. "
                             "Start it with `codex app-server daemon start`, or check codex.socketPath."
                         )
@@ -605,73 +445,72 @@ class Supervisor:
                     if gen.expected_exit:
                         return
                     log.warning("the codex app-server daemon closed the connection; reconnecting")
-                    self._lifecycle_event(
-                        "exited", {"pid": None, "code": gen.exit_code, "expected": False, "connection": "attach"}
-                    )
+                    self._lifecycle_event(Exited(None, gen.exit_code, expected=False, connection="attach"))
                     if self._gen is gen:
                         self._gen = None
-                    self._auth = self._auth.process_replaced()
-                    self._phase = STARTING
+                    self.session.auth = self.session.auth.process_replaced()
                     failures = 1
-                    delay = reconnect_delay(failures, self.options.rng())
-                    self._error(
+                    self._lc, delay = self._lc.connection_lost(self.options.rng())
+                    self.error(
                         "The codex app-server daemon closed the connection (it stopped or restarted); "
                         f"reconnecting in {delay:.1f} s."
                     )
                     self.refresh()
                     await anyio.sleep(delay)
                 if self._gen is None:
-                    self._phase = INACTIVE
-                    self._info("Reconnecting to the codex app-server daemon stopped: the stream kill switch is on.")
+                    self._lc = self._lc.reconnect_ended(connected=False)
+                    self.info("Reconnecting to the codex app-server daemon stopped: the stream kill switch is on.")
                     self.refresh()
             finally:
                 if self._attach_scope is scope:
                     self._attach_scope = None
                 self._attach_ready.set()
 
-    async def _connect(self, path: str) -> _Generation:
+    async def _connect(self, path: str) -> Generation:
         """Open an attach generation: one WebSocket connection to the daemon (the caller holds the lock)."""
         cfg = self._config.current
-        link = await DaemonLink.connect(
+        conn = await DaemonConnection.connect(
             path, max_frame_bytes=cfg.limits.max_frame_bytes, timeout=self.options.attach_connect_timeout
         )
-        client = RpcClient(link.transport, request_timeout=cfg.codex.request_timeout_ms / 1000, observer=True)
-        link.client = client
-        gen = self._adopt(link, client)
-        self._info(f"Connected to the codex app-server daemon at {path}; initializing as an observer.")
+        gen = self._adopt(conn)
+        self.info(f"Connected to the codex app-server daemon at {path}; initializing as an observer.")
         log.info("attached to the codex app-server daemon at %s", path)
         self.refresh()
         return gen
 
-    async def _attach_handshake(self, gen: _Generation) -> None:
+    async def _attach_handshake(self, gen: Generation) -> None:
         """initialize → initialized → account/read, by the bridge itself: nobody else would after a reconnect."""
         try:
-            await self._initialize(gen)
-            await self._initialized(gen)
+            await self.session.initialize(gen)
+            await self.session.initialized(gen)
             note = (
                 " Warning: this daemon took the bridge's initialize as its originator (see docs/attach.md)."
-                if self._originator_imposed
+                if self.session.originator_imposed
                 else ""
             )
-            self._info(
-                f"Attached to the codex app-server daemon at {gen.proc.spec.binary} as an observer; "
-                f"it reports {self._auth.state}.{note}"
+            self.info(
+                f"Attached to the codex app-server daemon at {gen.conn.where} as an observer; "
+                f"it reports {self.session.auth.state}.{note}"
             )
         except BridgeError as exc:
             if self._gen is gen:
-                self._error(f"The handshake with the codex app-server daemon failed: {exc.message}")
+                self.error(f"The handshake with the codex app-server daemon failed: {exc.message}")
         self.refresh()
 
-    async def _follow(self, gen: _Generation) -> None:
+    async def _follow(self, gen: Generation) -> None:
         while gen.handshake is not Handshake.INITIALIZED:
             await anyio.sleep(0.05)
         await self._follower.run(gen.client)
 
-    def _adopt(self, proc: SidecarProcess | DaemonLink, client: RpcClient) -> _Generation:
-        """Make ``proc``/``client`` the current generation and start watching it."""
+    def _adopt(self, conn: CodexConnection) -> Generation:
+        """Make ``conn`` (with a new client on its transport) the current generation and start watching it."""
+        client = RpcClient(
+            conn.transport, request_timeout=self._config.current.codex.request_timeout_ms / 1000, observer=conn.observer
+        )
+        conn.bind(client)
         self._generations += 1
-        gen = _Generation(self._generations, proc, client)
-        client.closed_error = lambda method: self._closed_error(gen, method)
+        gen = Generation(self._generations, conn, client)
+        client.closed_error = lambda method: self.closed_error(gen, method)
         client.add_notification_listener(lambda batch: self._on_notifications(gen, batch))
         for fault_listener in self._fault_listeners:
             client.add_fault_listener(fault_listener)
@@ -680,71 +519,53 @@ class Supervisor:
             client.set_request_handler(method, handler)
         self.client_created(client)
         self._gen = gen
-        self._phase = _UP
-        self._auth = self._auth.process_replaced()
+        self._lc = self._lc.connected()
+        self.session.auth = self.session.auth.process_replaced()
         if self._tg is None:
             raise RuntimeError("Supervisor.run() is not running")
         self._tg.start_soon(self._watch, gen)
-        details: dict[str, Any] = {"pid": proc.pid, "generation": gen.number}
-        if gen.attach:
-            details["connection"] = "attach"
-        self._lifecycle_event("spawned", details)
+        self._lifecycle_event(Spawned(conn.pid, gen.number, conn.kind))
         return gen
 
-    async def _spawn(self) -> _Generation:
+    async def _spawn(self) -> Generation:
         """Start a new generation (the caller holds the lifecycle lock)."""
         cfg = self._config.current.codex
         environ = self.options.environ if self.options.environ is not None else os.environ
         binary = resolve_binary(cfg.binary_path, environ)
         self._binary = binary
         extra = self.options.extra_args() if self.options.extra_args is not None else []
-        if _sets_otel(cfg.args):
+        if sets_otel(cfg.args):
             extra = []  # the configured codex.args say where codex's own OTEL goes: they win
         spec: SpawnSpec = build_spec(binary, [*cfg.args, *extra], cfg.env, cfg.home, environ)
         now = self.options.clock()
-        decision = policy.request_spawn(self._spawns, now)
+        decision = self._lc.request_spawn(now)
         if not decision.allowed:
-            raise SpawnBudgetExhausted(self._spawns, decision.retry_after)
-        proc = await SidecarProcess.spawn(spec)
-        self._spawns = decision.budget  # only a process that exists uses the budget
-        stdout = proc.process.stdout
-        assert stdout is not None
-        transport = JsonlTransport(
-            stdout, proc.process.stdin, max_frame_bytes=self._config.current.limits.max_frame_bytes
-        )
-        client = RpcClient(transport, request_timeout=cfg.request_timeout_ms / 1000)
-        gen = self._adopt(proc, client)
+            raise SpawnBudgetExhausted(self._lc.spawns, decision.retry_after)
+        max_frame_bytes = self._config.current.limits.max_frame_bytes
+        if self.options.spawn is not None:
+            conn = await self.options.spawn(spec, max_frame_bytes)
+        else:
+            conn = await SpawnedConnection.spawn(spec, max_frame_bytes=max_frame_bytes)
+        self._lc = self._lc.spawned(decision)  # only a process that exists uses the budget
+        gen = self._adopt(conn)
         gen.spawned_at = now
-        self._info(f"codex app-server started (pid {proc.pid}); call codex_app_server_initialize next.")
-        log.info("codex app-server started: pid %s, binary %s", proc.pid, binary)
+        self.info(f"codex app-server started (pid {conn.pid}); call codex_app_server_initialize next.")
+        log.info("codex app-server started: pid %s, binary %s", conn.pid, binary)
         self.refresh()
         return gen
 
-    def _closed_error(self, gen: _Generation, method: str) -> BridgeError:
-        if gen.attach:
-            return BridgeError(
-                errors.SIDECAR_NOT_RUNNING,
-                f"The codex app-server daemon ({gen.proc.spec.binary}) closed the connection before answering "
-                f"{method}; the bridge reconnects by itself. See get_codex_app_server_status.",
-                path=gen.proc.spec.binary,
-            )
-        code = errors.SIDECAR_SPAWN_FAILED if method == "initialize" else errors.SIDECAR_NOT_RUNNING
-        return BridgeError(
-            code,
-            f"codex app-server (pid {gen.proc.pid}, {gen.proc.spec.binary}) closed its connection before "
-            f"answering {method}: it exited or crashed. See get_codex_app_server_status.",
-            path=gen.proc.spec.binary,
-        )
+    def closed_error(self, gen: Generation, method: str) -> BridgeError:
+        return gen.conn.closed_error(method)
 
-    async def _watch(self, gen: _Generation) -> None:
+    async def _watch(self, gen: Generation) -> None:
         """Run one generation's tasks until its process exits, then react to the exit."""
         async with anyio.create_task_group() as tg:
-            tg.start_soon(gen.proc.pump_stderr)
+            tg.start_soon(gen.conn.pump)
             tg.start_soon(gen.client.run)
-            tg.start_soon(self._liveness, gen)
+            tg.start_soon(self.session.liveness, gen)
             if gen.attach:
                 tg.start_soon(self._follow, gen)
-            code = await gen.proc.wait()
+            code = await gen.conn.wait()
             gen.exit_code = code
             # Let the reader drain what the process wrote before it died.
             with anyio.move_on_after(0.5):
@@ -752,96 +573,79 @@ class Supervisor:
                     await anyio.sleep(0.01)
             tg.cancel_scope.cancel()
         gen.exited.set()
-        self._retire(gen)
+        self._totals.fold(gen.client.counters, gen.conn.stderr)
         if gen.expected_exit or self._gen is not gen or gen.attach:
             return  # attach mode: the attach loop reconnects
         await self._unexpected_exit(gen, code)
 
-    def _retire(self, gen: _Generation) -> None:
-        """Fold a finished generation's counters into the totals."""
-        c = gen.client.counters
-        t = self._totals
-        t.timeouts += c.timeouts
-        t.protocol_errors += c.protocol_errors
-        t.oversized_frames += c.oversized_frames
-        t.notifications += c.notifications
-        t.server_requests_unhandled += c.server_requests_unhandled
-        for method, count in c.unknown_notifications.items():
-            t.unknown_notifications[method] = t.unknown_notifications.get(method, 0) + count
-        c.timeouts = c.protocol_errors = c.oversized_frames = c.notifications = c.server_requests_unhandled = 0
-        c.unknown_notifications.clear()
-        self._stderr_dropped += gen.proc.stderr.dropped
-        gen.proc.stderr.dropped = 0
-
-    async def _unexpected_exit(self, gen: _Generation, code: int | None) -> None:
+    async def _unexpected_exit(self, gen: Generation, code: int | None) -> None:
         with anyio.CancelScope(shield=True):
-            await gen.proc.stop(eof_grace=0.0, term_grace=0.2, kill_grace=0.5)  # reap any child it left
-        tail = "; ".join(gen.proc.stderr.tail(2))
-        log.warning("codex app-server (pid %s) exited unexpectedly with code %s", gen.proc.pid, code)
-        self._lifecycle_event("exited", {"pid": gen.proc.pid, "code": code, "expected": False})
+            await gen.conn.stop(eof_grace=0.0, term_grace=0.2, kill_grace=0.5)  # reap any child it left
+        tail = "; ".join(_tail(gen, 2))
+        log.warning("codex app-server (pid %s) exited unexpectedly with code %s", gen.conn.pid, code)
+        self._lifecycle_event(Exited(gen.conn.pid, code, expected=False, connection=gen.conn.kind))
         self._gen = None
-        self._auth = self._auth.process_replaced()
-        what = f"codex app-server (pid {gen.proc.pid}) exited unexpectedly with code {code}"
+        self.session.auth = self.session.auth.process_replaced()
+        what = f"codex app-server (pid {gen.conn.pid}) exited unexpectedly with code {code}"
         if tail:
             what += f" (stderr: {tail})"
-        if self.kill_switch:
-            self._phase = INACTIVE
-            self._error(f"{what}; not restarted because the stream kill switch is on.")
+        self._lc, verdict = self._lc.unexpected_exit(
+            self.options.clock(), self.options.rng(), kill_switch=self.kill_switch
+        )
+        window = self._lc.window
+        if verdict.action == "not_restarted":
+            self.error(f"{what}; not restarted because the stream kill switch is on.")
             self.refresh()
             return
-        decision = policy.record_exit(self._window, self.options.clock(), self.options.rng())
-        self._window = decision.window
-        if decision.crash_loop:
-            self._phase = CRASH_LOOP
-            self._error(
-                f"{what}; that is {decision.attempts} unexpected exits within {self._window.window:g} s, so it is "
+        if verdict.action == "crash_loop":
+            self.error(
+                f"{what}; that is {verdict.attempts} unexpected exits within {window.window:g} s, so it is "
                 "not restarted (crash_loop). Fix the cause (a codex.* config change resets the spawn budget), then "
                 "start_codex_app_server."
             )
             self.refresh()
             return
-        self._phase = STARTING
-        self._error(what + ".")
-        self._info(
-            f"Restarting codex app-server in {decision.delay:.2f} s "
-            f"(unexpected exit {decision.attempts} of {self._window.budget} allowed within {self._window.window:g} s)."
+        self.error(what + ".")
+        self.info(
+            f"Restarting codex app-server in {verdict.delay:.2f} s "
+            f"(unexpected exit {verdict.attempts} of {window.budget} allowed within {window.window:g} s)."
         )
         self.refresh()
-        token = self._restart_token
-        await anyio.sleep(decision.delay)
+        token = self._lc.token
+        await anyio.sleep(verdict.delay)
         async with self._lifecycle:
-            if token != self._restart_token or self._phase != STARTING:
+            self._lc, action = self._lc.restart_due(token, kill_switch=self.kill_switch)
+            if action == "superseded":
                 return
-            if self.kill_switch:
-                self._phase = INACTIVE
-                self._info("Restart cancelled: the stream kill switch is on.")
+            if action == "kill_switch":
+                self.info("Restart cancelled: the stream kill switch is on.")
                 self.refresh()
                 return
             try:
                 new = await self._spawn()
             except SpawnBudgetExhausted as exc:
-                self._phase = CRASH_LOOP
-                self._error(f"{what}; {exc.message}")
+                self._lc = self._lc.spawn_refused()
+                self.error(f"{what}; {exc.message}")
                 self.refresh()
                 return
             except BridgeError as exc:
-                self._phase = INACTIVE
-                self._error(f"Restart failed: {exc.message}")
+                self._lc = self._lc.spawn_failed()
+                self.error(f"Restart failed: {exc.message}")
                 self.refresh()
                 return
             self.restart_events_total += 1
         await self._rehandshake(new)
 
-    async def _rehandshake(self, gen: _Generation) -> None:
+    async def _rehandshake(self, gen: Generation) -> None:
         """After an automatic restart: initialize → initialized → account/read, unasked."""
         try:
-            await self._initialize(gen)
-            await self._initialized(gen)
-            self._info(f"codex app-server restarted (pid {gen.proc.pid}) and re-handshaken.")
-            self._lifecycle_event("rehandshaken", {"pid": gen.proc.pid, "generation": gen.number})
+            await self.session.initialize(gen)
+            await self.session.initialized(gen)
+            self.info(f"codex app-server restarted (pid {gen.conn.pid}) and re-handshaken.")
+            self._lifecycle_event(Rehandshaken(gen.conn.pid, gen.number))
         except BridgeError as exc:
             if self._gen is gen:
-                self._error(f"Automatic re-handshake after a restart failed: {exc.message}")
+                self.error(f"Automatic re-handshake after a restart failed: {exc.message}")
         self.refresh()
 
     async def stop(self, graces: tuple[float, float, float] | None = None) -> CodexAppServerStatus:
@@ -849,37 +653,30 @@ class Supervisor:
 
         ``graces``: seconds to wait after closing stdin, after SIGTERM and after SIGKILL.
         """
-        self._restart_token += 1
+        self._lc = self._lc.stop_requested()
         if self._attach_scope is not None:
             self._attach_scope.cancel()  # no reconnect after this
         async with self._lifecycle:
             gen = self._gen
             if gen is not None:
-                if not gen.exited.is_set() and gen.spawned_at is not None:
-                    # Stopped on request while alive: not a crash, so its spawn is given back.
-                    self._spawns = policy.refund_spawn(self._spawns, gen.spawned_at)
+                # Stopped on request while alive: not a crash, so its spawn is given back.
+                self._lc = self._lc.stopping(gen.spawned_at if not gen.exited.is_set() else None)
                 gen.expected_exit = True
-                self._phase = STOPPING
-                self._info(
-                    "Disconnecting from the codex app-server daemon." if gen.attach else "Stopping codex app-server."
-                )
+                self.info(gen.conn.stopping_note())
                 self.refresh()
                 opts = self.options
                 eof, term, kill = graces or (opts.stop_eof_grace, opts.stop_term_grace, opts.stop_kill_grace)
-                code = await gen.proc.stop(eof_grace=eof, term_grace=term, kill_grace=kill)
-                log.info("codex app-server (pid %s) stopped with code %s", gen.proc.pid, code)
-                self._lifecycle_event("exited", {"pid": gen.proc.pid, "code": code, "expected": True})
+                code = await gen.conn.stop(eof_grace=eof, term_grace=term, kill_grace=kill)
+                log.info("codex app-server (pid %s) stopped with code %s", gen.conn.pid, code)
+                self._lifecycle_event(
+                    Exited(gen.conn.pid, code, expected=True, connection=gen.conn.kind)
+                )
                 self._gen = None
-                self._auth = self._auth.process_replaced()
-                if gen.attach:
-                    self._info("Disconnected from the codex app-server daemon; the daemon keeps running.")
-                else:
-                    self._info(f"codex app-server stopped (exit code {code}).")
-            elif self._phase != INACTIVE:
-                self._info("codex app-server stopped.")
-            self._phase = INACTIVE
-            self._connection = None
-            self._window = policy.CrashWindow()
+                self.session.auth = self.session.auth.process_replaced()
+                self.info(gen.conn.stopped_note(code))
+            elif self._lc.phase != INACTIVE:
+                self.info("codex app-server stopped.")
+            self._lc = self._lc.stopped()
             self.refresh()
             return self.status()
 
@@ -894,79 +691,47 @@ class Supervisor:
         """React to a saved config change (the kill switch, the required auth mode, the timeout)."""
         if self._gen is not None:
             self._gen.client.request_timeout = new.codex.request_timeout_ms / 1000
-        if new.codex != old.codex:
-            self._spawns = policy.SpawnBudget()  # a changed codex.* is a new attempt: the budget starts over
+        # A changed codex.* is a new attempt (the spawn budget starts over); the kill switch cancels what is pending.
+        self._lc = self._lc.config_changed(
+            codex_changed=new.codex != old.codex,
+            kill_switch_on=new.stream_kill_switch and not old.stream_kill_switch,
+            connected=self._gen is not None,
+        )
         if new.stream_kill_switch != old.stream_kill_switch:
             if new.stream_kill_switch:
-                self._restart_token += 1
                 if self._attach_scope is not None and self._gen is None:
                     self._attach_scope.cancel()  # not connected: stop trying
-                if self._phase == STARTING and self._gen is None:
-                    self._phase = INACTIVE  # a pending restart will not happen
-                self._info("Stream kill switch on: stream enrichment stopped; the OTEL baseline is untouched.")
+                self.info("Stream kill switch on: stream enrichment stopped; the OTEL baseline is untouched.")
             else:
-                self._info("Stream kill switch off: start the sidecar and run the handshake to resume enrichment.")
+                self.info("Stream kill switch off: start the sidecar and run the handshake to resume enrichment.")
         self.refresh()
 
     def codex_info(self) -> dict[str, Any] | None:
         """``bridge_info.codex``: the binary in use (attach: the control socket), its version, the mode."""
         followed = list(self.followed_thread_ids)
         if self.connection == "attach":
-            return {"path": self._socket_path(), "version": self._codex_version, "connection": "attach",
+            return {"path": self._socket_path(), "version": self.session.codex_version, "connection": "attach",
                     "followedThreadIds": followed}  # fmt: skip
         if self._binary is None:
             return None
-        return {"path": self._binary, "version": self._codex_version, "connection": "spawn",
+        return {"path": self._binary, "version": self.session.codex_version, "connection": "spawn",
                 "followedThreadIds": followed}  # fmt: skip
 
-    def _lifecycle_event(self, event: str, details: dict[str, Any]) -> None:
-        for listener in self._lifecycle_listeners:
-            try:
-                listener(event, details)
-            except Exception:
-                log.exception("lifecycle listener failed")
+    def _lifecycle_event(self, event: LifecycleEvent) -> None:
+        self._pub.lifecycle(event)
 
     # --- liveness ------------------------------------------------------------
 
-    async def _liveness(self, gen: _Generation) -> None:
-        """Probe with ``account/read`` after a silence; a timeout marks the sidecar not alive."""
-        idle_limit = self.options.liveness_idle
-        while True:
-            idle = time.monotonic() - gen.client.last_frame_at
-            if not gen.alive and idle < idle_limit:
-                gen.alive = True  # a frame arrived since the failed probe
-                self.refresh()
-            if gen.handshake is not Handshake.INITIALIZED:
-                await anyio.sleep(min(1.0, idle_limit))
-                continue
-            if idle < idle_limit:
-                await anyio.sleep(max(0.05, min(idle_limit - idle, 1.0)))
-                continue
-            try:
-                await self._account_read(gen)
-                gen.alive = True
-            except BridgeError as exc:
-                if exc.code in (errors.SIDECAR_NOT_RUNNING, errors.SIDECAR_SPAWN_FAILED):
-                    return
-                if exc.code == errors.TIMEOUT:
-                    gen.alive = False
-                    self._error("codex app-server did not answer the liveness probe (account/read) in time.")
-            self.refresh()
-            if not gen.alive:  # wait for any frame (or the next probe) before trying again
-                failed_at = time.monotonic()
-                while gen.client.last_frame_at < failed_at and time.monotonic() - failed_at < idle_limit:
-                    await anyio.sleep(0.1)
-
     # --- notifications from the sidecar ------------------------------------------
 
-    def _on_notifications(self, gen: _Generation, batch: list[Envelope]) -> None:
+    def _on_notifications(self, gen: Generation, batch: list[Envelope]) -> None:
         if gen is not self._gen:
             return
         changed = False
         for env in batch:
             method = env.method
-            if method is not None and method.startswith("account/") and method in self._note_decoders:
-                changed = self._on_account_note(gen, method, env) or changed
+            if method is not None and method.startswith("account/") and self.session.handles(method):
+                changed = self.session.on_account_note(gen, method, env) or changed
         if changed:
             self.refresh()
         if self._stream_listeners and not self._config.current.stream_kill_switch:
@@ -976,44 +741,12 @@ class Supervisor:
                 except Exception:
                     log.exception("stream listener failed")
 
-    def _on_account_note(self, gen: _Generation, method: str, env: Envelope) -> bool:
-        try:
-            note = self._note_decoders[method].decode(env.params if len(env.params) else b"{}")
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return False
-        before = self._auth
-        if isinstance(note, AccountUpdatedNotification):
-            mode = canonical_auth_mode(note.authMode) if note.authMode else None
-            self._auth = self._auth.sidecar_account_updated(mode or note.authMode)
-        elif isinstance(note, AccountLoginCompletedNotification):
-            cancelled = before.cancel_requested
-            self._auth = self._auth.sidecar_login_completed(note.success, note.loginId)
-            if not note.success:
-                reason = redact_text(note.error or "no reason given")
-                if cancelled:
-                    self._info(f"Login cancelled; the sidecar reports: {reason}")
-                else:
-                    self._error(f"Login failed; the sidecar reports: {reason}")
-            elif self._tg is not None and self._auth.state != AUTHENTICATED:
-                self._tg.start_soon(self._confirm_quietly, gen)
-            if self._login_done is not None:
-                self._login_done.set()
-        return self._auth != before
-
-    async def _confirm_quietly(self, gen: _Generation) -> None:
-        """After a successful login notification: ask the sidecar for the account it now has."""
-        await anyio.sleep(0.05)
-        if gen is self._gen and self._auth.state != AUTHENTICATED:
-            with contextlib.suppress(BridgeError):
-                await self._account_read(gen)
-            self.refresh()
-
     # --- handshake ---------------------------------------------------------------
 
-    def _require_gen(self) -> _Generation:
+    def _require_gen(self) -> Generation:
         gen = self._gen
-        if gen is None or self._phase != _UP:
-            state = self._phase
+        if gen is None or self._lc.phase != UP:
+            state = self._lc.phase
             raise BridgeError(
                 errors.SIDECAR_NOT_RUNNING,
                 f"codex app-server is not running (state {state}); call start_codex_app_server first.",
@@ -1021,14 +754,14 @@ class Supervisor:
             )
         return gen
 
-    def _require_initialized(self) -> _Generation:
+    def _require_initialized(self) -> Generation:
         gen = self._require_gen()
         problem = handshake_error("account", gen.handshake)
         if problem:
             raise BridgeError(errors.HANDSHAKE_ORDER, problem, handshake=gen.handshake.value)
         return gen
 
-    async def _attached_handshake(self, gen: _Generation) -> CodexAppServerStatus:
+    async def _attached_handshake(self, gen: Generation) -> CodexAppServerStatus:
         """Attach mode: the bridge runs the handshake itself; the host's steps wait for it."""
         with anyio.move_on_after(gen.client.request_timeout):
             while gen.handshake is not Handshake.INITIALIZED and gen is self._gen:
@@ -1053,38 +786,11 @@ class Supervisor:
         if problem:
             raise BridgeError(errors.HANDSHAKE_ORDER, problem, handshake=gen.handshake.value)
         if gen.handshake in (Handshake.ANSWERED, Handshake.INITIALIZED):
-            self._info("initialize was already answered by this codex app-server process.")
+            self.info("initialize was already answered by this codex app-server process.")
             self.refresh()
             return self.status()
-        await self._initialize(gen)
+        await self.session.initialize(gen)
         return self.status()
-
-    async def _initialize(self, gen: _Generation) -> None:
-        gen.handshake = Handshake.INITIALIZING
-        if gen.attach:  # never the daemon's originator: see bridge.sidecar.attach
-            info = ClientInfo(OBSERVER_CLIENT_NAME, self.options.client_version, OBSERVER_CLIENT_TITLE)
-        else:
-            info = ClientInfo(self.options.client_name, self.options.client_version, self.options.client_title)
-        params = InitializeParams(info)
-        try:
-            result = await gen.client.request("initialize", params, InitializeResponse)
-        except BridgeError as exc:
-            if gen is self._gen:
-                if gen.handshake is Handshake.INITIALIZING:
-                    gen.handshake = Handshake.NOT_STARTED
-                self._error(f"initialize failed: {exc.message}")
-                self.refresh()
-            raise
-        if gen is not self._gen:
-            raise self._closed_error(gen, "initialize")
-        gen.handshake = Handshake.ANSWERED
-        self._codex_version = codex_version(result.userAgent) or self._codex_version
-        if gen.attach:
-            self._originator_imposed = imposed_originator(result.userAgent)
-            if self._originator_imposed:
-                log.warning("the codex daemon took the bridge's initialize as its originator: %s", result.userAgent)
-        self._info("initialize answered; call codex_app_server_initialized next.")
-        self.refresh()
 
     async def initialized(self) -> CodexAppServerStatus:
         gen = self._require_gen()
@@ -1093,153 +799,36 @@ class Supervisor:
         problem = handshake_error("initialized", gen.handshake)
         if problem:
             raise BridgeError(errors.HANDSHAKE_ORDER, problem, handshake=gen.handshake.value)
-        await self._initialized(gen)
+        await self.session.initialized(gen)
         return self.status()
-
-    async def _initialized(self, gen: _Generation) -> None:
-        if gen.handshake is Handshake.ANSWERED:
-            await gen.client.notify("initialized")
-            gen.handshake = Handshake.INITIALIZED
-            self.refresh()
-        await self._account_read(gen)
-        self._info(f"Handshake complete; the sidecar reports {self._auth.state}.")
-        self.refresh()
 
     # --- auth ----------------------------------------------------------------------
 
-    async def _account_read(self, gen: _Generation) -> AuthView:
-        result = await gen.client.request("account/read", GetAccountParams(refreshToken=False), GetAccountResponse)
-        if gen is self._gen:
-            account = result.account
-            mode = account_mode(account.type, self._auth.reported_mode) if account is not None else None
-            self._auth = self._auth.sidecar_account_read(mode)
-            self.refresh()
-        return self._auth
+    # --- session commands (checked here, performed by the session) -------------------
 
     async def account_read(self) -> CodexAccountStatus:
         gen = self._require_initialized()
-        await self._account_read(gen)
+        await self.session.read_account(gen)
         return self.account_status()
 
     async def login_start(self, auth_mode: str, api_key: str | None) -> LoginStartResult:
         """Start a login at the sidecar; an API key is forwarded and never kept."""
         self._refuse_in_attach("start logins")
-        gen = self._require_initialized()
-        mode = canonical_auth_mode(auth_mode)
-        if mode not in LOGIN_MODES:
-            raise errors.invalid_params(
-                "codex_app_server_account_login_start",
-                "authMode",
-                f"must be one of chatgpt, apiKey (got {auth_mode!r}; chatgptAuthTokens is not offered by this bridge)",
-            )
-        if mode == "apikey" and not api_key:
-            raise errors.invalid_params("codex_app_server_account_login_start", "apiKey", "is required for apiKey")
-        if mode == "chatgpt" and api_key:
-            raise errors.invalid_params("codex_app_server_account_login_start", "apiKey", "is only used with apiKey")
-        params: LoginApiKeyParams | LoginChatgptParams = (
-            LoginApiKeyParams(apiKey=api_key or "") if mode == "apikey" else LoginChatgptParams()
-        )
-        done = self._login_done = anyio.Event()
-        self._auth = self._auth.login_requested()
-        self._info(f"Starting the {mode} login at the sidecar.")
-        self.refresh()
-        try:
-            result = await gen.client.request("account/login/start", params, LoginAccountResponse)
-        except BridgeError as exc:
-            safe = _scrub(exc, api_key)
-            if gen is self._gen:
-                self._auth = self._auth.login_failed_to_start()
-                self._error(f"Login could not start: {safe.message}")
-                self.refresh()
-            raise safe from None
-        self._auth = self._auth.login_answered(result.loginId, result.authUrl)
-        if mode == "chatgpt":
-            self._info("Open authUrl in a browser to finish the ChatGPT login; the sidecar reports when it is done.")
-            self.refresh()
-        else:
-            with anyio.move_on_after(self.options.confirm_wait):
-                await done.wait()
-            await self._account_read(gen)
-            self._info(f"apiKey login sent; the sidecar reports {self._auth.state}.")
-            self.refresh()
-        account = self.account_status()
-        return LoginStartResult(
-            **msgspec.structs.asdict(account),
-            login_id=result.loginId,
-            auth_url=result.authUrl if mode == "chatgpt" else None,
-        )
+        return await self.session.login_start(self._require_initialized(), auth_mode, api_key)
 
     async def login_cancel(self, login_id: str) -> CodexAccountStatus:
         self._refuse_in_attach("cancel logins")
-        gen = self._require_initialized()
-        done = self._login_done = anyio.Event()
-        self._auth = self._auth.cancel_sent()
-        result = await gen.client.request("account/login/cancel", CancelLoginParams(login_id), CancelLoginResponse)
-        if result.status == "canceled":
-            with anyio.move_on_after(self.options.confirm_wait):
-                await done.wait()
-        else:
-            self._info(f"The sidecar had no login {login_id} to cancel ({result.status}).")
-        self.refresh()
-        return self.account_status()
+        return await self.session.login_cancel(self._require_initialized(), login_id)
 
     async def login_completed(self, success: bool, login_id: str | None, error: str | None) -> CodexAccountStatus:
         """The host says a login finished; only the sidecar's confirmation authenticates."""
         self._refuse_in_attach("take part in logins")
-        gen = self._require_initialized()
-        pending_id = self._auth.login_id
-        self._auth = self._auth.host_login_completed(success)
-        if success:
-            self._info("The host reports the login completed; waiting for the sidecar to confirm it.")
-            self.refresh()
-            await self._account_read(gen)
-        else:
-            self._error(f"The host reports the login failed: {redact_text(error or 'no reason given')}")
-            self.refresh()
-            cancel_id = login_id or pending_id
-            if cancel_id:  # free the sidecar's pending browser login, best effort
-                self._auth = self._auth.cancel_sent()
-                with anyio.move_on_after(2.0):
-                    with contextlib.suppress(BridgeError):
-                        await gen.client.request(
-                            "account/login/cancel", CancelLoginParams(cancel_id), CancelLoginResponse, timeout=2.0
-                        )
-        self.refresh()
-        return self.account_status()
-
-    def _refused_claim(self, message: str | None, **data: Any) -> BridgeError:
-        """A host auth claim the sidecar does not back: recorded as the last error, refused -32012."""
-        assert message is not None
-        self._error(message)
-        self.refresh()
-        return BridgeError(errors.AUTH_NOT_CONFIRMED, message, **data)
+        return await self.session.login_completed(self._require_initialized(), success, login_id, error)
 
     async def account_updated(self, auth_mode: str, authenticated: bool) -> CodexAccountStatus:
         """Check the host's claim against the sidecar; -32012 when it does not hold."""
-        gen = self._require_initialized()
-        required = self._required_mode()
-        claimed = canonical_auth_mode(auth_mode)
-        verdict = check_mode(claimed, auth_mode, required)
-        if not verdict.ok:
-            raise self._refused_claim(
-                verdict.message, authMode=claimed or redact_text(auth_mode), requiredMode=required
-            )
-        assert claimed is not None
-        view = await self._account_read(gen)
-        verdict = check_claim(claimed, authenticated, view)
-        if not verdict.ok:
-            raise self._refused_claim(verdict.message, sidecar={"authState": view.state, "authMode": view.mode})
-        self._info(f"The sidecar confirms {'a ' + claimed + ' login' if authenticated else 'no login'}.")
-        self.refresh()
-        return self.account_status()
+        return await self.session.account_updated(self._require_initialized(), auth_mode, authenticated)
 
     async def logout(self) -> CodexAccountStatus:
         self._refuse_in_attach("log out")
-        gen = self._require_initialized()
-        self._auth = self._auth.logout_sent()
-        await gen.client.request("account/logout", msgspec.UNSET, EmptyResponse)
-        if gen is self._gen:
-            self._auth = self._auth.logout_answered()
-            self._info("Logged out at the sidecar.")
-        self.refresh()
-        return self.account_status()
+        return await self.session.logout(self._require_initialized())

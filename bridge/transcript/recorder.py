@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bridge.sidecar.events import Exited, LifecycleEvent
 from bridge.transcript.format import Channel, Direction, exit_line, frame_line
 
 log = logging.getLogger("bridge.transcript")
@@ -213,10 +214,10 @@ class BridgeTranscript:
         record = self.recorder.record
         client.add_tap(lambda direction, raw: record("sidecar", direction, raw, conn))
 
-    def sidecar_lifecycle(self, event: str, details: dict[str, Any]) -> None:
-        """Supervisor lifecycle listener: an ``exited`` connection gets its exit line."""
-        if event == "exited" and self._current is not None:
-            self.recorder.record_exit(self._current, details.get("code"), bool(details.get("expected", True)))
+    def sidecar_lifecycle(self, event: LifecycleEvent) -> None:
+        """Supervisor lifecycle listener: an ended connection gets its exit line."""
+        if isinstance(event, Exited) and self._current is not None:
+            self.recorder.record_exit(self._current, event.code, event.expected)
             self._current = None
 
     def close(self) -> None:

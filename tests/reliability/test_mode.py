@@ -14,14 +14,14 @@ from bridge.reliability.mode import (
     OTEL_ONLY,
     RECEIVER_STATES,
     SIDECAR_STATES,
-    Facts,
+    ModeFacts,
     evaluate,
 )
 
 BOOLS = (False, True)
 
 
-def all_facts() -> list[Facts]:
+def all_facts() -> list[ModeFacts]:
     out = []
     for (
         auto_ingest,
@@ -39,7 +39,7 @@ def all_facts() -> list[Facts]:
         BOOLS, RECEIVER_STATES, BOOLS, BOOLS, SIDECAR_STATES, BOOLS, BOOLS, BOOLS, BOOLS, BOOLS, BOOLS
     ):
         out.append(
-            Facts(
+            ModeFacts(
                 auto_ingest_enabled=auto_ingest,
                 receiver_state=receiver,
                 stream_enrichment_enabled=enrichment,
@@ -63,7 +63,7 @@ def all_facts() -> list[Facts]:
 ALL = all_facts()
 
 
-def expected_mode(f: Facts) -> str:
+def expected_mode(f: ModeFacts) -> str:
     """The contract's rule, written out independently of the implementation."""
     b = f.auto_ingest_enabled and f.receiver_state == "listening" and f.store_writable
     e = f.stream_enrichment_enabled and not f.kill_switch
@@ -84,7 +84,7 @@ def expected_mode(f: Facts) -> str:
     return FAILURE
 
 
-def expected_reasons(f: Facts) -> list[str]:
+def expected_reasons(f: ModeFacts) -> list[str]:
     """Which reasons must appear, as keywords, in order of importance."""
     out: list[str] = []
     if not f.store_writable:
@@ -155,21 +155,21 @@ def test_the_first_reason_explains_the_mode() -> None:
 
 def test_health_recovers_when_its_facts_hold_again() -> None:
     """Nothing is remembered: a bad frame or a missed probe stops counting as soon as it is gone."""
-    healthy = Facts(True, "listening", True, False, "running", True, True, True, True, True)
+    healthy = ModeFacts(True, "listening", True, False, "running", True, True, True, True, True)
     assert evaluate(healthy).mode == HYBRID_ACTIVE
-    odd_frame = Facts(True, "listening", True, False, "degraded", True, True, True, True, False)
+    odd_frame = ModeFacts(True, "listening", True, False, "degraded", True, True, True, True, False)
     assert evaluate(odd_frame).mode == DEGRADED_STREAMING
     assert evaluate(healthy).mode == HYBRID_ACTIVE
-    silent = Facts(True, "listening", True, False, "degraded", True, True, True, False, True)
+    silent = ModeFacts(True, "listening", True, False, "degraded", True, True, True, False, True)
     assert evaluate(silent).reasons == ("The sidecar did not answer the liveness probe.",)
     assert evaluate(healthy).mode == HYBRID_ACTIVE
 
 
 def test_a_failed_write_is_failure_whatever_else_holds() -> None:
     """The storage fact alone decides FAILURE: the baseline cannot be kept, however healthy the rest is."""
-    healthy = Facts(True, "listening", True, False, "running", True, True, True, True, True, data_dir="/d")
+    healthy = ModeFacts(True, "listening", True, False, "running", True, True, True, True, True, data_dir="/d")
     assert evaluate(healthy).mode == HYBRID_ACTIVE
-    full = Facts(True, "listening", True, False, "running", True, True, True, True, True, store_writable=False,
+    full = ModeFacts(True, "listening", True, False, "running", True, True, True, True, True, store_writable=False,
                  store_problem="the disk is full", data_dir="/d")  # fmt: skip
     ev = evaluate(full)
     assert ev.mode == FAILURE and not ev.otel_baseline_healthy and ev.stream_healthy
@@ -183,8 +183,9 @@ def test_a_failed_write_is_failure_whatever_else_holds() -> None:
 @pytest.mark.parametrize("writable", BOOLS)
 def test_a_replaced_store_is_said_after_the_reasons_for_the_mode(writable: bool) -> None:
     note = "The store /d/capture.sqlite3 was damaged (x); it was moved aside to /d/y (kept) ..."
-    f = Facts(True, "listening", False, False, "inactive", False, False, False, False, True, store_writable=writable,
-              store_problem=None if writable else "an I/O error", store_note=note)  # fmt: skip
+    f = ModeFacts(True, "listening", False, False, "inactive", False, False, False, False, True,
+                  store_writable=writable, store_problem=None if writable else "an I/O error",
+                  store_note=note)  # fmt: skip
     ev = evaluate(f)
     assert ev.reasons[-1] == note and len(ev.reasons) == (2 if writable else 3)
     assert ev.mode == (OTEL_ONLY if writable else FAILURE)
@@ -196,7 +197,7 @@ def test_a_new_data_dir_is_told_how_to_leave_failure() -> None:
     from bridge.config.model import IngestConfig
 
     assert IngestConfig().auto_ingest_enabled is False
-    f = Facts(
+    f = ModeFacts(
         auto_ingest_enabled=False, receiver_state="listening", receiver_message=None,
         stream_enrichment_enabled=True, kill_switch=False, sidecar_state="inactive",
         handshake_complete=False, auth_confirmed=False, auth_mode_allowed=False,

@@ -1,4 +1,4 @@
-"""The service in-process: the sidecar-facts adapter as a table, recording, and a quiet stop."""
+"""The service in-process: the sidecar facts from the typed state as a table, recording, and a quiet stop."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import pytest
 from bridge.config.store import ConfigStore
 from bridge.reliability import history
 from bridge.reliability.service import ReliabilityService, sidecar_facts
-from bridge.sidecar.status import CodexAppServerStatus
+from bridge.sidecar.auth import AuthView, Handshake
+from bridge.sidecar.events import SidecarState
+from bridge.sidecar.status import CodexAppServerStatus, SidecarFacts
 from bridge.store.db import Database
 
 
@@ -41,40 +43,54 @@ def status(**over: Any) -> CodexAppServerStatus:
     return CodexAppServerStatus(**base)
 
 
+def state(status_over: dict[str, Any], **facts_over: Any) -> SidecarState:
+    facts: dict[str, Any] = {
+        "process_up": True,
+        "handshake": Handshake.INITIALIZED,
+        "auth": AuthView(state="authenticated", mode="chatgpt"),
+        "required_mode": "chatgpt",
+        "kill_switch": False,
+        "alive": True,
+        "last_frame_valid": True,
+    }
+    facts.update(facts_over)
+    return SidecarState(status(**status_over), SidecarFacts(**facts))
+
+
+DEGRADED = {"state": "degraded", "stream_healthy": False}
+
+
 @pytest.mark.parametrize(
-    ("over", "frames_valid", "alive", "confirmed", "allowed"),
+    ("st", "alive", "confirmed", "allowed", "frames_valid", "handshake"),
     [
-        ({}, True, True, True, True),
-        # degraded with every other cause ruled out: the liveness probe failed
-        ({"state": "degraded", "stream_healthy": False}, True, False, True, True),
-        # degraded because of a bad frame / the kill switch / a refused auth mode: alive
-        ({"state": "degraded", "stream_healthy": False}, False, True, True, True),
-        ({"state": "degraded", "stream_healthy": False, "stream_kill_switch": True}, True, True, True, True),
-        (
-            {"state": "degraded", "stream_healthy": False, "auth_mode": "apikey", "auth_mode_allowed": False},
-            True,
-            True,
-            True,
-            False,
-        ),
-        ({"auth_state": "needs_login", "auth_mode": None, "auth_mode_allowed": False}, True, True, False, False),
-        ({"state": "inactive", "pid": None}, False, False, True, True),
-        ({"state": "crash_loop", "pid": None}, True, False, True, True),
+        (state({}), True, True, True, True, True),
+        # the supervisor's own facts say why it is degraded: nothing is guessed from the state name
+        (state(DEGRADED, alive=False), False, True, True, True, True),
+        (state(DEGRADED, last_frame_valid=False), True, True, True, False, True),
+        (state(DEGRADED, kill_switch=True), True, True, True, True, True),
+        (state(DEGRADED, auth=AuthView(state="authenticated", mode="apikey")), True, True, False, True, True),
+        (state({}, auth=AuthView(state="needs_login")), True, False, False, True, True),
+        (state({}, handshake=Handshake.ANSWERED), True, True, True, True, False),
+        # a process that is gone is not alive and sends no bad frames
+        (state({"state": "inactive", "pid": None}, process_up=False, last_frame_valid=False), False, True, True, True,
+         True),
+        (state({"state": "crash_loop", "pid": None}, process_up=False), False, True, True, True, True),
     ],
 )
-def test_sidecar_facts_from_the_public_status(
-    over: dict[str, Any], frames_valid: bool, alive: bool, confirmed: bool, allowed: bool
+def test_sidecar_facts_from_the_typed_state(
+    st: SidecarState, alive: bool, confirmed: bool, allowed: bool, frames_valid: bool, handshake: bool
 ) -> None:
-    facts = sidecar_facts(status(**over), frames_valid)
+    facts = sidecar_facts(st)
+    assert facts["sidecar_state"] == st.status.state
     assert facts["sidecar_alive"] is alive
     assert facts["auth_confirmed"] is confirmed
     assert facts["auth_mode_allowed"] is allowed
-    if facts["sidecar_state"] not in ("running", "degraded"):
-        assert facts["frames_valid"] is True  # a process that is gone sends no bad frames
+    assert facts["frames_valid"] is frames_valid
+    assert facts["handshake_complete"] is handshake
 
 
 def test_no_supervisor_means_no_stream() -> None:
-    facts = sidecar_facts(None, True)
+    facts = sidecar_facts(None)
     assert facts["sidecar_state"] == "inactive" and not facts["sidecar_alive"]
 
 
@@ -102,11 +118,10 @@ async def test_records_only_mode_changes_and_the_stop_is_not_one(tmp_path: Path)
     async with anyio.create_task_group() as tg:
         await service.start(tg)
         assert [p.to_mode for _, p in pushed] == ["OTEL_ONLY"] and pushed[0][1].from_mode is None
-        service.on_notification("otel-receiver-status", {"state": "listening"})  # nothing changed
-        service.on_notification("session:live:event", {})  # not a fact
+        service.on_receiver_status(receiver.status())  # type: ignore[arg-type]  # nothing changed
         assert len(pushed) == 1
         receiver.state = "error"
-        service.on_notification("otel-receiver-status", {"state": "error"})
+        service.on_receiver_status(receiver.status())  # type: ignore[arg-type]
         assert [(p.from_mode, p.to_mode) for _, p in pushed] == [(None, "OTEL_ONLY"), ("OTEL_ONLY", "FAILURE")]
         receiver.state = "listening"
         service.reevaluate()
@@ -116,7 +131,7 @@ async def test_records_only_mode_changes_and_the_stop_is_not_one(tmp_path: Path)
         assert [c.name for c in gate.checks if not c.ok] == ["no_failure_in_window"]
         await service.stop()
         receiver.state = "stopped"  # the bridge's own shutdown stops the receiver
-        service.on_notification("otel-receiver-status", {"state": "stopped"})
+        service.on_receiver_status(receiver.status())  # type: ignore[arg-type]
         service.reevaluate()
         assert len(pushed) == 3
         tg.cancel_scope.cancel()

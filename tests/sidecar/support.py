@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
 
 from bridge.config.store import ConfigStore
 from bridge.peers import fence
-from bridge.sidecar.supervisor import Supervisor, SupervisorOptions
+from bridge.sidecar.events import SidecarState
+from bridge.sidecar.generation import SupervisorOptions
+from bridge.sidecar.supervisor import Supervisor
 
 FAKE_SIDECAR = Path(__file__).resolve().parents[1] / "fakes" / "fake_sidecar.py"
 MARK = "CAPTURE_BRIDGE_TEST_MARK"
@@ -192,11 +195,12 @@ async def supervisor(
         store.update(config)
     harness_ref: list[Harness] = []
 
-    def notify(method: str, params: dict[str, Any]) -> None:
-        harness_ref[0].record(method, params)
+    def on_state(state: SidecarState) -> None:
+        harness_ref[0].record("codex-app-server-status", msgspec.to_builtins(state.status))
 
     opts = SupervisorOptions(environ=environ if environ is not None else marked_env(tmp_path), **options)
-    sup = Supervisor(store, notify, opts)
+    sup = Supervisor(store, opts)
+    sup.add_state_listener(on_state)
     harness = Harness(sup, store)
     harness_ref.append(harness)
     async with anyio.create_task_group() as tg:

@@ -18,6 +18,7 @@ import pytest
 
 from bridge import errors
 from bridge.errors import BridgeError
+from bridge.sidecar.events import Spawned
 from bridge.sidecar.protocol import Envelope
 from bridge.sidecar.rpc import ProtocolFault
 from tests.sidecar.support import (
@@ -32,9 +33,9 @@ FAST: dict[str, Any] = {"start_settle": 0.5, "stop_eof_grace": 0.5, "stop_term_g
 
 
 async def test_crash_on_start_is_32015_then_crash_loop(tmp_path: Path) -> None:
-    spawned: list[dict[str, Any]] = []
+    spawned: list[Spawned] = []
     async with supervisor(tmp_path, fake_config("crash_on_start"), **FAST) as h:
-        h.sup.add_lifecycle_listener(lambda event, d: spawned.append(d) if event == "spawned" else None)
+        h.sup.add_lifecycle_listener(lambda event: spawned.append(event) if isinstance(event, Spawned) else None)
         with pytest.raises(BridgeError) as caught:
             await h.sup.start()
         assert caught.value.code == errors.SIDECAR_SPAWN_FAILED
@@ -175,12 +176,12 @@ async def test_liveness_probe_failure_degrades_until_frames_return(tmp_path: Pat
         assert h.sup.status().state == "running"
         gen = h.sup._gen
         assert gen is not None
-        os.kill(gen.proc.pid, signal.SIGSTOP)  # alive but mute
+        os.kill(gen.conn.pid, signal.SIGSTOP)  # alive but mute
         try:
             status = await h.wait_status(lambda s: s["state"] == "degraded", timeout=10)
             assert "liveness" in status["lastError"]
         finally:
-            os.kill(gen.proc.pid, signal.SIGCONT)
+            os.kill(gen.conn.pid, signal.SIGCONT)
         await h.wait_status(lambda s: s["state"] == "running", timeout=10)
 
 

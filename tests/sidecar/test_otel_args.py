@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.sidecar.supervisor import _sets_otel
+from bridge.sidecar.generation import sets_otel as _sets_otel
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.sidecar.auth import AuthView, Handshake
-from bridge.sidecar.status import DEGRADED, RUNNING, Facts, derive
+from bridge.sidecar.status import DEGRADED, RUNNING, SidecarFacts, derive
 
 CHATGPT = AuthView(state="authenticated", mode="chatgpt")
 APIKEY = AuthView(state="authenticated", mode="apikey")
@@ -13,7 +13,7 @@ NONE = AuthView()
 DONE = Handshake.INITIALIZED
 
 
-def facts(**overrides: object) -> Facts:
+def facts(**overrides: object) -> SidecarFacts:
     base: dict[str, object] = dict(
         process_up=True,
         handshake=DONE,
@@ -24,7 +24,7 @@ def facts(**overrides: object) -> Facts:
         last_frame_valid=True,
     )
     base.update(overrides)
-    return Facts(**base)  # type: ignore[arg-type]
+    return SidecarFacts(**base)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
