@@ -31,7 +31,7 @@ from anyio.abc import TaskGroup
 
 from bridge import errors
 from bridge.capture import codex_events as ce
-from bridge.capture.store import iso
+from bridge.clock import now_iso
 from bridge.errors import BridgeError
 from bridge.redact import redact, redact_text
 
@@ -253,7 +253,7 @@ class ApprovalBroker:
         result = {
             "type": "ApprovalResult", "requestId": pending.request_id, "threadId": pending.thread_id,
             "approved": decision in ("accept", "acceptForSession"), "decision": decision,
-            "decidedAtIso": iso(int(time.time() * 1000)), "decidedBy": by,
+            "decidedAtIso": now_iso(), "decidedBy": by,
             "reason": redact_text(reason) if reason else None,
         }  # fmt: skip
         self._emit("session:live:event", result)
@@ -269,7 +269,7 @@ class ApprovalBroker:
         self._emit(
             "session:live:event",
             {"type": "ApprovalResult", "requestId": pending.request_id, "threadId": pending.thread_id,
-             "approved": None, "decision": None, "decidedAtIso": iso(int(time.time() * 1000)), "decidedBy": by,
+             "approved": None, "decision": None, "decidedAtIso": now_iso(), "decidedBy": by,
              "reason": reason, "observed": True},
         )  # fmt: skip
 

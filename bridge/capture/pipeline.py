@@ -30,7 +30,9 @@ import msgspec
 from bridge.capture.events import CaptureEvent
 from bridge.capture.hold import DEFAULT_LIMIT_BYTES, Gap, HoldQueue
 from bridge.capture.normalize import NormalizeError, normalize
-from bridge.capture.store import Applied, CaptureStore, iso
+from bridge.capture.rows import Applied
+from bridge.capture.store import CaptureStore
+from bridge.clock import iso_ms, now_iso
 from bridge.redact import needs_redaction, redact, redact_text
 from bridge.store.db import StorageUnavailable
 
@@ -319,7 +321,7 @@ class CapturePipeline:
                     problems.append(
                         {"type": "ParserValidationError", "kind": exc.kind,
                          "rawPreview": redact_text(frame.line[:256].decode(errors="replace"))[:256],
-                         "reason": redact_text(f"{method}: {exc.reason}"), "occurredAtIso": iso(int(now))}
+                         "reason": redact_text(f"{method}: {exc.reason}"), "occurredAtIso": iso_ms(int(now))}
                     )  # fmt: skip
                     continue
                 if event is not None:
@@ -333,7 +335,7 @@ class CapturePipeline:
     def _publish(self, applied: list[Applied]) -> None:
         if not applied:
             return
-        received = iso(int(time.time() * 1000))
+        received = now_iso()
         bodies = [
             SessionDelta(
                 thread_id=(ev := entry.event).thread_id, turn_id=ev.turn_id, item_id=ev.item_id, event_type=ev.method,

@@ -10,95 +10,25 @@ commits once. Only then do the events count as captured and go to the host.
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
+from bridge.capture import reads, upkeep
+from bridge.capture.decisions import replay_logged_decisions
 from bridge.capture.events import OTEL, CaptureEvent
-from bridge.capture.ledger import Ledger, Outcome, decide, item_content_key
+from bridge.capture.ledger import Ledger, Outcome, item_content_key
+from bridge.capture.reads import CapturedThread, DedupDecision, ThreadSummary
+from bridge.capture.rows import ACCEPTED, LOGGED_WHEN_ACCEPTED, Applied, DeltaRun, chunks, ms_or_unknown, prompt_item_id
+from bridge.clock import now_ms
 from bridge.store.db import Database
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
 
 DECISIONS_KEPT = 10_000
-_TEXT_DELTAS = {
-    "item/agentMessage/delta": "text",
-    "item/plan/delta": "text",
-    "item/reasoning/summaryTextDelta": "text",
-    "item/reasoning/textDelta": "text",
-    "item/commandExecution/outputDelta": "output",
-    "item/fileChange/outputDelta": "output",
-}
 _FINAL_TURN = ("completed", "interrupted", "failed")
-PROMPT_ITEM_PREFIX = "userprompt:"
-
-
-def prompt_item_id(anchor: str) -> str:
-    """The item id of a user prompt the OTEL baseline saw without an item id (``anchor``: its turn)."""
-    return PROMPT_ITEM_PREFIX + anchor
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
-
-
-# Accepted events of these kinds go to the decision log (with every duplicate,
-# replaced and dropped one); accepted deltas, status changes and the like are
-# only counted, so the bounded log keeps what an operator needs to see.
-_LOGGED_WHEN_ACCEPTED = frozenset({"thread", "turn_started", "turn_completed", "item_started", "item_completed"})
-
-
-def _ms_or_unknown(ms: int | None) -> int:
-    return -1 if ms is None else ms
-
-
-_ACCEPTED = {source: Outcome("accepted", source, None) for source in ("app_server_stream", "otel")}
-
-
-class _Run:
-    """Consecutive deltas of one item and method in a batch: stored as one row."""
-
-    __slots__ = ("first", "idents", "item_id", "last", "method", "texts", "thread_id")
-
-    def __init__(self, thread_id: str, item_id: str | None, method: str, first: int) -> None:
-        self.thread_id, self.item_id, self.method = thread_id, item_id, method
-        self.first = self.last = first
-        self.texts: list[str] = []
-        self.idents: list[tuple[int, str]] = []
-
-    def add(self, seq: int, ev: CaptureEvent) -> None:
-        self.last = seq
-        self.texts.append(ev.delta or "")
-        emitted = ev.emitted_at_ms
-        self.idents.append((-1 if emitted is None else emitted, ev.text_hash))
-
-    def row(self, at: int) -> tuple[Any, ...]:
-        return (self.thread_id, self.item_id, self.first, self.last, self.method, "".join(self.texts),
-                _encode(self.idents).decode(), at)  # fmt: skip
-
-
-@dataclass(slots=True)
-class Applied:
-    event: CaptureEvent
-    outcome: Outcome
-    sequence_id: int  # the per-item delta ordinal; 0 for other events
-
-
-def _chunks(values: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
-    for i in range(0, len(values), size):
-        yield values[i : i + size]
-
-
 class CaptureStore:
     def __init__(self, db: Database, preferred_source: str = "app_server_stream") -> None:
         self.db = db
@@ -143,14 +73,14 @@ class CaptureStore:
         applied: list[Applied] = []
         decisions: list[tuple[Any, ...]] = []
         ledger_rows: list[tuple[str, str, int]] = []
-        runs: list[_Run] = []  # deltas are written as runs per item and method
-        open_runs: dict[tuple[str, str | None], _Run] = {}
+        runs: list[DeltaRun] = []  # deltas are written as runs per item and method
+        open_runs: dict[tuple[str, str | None], DeltaRun] = {}
 
         def add_delta(ev: CaptureEvent, seq: int) -> None:
             ident = (ev.thread_id, ev.item_id)
             run = open_runs.get(ident)
             if run is None or run.method != ev.method:
-                run = open_runs[ident] = _Run(ev.thread_id, ev.item_id, ev.method, seq)
+                run = open_runs[ident] = DeltaRun(ev.thread_id, ev.item_id, ev.method, seq)
                 runs.append(run)
             run.add(seq, ev)
 
@@ -176,7 +106,7 @@ class CaptureStore:
                 if current is not None:
                     delta_ord[(thread_id, ev.item_id)] = seq  # type: ignore[index]
                 add_delta(ev, seq)
-                applied.append(Applied(ev, _ACCEPTED.get(source) or Outcome("accepted", source, None), seq))
+                applied.append(Applied(ev, ACCEPTED.get(source) or Outcome("accepted", source, None), seq))
                 continue
             item = ev.item
             if item is not None and item.type == "userMessage" and ev.turn_id and ev.item_id:
@@ -186,7 +116,7 @@ class CaptureStore:
             outcome = ledger.decide(key, ev.source)
             decision = outcome.decision
             counts[decision] += 1
-            if decision != "accepted" or ev.kind in _LOGGED_WHEN_ACCEPTED:  # the rest is counted, not logged
+            if decision != "accepted" or ev.kind in LOGGED_WHEN_ACCEPTED:  # the rest is counted, not logged
                 decisions.append(
                     (at, key, decision, ev.source, stored, outcome.chosen_source, outcome.replaced_source, pref)
                 )
@@ -257,7 +187,7 @@ class CaptureStore:
         if not lookups:
             return
         keys = list({e.key for e in lookups if e.kind != "delta"})
-        for chunk in _chunks(keys):
+        for chunk in chunks(keys):
             marks = ",".join("?" * len(chunk))
             for key, source in conn.execute(f"SELECT key, source FROM ledger WHERE key IN ({marks})", chunk):
                 ledger.remember(key, source)
@@ -275,7 +205,7 @@ class CaptureStore:
                     )
                     for at, digest in _decode(idents)
                 }
-            if (_ms_or_unknown(e.emitted_at_ms), e.text_hash, e.method) in known:
+            if (ms_or_unknown(e.emitted_at_ms), e.text_hash, e.method) in known:
                 ledger.remember(e.key, e.source)
 
     def _ensure_thread(self, conn: sqlite3.Connection, ev: CaptureEvent, at: int) -> None:
@@ -510,132 +440,25 @@ class CaptureStore:
 
     def mark_incomplete(self, reason_at_ms: int | None = None, idle_before_ms: int | None = None) -> list[str]:
         """Mark turns still in progress as ``incomplete`` (all, or those silent since ``idle_before_ms``)."""
-
-        def tx(conn: sqlite3.Connection) -> list[str]:
-            if idle_before_ms is None:
-                rows = conn.execute("SELECT thread_id, turn_id FROM turns WHERE status = 'inProgress'").fetchall()
-            else:
-                rows = conn.execute(
-                    "SELECT thread_id, turn_id FROM turns WHERE status = 'inProgress' AND last_event_at_ms < ?",
-                    (idle_before_ms,),
-                ).fetchall()
-            conn.executemany(
-                "UPDATE turns SET status = 'incomplete' WHERE thread_id = ? AND turn_id = ? AND status = 'inProgress'",
-                rows,
-            )
-            for thread_id, turn_id in rows:  # a late turn/completed must still find (and update) the row
-                self._turns_known.add((thread_id, turn_id))
-            return [f"{t}/{u}" for t, u in rows]
-
-        return self.db.write(tx)
+        marked = self.db.write(lambda conn: upkeep.mark_incomplete(conn, idle_before_ms))
+        self._turns_known.update(marked)  # a late turn/completed must still find (and update) the row
+        return [f"{t}/{u}" for t, u in marked]
 
     def threads_with_open_turns(self, within_ms: int = 86_400_000) -> list[str]:
         """Threads with a turn still in progress or marked incomplete, captured recently."""
-        since = now_ms() - within_ms
-        rows = self.db.read(
-            lambda c: c.execute(
-                "SELECT DISTINCT thread_id FROM turns WHERE status IN ('inProgress', 'incomplete') "
-                "AND captured_at_ms >= ? ORDER BY thread_id",
-                (since,),
-            ).fetchall()
-        )
-        return [r[0] for r in rows]
+        return self.db.read(lambda conn: upkeep.threads_with_open_turns(conn, now_ms() - within_ms))
 
     # ------------------------------------------------------------------ reading
-    def list_threads(self, limit: int, since_ms: int | None) -> list[dict[str, Any]]:
-        def q(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            sql = "SELECT thread_id, provider, title, cwd, created_at_ms, updated_at_ms, sources FROM threads"
-            args: list[Any] = []
-            if since_ms is not None:
-                sql += " WHERE updated_at_ms >= ?"
-                args.append(since_ms)
-            sql += " ORDER BY updated_at_ms DESC, thread_id LIMIT ?"
-            args.append(limit)
-            out = []
-            for tid, provider, title, cwd, created, updated, sources in conn.execute(sql, args):
-                turns = conn.execute("SELECT count(*) FROM turns WHERE thread_id = ?", (tid,)).fetchone()[0]
-                out.append(
-                    {"threadId": tid, "provider": provider, "title": title, "cwd": cwd, "createdAtIso": iso(created),
-                     "updatedAtIso": iso(updated), "sources": _decode(sources), "turnCount": turns}
-                )  # fmt: skip
-            return out
+    def list_threads(self, limit: int, since_ms: int | None) -> list[ThreadSummary]:
+        """Captured threads, newest first; ``since_ms`` filters on their last update."""
+        return self.db.read(lambda conn: reads.list_threads(conn, limit, since_ms))
 
-        return self.db.read(q)
-
-    def get_thread(self, thread_id: str) -> dict[str, Any] | None:
-        def q(conn: sqlite3.Connection) -> dict[str, Any] | None:
-            row = conn.execute(
-                "SELECT provider, title, cwd, created_at_ms, updated_at_ms, sources FROM threads WHERE thread_id = ?",
-                (thread_id,),
-            ).fetchone()
-            if row is None:
-                return None
-            provider, title, cwd, created, updated, sources = row
-            turns: list[dict[str, Any]] = []
-            by_turn: dict[str | None, list[dict[str, Any]]] = {}
-            for t in conn.execute(
-                "SELECT turn_id, status, error, started_at_ms, completed_at_ms, usage FROM turns "
-                "WHERE thread_id = ? ORDER BY coalesce(started_at_ms, completed_at_ms, captured_at_ms), ord",
-                (thread_id,),
-            ):
-                items: list[dict[str, Any]] = []
-                by_turn[t[0]] = items
-                turns.append(
-                    {"turnId": t[0], "status": t[1], "error": t[2], "startedAtIso": iso(t[3]),
-                     "completedAtIso": iso(t[4]), "usage": _decode(t[5]) if t[5] else None, "items": items}
-                )  # fmt: skip
-            partial = self._partial_texts(conn, thread_id)
-            loose: list[dict[str, Any]] = []
-            for r in conn.execute(
-                "SELECT item_id, turn_id, type, status, text, output, exit_code, command, started_at_ms, "
-                "completed_at_ms, source, seen_by, extra FROM items WHERE thread_id = ? "
-                "ORDER BY coalesce(started_at_ms, completed_at_ms, captured_at_ms), ord",
-                (thread_id,),
-            ):
-                text, output = r[4], r[5]
-                if r[3] != "completed" and text is None and output is None:
-                    assembled = partial.get(r[0], {})
-                    text, output = assembled.get("text"), assembled.get("output")
-                item = {
-                    "itemId": r[0], "type": r[2], "status": r[3], "text": text, "output": output, "exitCode": r[6],
-                    "command": r[7], "startedAtIso": iso(r[8]), "completedAtIso": iso(r[9]), "source": r[10],
-                    "seenBy": _decode(r[11]), "extra": _decode(r[12]) if r[12] else None,
-                }  # fmt: skip
-                by_turn.get(r[1], loose).append(item)
-            if loose:
-                turns.append({"turnId": None, "status": "incomplete", "error": None, "startedAtIso": None,
-                              "completedAtIso": None, "usage": None, "items": loose})  # fmt: skip
-            return {
-                "threadId": thread_id, "provider": provider, "title": title, "cwd": cwd,
-                "createdAtIso": iso(created), "updatedAtIso": iso(updated), "sources": _decode(sources),
-                "turns": turns,
-            }  # fmt: skip
-
-        return self.db.read(q)
-
-    @staticmethod
-    def _partial_texts(conn: sqlite3.Connection, thread_id: str) -> dict[str, dict[str, str]]:
-        """Text of items still in progress, assembled from their deltas in order."""
-        out: dict[str, dict[str, str]] = {}
-        for item_id, method, text in conn.execute(
-            "SELECT d.item_id, d.method, d.text FROM deltas d JOIN items i USING (thread_id, item_id) "
-            "WHERE d.thread_id = ? AND i.status != 'completed' ORDER BY d.item_id, d.first_ordinal",
-            (thread_id,),
-        ):
-            field = _TEXT_DELTAS.get(method)
-            if field:
-                slot = out.setdefault(item_id, {})
-                slot[field] = slot.get(field, "") + text
-        return out
+    def get_thread(self, thread_id: str) -> CapturedThread | None:
+        """A thread with its turns and items in order; items still streaming carry their text so far."""
+        return self.db.read(lambda conn: reads.get_thread(conn, thread_id))
 
     def delete_thread(self, thread_id: str) -> bool:
-        def tx(conn: sqlite3.Connection) -> bool:
-            for table in ("deltas", "items", "turns"):
-                conn.execute(f"DELETE FROM {table} WHERE thread_id = ?", (thread_id,))
-            cur = conn.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,))
-            return cur.rowcount > 0
-
-        deleted = self.db.write(tx)
+        deleted = self.db.write(lambda conn: upkeep.delete_thread(conn, thread_id))
         self._threads_known.discard(thread_id)
         self._turns_known = {k for k in self._turns_known if k[0] != thread_id}
         self._item_ord.pop(thread_id, None)
@@ -646,59 +469,15 @@ class CaptureStore:
 
     def apply_retention(self, older_than_ms: int) -> int:
         """Delete content captured before ``older_than_ms``; returns threads removed."""
-
-        def tx(conn: sqlite3.Connection) -> int:
-            for table in ("deltas", "items", "turns"):
-                conn.execute(f"DELETE FROM {table} WHERE captured_at_ms < ?", (older_than_ms,))
-            # dedup memory older than the data it protected goes too (a replay that old is new again)
-            conn.execute("DELETE FROM ledger WHERE at_ms < ?", (older_than_ms,))
-            conn.execute("DELETE FROM decisions WHERE at_ms < ?", (older_than_ms,))
-            cur = conn.execute(
-                "DELETE FROM threads WHERE captured_at_ms < ? AND thread_id NOT IN (SELECT thread_id FROM turns) "
-                "AND thread_id NOT IN (SELECT thread_id FROM items)",
-                (older_than_ms,),
-            )
-            return cur.rowcount
-
-        removed = self.db.write(tx)
-        self._threads_known.clear()
-        self._turns_known.clear()
-        self._item_ord.clear()
-        self._turn_ord.clear()
-        self._delta_ord.clear()
+        removed = self.db.write(lambda conn: upkeep.apply_retention(conn, older_than_ms))
+        for cache in (self._threads_known, self._turns_known, self._item_ord, self._turn_ord, self._delta_ord):
+            cache.clear()  # they may name rows that are gone
         return removed
 
-    def decision_log(self, limit: int) -> list[dict[str, Any]]:
-        rows = self.db.read(
-            lambda c: c.execute(
-                "SELECT at_ms, key, decision, incoming_source, chosen_source, replaced_source FROM decisions "
-                "ORDER BY id DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-        )
-        return [
-            {"atIso": iso(r[0]), "key": r[1], "decision": r[2], "incomingSource": r[3], "chosenSource": r[4],
-             "replacedSource": r[5]}
-            for r in rows
-        ]  # fmt: skip
+    def decision_log(self, limit: int) -> list[DedupDecision]:
+        """The newest ``limit`` decisions, newest first."""
+        return self.db.read(lambda conn: reads.decision_log(conn, limit))
 
     def decisions_replay_consistent(self, window_start_ms: int) -> tuple[bool, int, str]:
         """Re-decide every logged decision from its inputs; (all equal, how many, first difference)."""
         return self.db.read(lambda conn: replay_logged_decisions(conn, window_start_ms))
-
-
-def replay_logged_decisions(conn: sqlite3.Connection, since_ms: int) -> tuple[bool, int, str]:
-    """Re-decide every decision logged since ``since_ms`` from its inputs (the gate's determinism check).
-
-    Returns (all equal, how many, the first difference).
-    """
-    rows = conn.execute(
-        "SELECT key, decision, incoming_source, stored_source, chosen_source, replaced_source, preferred_source "
-        "FROM decisions WHERE at_ms >= ? ORDER BY id",
-        (since_ms,),
-    ).fetchall()
-    for key, decision, incoming, stored, chosen, replaced, preferred in rows:
-        again = decide(stored, incoming, preferred)
-        if (again.decision, again.chosen_source, again.replaced_source) != (decision, chosen, replaced):
-            return False, len(rows), f"{key}: logged {decision}, replaying its inputs gives {again.decision}"
-    return True, len(rows), ""

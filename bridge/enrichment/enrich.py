@@ -1,6 +1,6 @@
 """Committed capture batches → OpenTelemetry spans and log records.
 
-:class:`Enricher` turns the :class:`~bridge.capture.store.Applied` events of
+:class:`Enricher` turns the :class:`~bridge.capture.rows.Applied` events of
 each committed batch into
 
 * one ``invoke_agent`` span per turn (from ``turn/started`` to
@@ -44,7 +44,7 @@ from opentelemetry.trace import (
 from bridge import __version__
 from bridge.capture import codex_events as ce
 from bridge.capture.events import CaptureEvent
-from bridge.capture.store import Applied
+from bridge.capture.rows import Applied
 from bridge.enrichment import semconv as sc
 from bridge.enrichment.providers import Providers, item_span_id, item_trace_id, trace_id_for, turn_span_id
 

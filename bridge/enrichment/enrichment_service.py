@@ -28,7 +28,7 @@ from bridge.enrichment.sender import PostFn, post_http
 from bridge.enrichment.targets import ExportTarget, Plan, own_receiver_refusal, receiver_addresses, resolve
 
 if TYPE_CHECKING:
-    from bridge.capture.store import Applied
+    from bridge.capture.rows import Applied
     from bridge.enrichment.enrich import Enricher
 
 log = logging.getLogger("bridge.enrichment.export")  # one logger for the whole export path

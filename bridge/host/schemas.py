@@ -16,22 +16,17 @@ from typing import Any
 import msgspec
 
 from bridge.host.registry import REGISTRY, command_names
-from bridge.host.schemas_types import NOTIFICATIONS, RESULTS
+from bridge.host.schemas_types import NOTIFICATIONS
 
 _encode = msgspec.json.Encoder(order="sorted").encode
 
 
-LOOSE_RESULTS = (dict[str, Any], list[dict[str, Any]], Any)
+LOOSE_RESULTS = (dict[str, Any], list[dict[str, Any]], Any)  # only codex's own answers, passed through
 
 
 def result_type(name: str) -> Any:
-    """The type of a command's result: the registered one, or its shape from schemas_types when that is a dict."""
-    registered = REGISTRY[name].result
-    if name in RESULTS:
-        if registered not in LOOSE_RESULTS:
-            raise TypeError(f"{name} now declares its result type: drop it from schemas_types.RESULTS")
-        return RESULTS[name]
-    return registered
+    """The declared type of a command's result (what its schema and TypeScript are generated from)."""
+    return REGISTRY[name].result
 
 
 def command_schema(name: str) -> dict[str, Any]:

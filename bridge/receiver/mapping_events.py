@@ -15,7 +15,7 @@ import msgspec
 
 from bridge.capture.events import OTEL, CaptureEvent, ItemFields
 from bridge.capture.ledger import item_content_key, lifecycle_key
-from bridge.capture.store import prompt_item_id
+from bridge.capture.rows import prompt_item_id
 from bridge.receiver.records import OtelRecord
 from bridge.redact import redact_text
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from bridge.capture.store import replay_logged_decisions
+from bridge.capture.decisions import replay_logged_decisions
 from bridge.clock import iso_ms
 
 SNAPSHOT_KEY = "reliability.snapshot"

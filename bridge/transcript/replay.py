@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 
 from bridge.client.host import Host, HostError, spawn_bridge
 from bridge.transcript.compare import first_difference, normalise
@@ -259,11 +260,11 @@ def read_outcome(data_dir: Path) -> dict[str, Any]:
         store = CaptureStore(db)
         listed = store.list_threads(1000, None)
         threads = []
-        for entry in sorted(listed, key=lambda t: (t.get("createdAtIso") or "", t["threadId"])):
-            thread = store.get_thread(entry["threadId"])
+        for entry in sorted(listed, key=lambda t: (t.created_at_iso or "", t.thread_id)):
+            thread = store.get_thread(entry.thread_id)
             if thread is not None:
-                threads.append(normalise(thread))
-        decisions = [normalise(d) for d in reversed(store.decision_log(1000))]
+                threads.append(normalise(msgspec.to_builtins(thread)))
+        decisions = [normalise(msgspec.to_builtins(d)) for d in reversed(store.decision_log(1000))]
         transitions = db.read(lambda c: history.recent_transitions(c, 1000))
         modes = [{"fromMode": t.from_mode, "toMode": t.to_mode, "reason": t.reason} for t in reversed(transitions)]
     finally:

@@ -120,6 +120,7 @@ export interface CaptureReliabilityTransitionEvent {
   seq: number;
 }
 
+/** An item of a captured turn: a message, a command, a file change, reasoning… */
 export interface CapturedItem {
   itemId: string;
   type: string;
@@ -135,7 +136,7 @@ export interface CapturedItem {
   extra: Record<string, unknown> | null;
 }
 
-/** get_captured_thread: the thread as captured, merged from both sources. */
+/** ``get_captured_thread``: a thread with every turn and item the bridge captured. */
 export interface CapturedThread {
   threadId: string;
   provider: "claude_code" | "codex";
@@ -147,22 +148,11 @@ export interface CapturedThread {
   turns: Array<CapturedTurn>;
 }
 
-/** One row of list_captured_threads. */
-export interface CapturedThreadSummary {
-  threadId: string;
-  provider: "claude_code" | "codex";
-  title: string | null;
-  cwd: string | null;
-  createdAtIso: string | null;
-  updatedAtIso: string | null;
-  sources: Array<string>;
-  turnCount: number;
-}
-
+/** A turn and its items in order; ``turnId: null`` gathers items whose turn was never seen. */
 export interface CapturedTurn {
   turnId: string | null;
   status: "completed" | "failed" | "inProgress" | "incomplete" | "interrupted" | null;
-  error: unknown;
+  error: string | null;
   startedAtIso: string | null;
   completedAtIso: string | null;
   usage: Record<string, unknown> | null;
@@ -265,10 +255,11 @@ export interface DedupConfig {
   completedContentSource: "app_server_stream" | "otel";
 }
 
-export interface DedupeLogEntry {
+/** One entry of ``get_codex_stream_dedupe_log`` (docs/protocol.md §3.5). */
+export interface DedupDecision {
   atIso: string;
   key: string;
-  decision: string;
+  decision: "accepted" | "dropped" | "duplicate" | "replaced";
   incomingSource: string;
   chosenSource: string | null;
   replacedSource: string | null;
@@ -499,6 +490,18 @@ export interface ThreadStartParams {
   model?: string | null;
 }
 
+/** One entry of ``list_captured_threads``. */
+export interface ThreadSummary {
+  threadId: string;
+  provider: "claude_code" | "codex";
+  title: string | null;
+  cwd: string | null;
+  createdAtIso: string | null;
+  updatedAtIso: string | null;
+  sources: Array<string>;
+  turnCount: number;
+}
+
 export interface TranscriptConfig {
   path: string | null;
   maxBytes: number;
@@ -633,7 +636,7 @@ export interface HostCommands {
   /** The newest dedup decisions first: accepted, duplicate, replaced or dropped, with sources. */
   get_codex_stream_dedupe_log: {
     params: DedupeLogParams;
-    result: Array<DedupeLogEntry>;
+    result: Array<DedupDecision>;
   };
   /** Where the collector roots stand; reading it writes nothing. */
   get_collector_migration_status: {
@@ -663,7 +666,7 @@ export interface HostCommands {
   /** Captured threads, newest ``updatedAtIso`` first; ``sinceIso`` filters on it. */
   list_captured_threads: {
     params: ListThreadsParams;
-    result: Array<CapturedThreadSummary>;
+    result: Array<ThreadSummary>;
   };
   /** Approval requests still waiting for a decision. */
   list_pending_approvals: {

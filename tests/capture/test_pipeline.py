@@ -11,6 +11,7 @@ from bridge.capture.pipeline import CapturePipeline
 from bridge.capture.store import CaptureStore
 from bridge.store.db import Database
 from tests.capture.reference import notifications
+from tests.support.wire import wire
 
 
 async def run_pipeline(
@@ -52,7 +53,7 @@ async def test_injected_duplicates_change_nothing_stored_or_emitted(tmp_path: Pa
 
     again = sum(1 for f in frames[5:20] if normalize(f.method, bytes(f.params), f.emittedAtMs) is not None)
     assert counts["duplicate"] == len(once) + again
-    log = pipeline.store.decision_log(50)
+    log = wire(pipeline.store.decision_log(50))
     assert log[0]["decision"] == "duplicate"
 
 
@@ -60,7 +61,7 @@ async def test_kill_switch_captures_and_emits_nothing(tmp_path: Path) -> None:
     sent, pipeline = await run_pipeline(tmp_path, [notifications("chat")], enabled=False)
     assert sent == []
     assert pipeline.ignored_while_killed > 0
-    assert pipeline.store.list_threads(10, None) == []
+    assert wire(pipeline.store.list_threads(10, None)) == []
 
 
 async def test_a_frame_whose_params_do_not_fit_becomes_a_parser_validation_error(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from bridge.capture.normalize import normalize
 from bridge.capture.store import CaptureStore
 from bridge.store.db import Database
 from tests.capture.reference import REFERENCE, notifications
+from tests.support.wire import wire
 
 
 def events(scenario: str) -> list:  # type: ignore[type-arg]
@@ -35,7 +36,7 @@ def test_shell_turn_is_assembled_like_the_recorded_stream(tmp_path: Path) -> Non
     store = CaptureStore(Database(tmp_path / "c.db"))
     evs = events("shell")
     store.apply(evs)
-    thread = store.get_thread(evs[0].thread_id)
+    thread = wire(store.get_thread(evs[0].thread_id))
     assert thread is not None
     [turn] = thread["turns"]
     assert turn["status"] == "completed"
@@ -57,13 +58,13 @@ def test_the_same_frames_twice_change_nothing(tmp_path: Path) -> None:
     store = CaptureStore(Database(tmp_path / "c.db"))
     evs = events("chat")
     first = store.apply(evs)
-    before = store.get_thread(evs[0].thread_id)
+    before = wire(store.get_thread(evs[0].thread_id))
     again = store.apply(evs)
     assert len(first) == len(evs)
     assert again == []
-    assert store.get_thread(evs[0].thread_id) == before
+    assert wire(store.get_thread(evs[0].thread_id)) == before
     log = store.decision_log(len(evs))
-    assert {d["decision"] for d in log} == {"duplicate"}
+    assert {d.decision for d in log} == {"duplicate"}
     assert store.counts["duplicate"] == len(evs)
 
 
@@ -81,7 +82,7 @@ def test_a_crash_mid_item_leaves_the_partial_item(tmp_path: Path) -> None:
     cut = next(i for i, e in enumerate(evs) if e.kind == "delta" and e.method == "item/agentMessage/delta") + 2
     store = CaptureStore(Database(tmp_path / "c.db"))
     store.apply(evs[:cut])
-    thread = store.get_thread(evs[0].thread_id)
+    thread = wire(store.get_thread(evs[0].thread_id))
     assert thread is not None
     partial = [i for t in thread["turns"] for i in t["items"] if i["type"] == "agentMessage"]
     assert partial and partial[0]["status"] == "inProgress"
@@ -89,7 +90,7 @@ def test_a_crash_mid_item_leaves_the_partial_item(tmp_path: Path) -> None:
     assert partial[0]["text"] == "".join(d or "" for d in deltas)
     assert store.mark_incomplete() == [f"{evs[0].thread_id}/{thread['turns'][0]['turnId']}"]
     store.apply(evs[cut:])  # a late turn/completed replaces the mark
-    done = store.get_thread(evs[0].thread_id)
+    done = wire(store.get_thread(evs[0].thread_id))
     assert done is not None and done["turns"][0]["status"] == "completed"
 
 
@@ -99,12 +100,12 @@ def test_delete_and_decision_replay(tmp_path: Path) -> None:
     store.apply(evs)
     store.apply(evs[:5])
     ok, count, diff = store.decisions_replay_consistent(0)
-    from bridge.capture.store import _LOGGED_WHEN_ACCEPTED
+    from bridge.capture.rows import LOGGED_WHEN_ACCEPTED as _LOGGED_WHEN_ACCEPTED
 
     unlogged = sum(1 for e in evs if e.kind not in _LOGGED_WHEN_ACCEPTED)
     assert ok and count == len(evs) - unlogged + 5 and diff == ""
     assert store.delete_thread(evs[0].thread_id) is True
-    assert store.get_thread(evs[0].thread_id) is None
+    assert wire(store.get_thread(evs[0].thread_id)) is None
     assert store.delete_thread(evs[0].thread_id) is False
 
 
@@ -113,7 +114,7 @@ def test_retention_removes_old_content_and_its_dedup_memory(tmp_path: Path) -> N
     evs = events("chat")
     store.apply(evs, at_ms=1_000)
     assert store.apply_retention(older_than_ms=2_000) == 1
-    assert store.get_thread(evs[0].thread_id) is None
+    assert wire(store.get_thread(evs[0].thread_id)) is None
     counts = store.db.read(lambda c: [c.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                                       for t in ("turns", "items", "deltas", "ledger", "decisions")])  # fmt: skip
     assert counts == [0, 0, 0, 0, 0]
@@ -141,7 +142,7 @@ def test_interleaved_delta_kinds_of_one_item_keep_their_arrival_order(tmp_path: 
     store = CaptureStore(Database(tmp_path / "c.db"))
     store.apply(batch)  # type: ignore[arg-type]
     store.apply([frame(summary, "D", 5, summaryIndex=0)])  # type: ignore[list-item]
-    thread = store.get_thread("t")
+    thread = wire(store.get_thread("t"))
     assert thread is not None
     [item] = thread["turns"][0]["items"]
     assert item["status"] == "inProgress"

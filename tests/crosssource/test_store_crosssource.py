@@ -12,6 +12,7 @@ from bridge.capture.store import CaptureStore
 from bridge.receiver.baseline import BaselineFeeder
 from bridge.store.db import Database
 from tests.crosssource.support import OTEL, STREAM, fixture_records, fixture_stream, items_of, load_fixture
+from tests.support.wire import wire
 
 CODEX = load_fixture("codex_chat_shell.json")
 THREAD = CODEX["threadId"]
@@ -38,7 +39,7 @@ def store(tmp_path: Path) -> CaptureStore:
 
 
 def decisions(store: CaptureStore) -> dict[str, str]:
-    return {d["key"]: d["decision"] for d in store.decision_log(1000) if d["decision"] != "accepted"}
+    return {d["key"]: d["decision"] for d in wire(store.decision_log(1000)) if d["decision"] != "accepted"}
 
 
 def assert_one_item_per_real_item(thread: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -53,7 +54,7 @@ def test_a_turn_seen_by_both_is_one_item_per_real_item(tmp_path: Path, preferred
     store = CaptureStore(Database(tmp_path / "c.db"), preferred)
     store.apply(fixture_stream(CODEX))
     store.apply(baseline_events())
-    thread = store.get_thread(THREAD)
+    thread = wire(store.get_thread(THREAD))
     assert thread is not None
     items = assert_one_item_per_real_item(thread)
     both = sorted([STREAM, OTEL])
@@ -80,14 +81,14 @@ def test_a_turn_seen_by_both_is_one_item_per_real_item(tmp_path: Path, preferred
     shared += [f"item/started|{THREAD}|{command['itemId']}", f"thread/started|{THREAD}"]
     shared += [f"turn/{what}|{THREAD}|{t['turnId']}" for t in thread["turns"] for what in ("started", "completed")]
     assert {k: logged.get(k) for k in shared} == dict.fromkeys(shared, decision)
-    assert all(d["incomingSource"] == OTEL for d in store.decision_log(1000) if d["decision"] == decision)
+    assert all(d["incomingSource"] == OTEL for d in wire(store.decision_log(1000)) if d["decision"] == decision)
     assert store.decisions_replay_consistent(0)[0]
 
 
 def test_the_baseline_first_then_the_stream_still_makes_one_item(store: CaptureStore) -> None:
     store.apply(baseline_events())  # the stream lagging behind (or replayed later)
     store.apply(fixture_stream(CODEX))
-    thread = store.get_thread(THREAD)
+    thread = wire(store.get_thread(THREAD))
     assert thread is not None
     items = {i["itemId"]: i for i in items_of(thread)}
     assert len(items) == len(items_of(thread)), "an item twice"
@@ -106,7 +107,7 @@ def test_the_baseline_first_then_the_stream_still_makes_one_item(store: CaptureS
 
 def test_a_baseline_only_thread_is_filled(store: CaptureStore) -> None:
     store.apply(baseline_events())
-    thread = store.get_thread(THREAD)
+    thread = wire(store.get_thread(THREAD))
     assert thread is not None
     assert thread["provider"] == "codex" and thread["sources"] == [OTEL]
     assert [t["status"] for t in thread["turns"]] == ["completed", "completed"]
@@ -126,13 +127,13 @@ def test_baseline_events_again_change_no_content(store: CaptureStore) -> None:
     """Redeliveries stop at the record level; if the same events came again, nothing would change."""
     store.apply(fixture_stream(CODEX))
     store.apply(baseline_events())
-    before = store.get_thread(THREAD)
+    before = wire(store.get_thread(THREAD))
     assert before is not None
     applied = store.apply(baseline_events())
     assert [a for a in applied if a.outcome.decision not in ("duplicate", "dropped")] == []
-    after = store.get_thread(THREAD)
+    after = wire(store.get_thread(THREAD))
     assert after is not None and after["turns"] == before["turns"]
-    again = [d["decision"] for d in store.decision_log(1000)[: len(baseline_events())]]
+    again = [d["decision"] for d in wire(store.decision_log(1000))[: len(baseline_events())]]
     assert set(again) <= {"duplicate", "dropped"}  # the losing copy loses again; its own keys are duplicates
 
 
@@ -144,7 +145,7 @@ def test_kill_switch_mid_turn_the_baseline_captures_the_rest(store: CaptureStore
     )  # fmt: skip
     store.apply(stream[: command_started + 1])  # the kill switch: nothing more from the stream
     store.apply(baseline_events())
-    thread = store.get_thread(THREAD)
+    thread = wire(store.get_thread(THREAD))
     assert thread is not None
     shell = thread["turns"][1]
     assert shell["status"] == "completed"

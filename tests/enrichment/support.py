@@ -29,7 +29,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from bridge.capture.events import CaptureEvent
 from bridge.capture.normalize import normalize
-from bridge.capture.store import Applied, CaptureStore
+from bridge.capture.rows import Applied
+from bridge.capture.store import CaptureStore
 from bridge.store.db import Database
 from tests.capture.reference import notifications
 

@@ -11,7 +11,8 @@ import opentelemetry.trace as otel_trace
 import pytest
 
 from bridge.capture.events import OTEL
-from bridge.capture.store import Applied, CaptureStore
+from bridge.capture.rows import Applied
+from bridge.capture.store import CaptureStore
 from bridge.enrichment import semconv as sc
 from bridge.enrichment.enrich import MAX_CONTENT_CHARS, Enricher
 from bridge.enrichment.outbox import Outbox

@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from bridge.capture.store import Applied
+from bridge.capture.rows import Applied
 from bridge.config.model import ExportConfig, IngestConfig, OtlpReceiverConfig
 from bridge.enrichment import semconv as sc
 from bridge.enrichment.enrichment_service import EnrichmentService

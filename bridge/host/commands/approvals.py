@@ -11,6 +11,7 @@ from bridge.capture.approvals import ApprovalBroker, canonical_decision
 from bridge.errors import BridgeError
 from bridge.host.app import App
 from bridge.host.registry import NoParams, Params, command
+from bridge.host.schemas_types import ApprovalRequest, ApprovalResult
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 METHOD = "codex_app_server_submit_approval"
@@ -31,8 +32,8 @@ def broker(app: App) -> ApprovalBroker:
     return app.approvals
 
 
-@command(METHOD, params=SubmitApprovalParams, result=dict[str, Any])
-async def submit_approval(app: App, params: SubmitApprovalParams) -> dict[str, Any]:
+@command(METHOD, params=SubmitApprovalParams, result=ApprovalResult)
+async def submit_approval(app: App, params: SubmitApprovalParams) -> dict[str, Any]:  # an ApprovalResult
     """Answer a pending approval: accept, acceptForSession, decline or cancel (or approved: bool)."""
     if params.decision is not None:
         decision = canonical_decision(params.decision)
@@ -51,7 +52,7 @@ async def submit_approval(app: App, params: SubmitApprovalParams) -> dict[str, A
     return broker(app).submit(params.request_id, params.thread_id, params.decision_token, decision, params.reason)
 
 
-@command("list_pending_approvals", result=list[dict[str, Any]])
-async def list_pending_approvals(app: App, params: NoParams) -> list[dict[str, Any]]:
+@command("list_pending_approvals", result=list[ApprovalRequest])
+async def list_pending_approvals(app: App, params: NoParams) -> list[dict[str, Any]]:  # ApprovalRequests
     """Approval requests still waiting for a decision."""
     return broker(app).list_pending()

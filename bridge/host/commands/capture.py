@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import calendar
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 
 from bridge import errors
+from bridge.capture.reads import CapturedThread, DedupDecision, ThreadSummary
 from bridge.capture.store import CaptureStore
+from bridge.clock import parse_iso_ms
 from bridge.errors import BridgeError
 from bridge.host.app import App
 from bridge.host.registry import Params, Result, command
@@ -40,27 +41,22 @@ def capture_store(app: App) -> CaptureStore:
 
 
 def parse_iso(field: str, value: str, method: str) -> int:
-    text = value.strip().replace("Z", "+00:00")
-    try:
-        from datetime import datetime
-
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise errors.invalid_params(method, field, "is not an ISO-8601 timestamp") from None
-    if moment.tzinfo is None:
-        return int(calendar.timegm(moment.timetuple()) * 1000)
-    return int(moment.timestamp() * 1000)
+    """Epoch ms of a host-given ISO-8601 time (UTC when it names no offset), or -32602 naming ``field``."""
+    ms = parse_iso_ms(value)
+    if ms is None:
+        raise errors.invalid_params(method, field, "is not an ISO-8601 timestamp")
+    return ms
 
 
-@command("list_captured_threads", params=ListThreadsParams, result=list[dict[str, Any]])
-async def list_captured_threads(app: App, params: ListThreadsParams) -> list[dict[str, Any]]:
+@command("list_captured_threads", params=ListThreadsParams, result=list[ThreadSummary])
+async def list_captured_threads(app: App, params: ListThreadsParams) -> list[ThreadSummary]:
     """Captured threads, newest ``updatedAtIso`` first; ``sinceIso`` filters on it."""
     since = parse_iso("sinceIso", params.since_iso, "list_captured_threads") if params.since_iso else None
     return capture_store(app).list_threads(params.limit, since)
 
 
-@command("get_captured_thread", params=ThreadParams, result=dict[str, Any])
-async def get_captured_thread(app: App, params: ThreadParams) -> dict[str, Any]:
+@command("get_captured_thread", params=ThreadParams, result=CapturedThread)
+async def get_captured_thread(app: App, params: ThreadParams) -> CapturedThread:
     """One captured thread with its turns and items (docs/protocol.md §4.5)."""
     thread = capture_store(app).get_thread(params.thread_id)
     if thread is None:
@@ -78,7 +74,7 @@ async def delete_captured_thread(app: App, params: ThreadParams) -> Deleted:
     return Deleted(deleted=capture_store(app).delete_thread(params.thread_id))
 
 
-@command("get_codex_stream_dedupe_log", params=DedupeLogParams, result=list[dict[str, Any]])
-async def get_codex_stream_dedupe_log(app: App, params: DedupeLogParams) -> list[dict[str, Any]]:
+@command("get_codex_stream_dedupe_log", params=DedupeLogParams, result=list[DedupDecision])
+async def get_codex_stream_dedupe_log(app: App, params: DedupeLogParams) -> list[DedupDecision]:
     """The newest dedup decisions first: accepted, duplicate, replaced or dropped, with sources."""
     return capture_store(app).decision_log(params.limit)

@@ -10,6 +10,7 @@ from bridge import errors
 from bridge.errors import BridgeError
 from bridge.host.app import App
 from bridge.host.registry import Params, command
+from bridge.host.schemas_types import HeldNotification
 
 
 class LiveEventsParams(Params):
@@ -17,8 +18,8 @@ class LiveEventsParams(Params):
     run_id: str | None = None  # the bridge_info runId the host's sinceSeq belongs to
 
 
-@command("get_live_events", params=LiveEventsParams, result=list[dict[str, Any]])
-async def get_live_events(app: App, params: LiveEventsParams) -> list[dict[str, Any]]:
+@command("get_live_events", params=LiveEventsParams, result=list[HeldNotification])
+async def get_live_events(app: App, params: LiveEventsParams) -> list[dict[str, Any]]:  # held notifications
     """Held notifications with ``seq > sinceSeq`` (the newest 10,000), oldest first.
 
     ``seq`` starts again at 1 in every bridge process, so a ``sinceSeq`` from

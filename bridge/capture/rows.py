@@ -1,0 +1,68 @@
+"""Small pieces of the capture write path: the delta-run row, the applied event, prompt item ids."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from bridge.capture.events import CaptureEvent
+from bridge.capture.ledger import Outcome
+
+_encode = msgspec.json.Encoder().encode
+
+PROMPT_ITEM_PREFIX = "userprompt:"
+
+
+def prompt_item_id(anchor: str) -> str:
+    """The item id of a user prompt the OTEL baseline saw without an item id (``anchor``: its turn)."""
+    return PROMPT_ITEM_PREFIX + anchor
+
+
+# Accepted events of these kinds go to the decision log (with every duplicate,
+# replaced and dropped one); accepted deltas, status changes and the like are
+# only counted, so the bounded log keeps what an operator needs to see.
+LOGGED_WHEN_ACCEPTED = frozenset({"thread", "turn_started", "turn_completed", "item_started", "item_completed"})
+
+
+def ms_or_unknown(ms: int | None) -> int:
+    return -1 if ms is None else ms
+
+
+ACCEPTED = {source: Outcome("accepted", source, None) for source in ("app_server_stream", "otel")}
+
+
+class DeltaRun:
+    """Consecutive deltas of one item and method in a batch: stored as one row."""
+
+    __slots__ = ("first", "idents", "item_id", "last", "method", "texts", "thread_id")
+
+    def __init__(self, thread_id: str, item_id: str | None, method: str, first: int) -> None:
+        self.thread_id, self.item_id, self.method = thread_id, item_id, method
+        self.first = self.last = first
+        self.texts: list[str] = []
+        self.idents: list[tuple[int, str]] = []
+
+    def add(self, seq: int, ev: CaptureEvent) -> None:
+        self.last = seq
+        self.texts.append(ev.delta or "")
+        emitted = ev.emitted_at_ms
+        self.idents.append((-1 if emitted is None else emitted, ev.text_hash))
+
+    def row(self, at: int) -> tuple[Any, ...]:
+        return (self.thread_id, self.item_id, self.first, self.last, self.method, "".join(self.texts),
+                _encode(self.idents).decode(), at)  # fmt: skip
+
+
+@dataclass(slots=True)
+class Applied:
+    event: CaptureEvent
+    outcome: Outcome
+    sequence_id: int  # the per-item delta ordinal; 0 for other events
+
+
+def chunks(values: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
