@@ -7,7 +7,8 @@ job on a ``SimpleQueue`` (no Python-level lock) and awaits an event the thread
 sets through ``call_soon_threadsafe``; one thread also keeps the store's
 connection, caches and ledger warm on one core. Like ``to_thread.run_sync``
 without ``abandon_on_cancel``, the caller waits for a started job to finish
-even when cancelled, so a transaction is never abandoned half-way.
+even when cancelled, so a transaction is never abandoned half-way. The thread is a daemon that
+lives as long as the process (it blocks on the queue when there is nothing to do).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ _Job = tuple[Callable[[Any], Any], Any, list[tuple[bool, Any]], asyncio.Abstract
 class CaptureThread:
     def __init__(self, name: str = "capture") -> None:
         self.name = name
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
@@ -45,12 +46,6 @@ class CaptureThread:
             return value  # type: ignore[no-any-return]
         raise value
 
-    def stop(self) -> None:
-        """Let the thread end after the jobs already queued (it is a daemon: nothing waits for it)."""
-        if self._thread is not None:
-            self._jobs.put(None)
-            self._thread = None
-
     def _ensure_started(self) -> None:
         if self._thread is None:
             with self._start_lock:
@@ -60,10 +55,7 @@ class CaptureThread:
 
     def _loop(self) -> None:
         while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            fn, arg, box, loop, done = job
+            fn, arg, box, loop, done = self._jobs.get()
             try:
                 box.append((True, fn(arg)))
             except BaseException as exc:  # handed to the awaiting task, which raises it
