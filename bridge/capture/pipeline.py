@@ -32,6 +32,7 @@ from bridge.capture.hold import DEFAULT_LIMIT_BYTES, Gap, HoldQueue
 from bridge.capture.normalize import NormalizeError, normalize
 from bridge.capture.rows import Applied
 from bridge.capture.store import CaptureStore
+from bridge.capture.worker import CaptureThread
 from bridge.clock import iso_ms, now_iso
 from bridge.redact import needs_redaction, redact, redact_text
 from bridge.store.db import StorageUnavailable
@@ -150,6 +151,7 @@ class CapturePipeline:
         self._observers: list[Callable[[list[Applied]], None]] = []
         self.held: HoldQueue[Work] = HoldQueue(hold_limit_bytes)
         self._commit_lock = anyio.Lock()
+        self._thread = CaptureThread()  # every capture transaction runs on this one long-lived thread
         self.held_batches_committed = 0
         self.on_gap: Callable[[Gap], None] | None = None  # threads to reconcile after a drop
 
@@ -218,7 +220,7 @@ class CapturePipeline:
                         self._hold(work)
                         continue
                     try:
-                        applied = await anyio.to_thread.run_sync(self._capture, work)
+                        applied = await self._thread.run(self._capture, work)
                     except StorageUnavailable as exc:
                         log.error("capturing a batch failed on the storage (%s); it is held in memory", exc.kind)
                         self._hold(work)
@@ -269,7 +271,7 @@ class CapturePipeline:
             while self.held:
                 work = self.held.peek()
                 try:
-                    applied = await anyio.to_thread.run_sync(self._capture, work)
+                    applied = await self._thread.run(self._capture, work)
                 except StorageUnavailable:
                     return False
                 except Exception:

@@ -53,6 +53,7 @@ def _start_storage(app: App, tg: TaskGroup) -> None:
 
     from bridge.store.probe import StorageProbe
 
+    app.db.start_checkpoints()  # the WAL is checkpointed on a thread of its own, never on a capture commit
     probe = StorageProbe(app.db)
     capture = app.capture
     if capture is not None:

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from bridge.receiver.records import OtelRecord
-from bridge.redact import redact
+from bridge.redact import needs_redaction, redact
 from bridge.store.db import Database
 
 _INT64_MAX = (1 << 63) - 1
@@ -45,6 +45,7 @@ COLUMNS = (
 _INSERT = f"INSERT OR IGNORE INTO otel_records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 
 Row = tuple[Any, ...]
+_KEYS_PER_SELECT = 500  # under SQLite's host-parameter limit
 
 
 def _int64(value: int | None) -> int | None:
@@ -52,7 +53,10 @@ def _int64(value: int | None) -> int | None:
 
 
 def _encode(value: Any) -> str:
-    return _json.encode(redact(value)).decode("utf-8")
+    raw = _json.encode(value)
+    if needs_redaction(raw):  # the deep walk only when the bytes hold something it could mask
+        raw = _json.encode(redact(value))
+    return raw.decode("utf-8")
 
 
 def to_rows(records: Sequence[OtelRecord], received_at_ms: int) -> list[Row]:
@@ -99,12 +103,26 @@ def store_rows(db: Database, rows: Sequence[Row]) -> int:
 def store_new_rows(db: Database, rows: Sequence[Row]) -> list[int]:
     """Like :func:`store_rows`, but returns the indexes of the rows that were new (not redeliveries).
 
-    One statement per row, so each tells whether it inserted; the baseline maps only those.
+    The transaction is kept short, since the stream's capture commits wait for the same write lock: one
+    ``SELECT`` finds the keys already stored, one ``executemany`` inserts the rest (a key twice in one
+    request is inserted once, the first time). Under the write lock nothing else inserts meanwhile.
     """
     if not rows:
         return []
+    first: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        first.setdefault(row[0], i)
+    keys = list(first)
 
     def write(conn: sqlite3.Connection) -> list[int]:
-        return [i for i, row in enumerate(rows) if conn.execute(_INSERT, row).rowcount > 0]
+        stored: set[str] = set()
+        for at in range(0, len(keys), _KEYS_PER_SELECT):
+            chunk = keys[at : at + _KEYS_PER_SELECT]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT dedup_key FROM otel_records WHERE dedup_key IN ({marks})"
+            stored.update(key for (key,) in conn.execute(query, chunk))
+        new = sorted(i for key, i in first.items() if key not in stored)
+        conn.executemany(_INSERT, [rows[i] for i in new])
+        return new
 
     return db.write(write)

@@ -22,7 +22,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import TypeVar
 
@@ -34,6 +34,10 @@ T = TypeVar("T")
 log = logging.getLogger("bridge.store")
 
 _SIDE_FILES = ("-wal", "-shm")
+WAL_KEEP_BYTES = 16 * 1024 * 1024  # the WAL file is truncated back to this when it restarts
+WAL_CAP_BYTES = 32 * 1024 * 1024  # past this, the checkpointer finishes its catch-up under the write lock
+CHECKPOINT_INTERVAL_S = 1.0
+_CATCH_UP_ROUNDS = 3
 
 
 class StorageUnavailable(BridgeError):
@@ -55,7 +59,11 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=10000")
     conn.execute("PRAGMA cache_size=-8192")  # 8 MiB of page cache per connection: more only grew RSS
-    conn.execute("PRAGMA wal_autocheckpoint=4000")  # checkpoint (and fsync) every ~16 MiB of WAL, not every 4
+    # No checkpoint on the committing connection: a commit that crosses the threshold would copy the WAL
+    # into the store and fsync before returning, a 10-30 ms stall of live events. The Checkpointer below
+    # does it on a thread and connection of its own; the WAL file is cut back to this size when it restarts.
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
     return conn
 
 
@@ -112,6 +120,10 @@ class Database:
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._replaced: list[Callable[[], None]] = []
+        self._ckpt_lock = threading.Lock()
+        self._ckpt: sqlite3.Connection | None = None
+        self.checkpointer: Checkpointer | None = None
+        self.commits = 0  # committed write transactions: the checkpointer skips a tick without any
         self.moved_to: Path | None = None
         try:
             self._open()
@@ -150,6 +162,7 @@ class Database:
                 conn.execute("BEGIN IMMEDIATE")
                 result = fn(conn)
                 conn.execute("COMMIT")
+                self.commits += 1
                 return result
             except BaseException as exc:
                 if conn.in_transaction:  # a failed COMMIT (disk full) leaves the transaction open
@@ -183,6 +196,41 @@ class Database:
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self.reading() as conn:
             return fn(conn)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def checkpoint(self, exclusive: bool = False) -> tuple[int, int, int]:
+        """One ``PRAGMA wal_checkpoint(PASSIVE)`` on a connection of its own: ``(busy, wal frames, copied)``.
+
+        PASSIVE never waits for the writer, so the capture commit never waits for it. ``exclusive`` runs it
+        under the write lock, so it can copy the whole WAL (the next commit then restarts the WAL from its
+        start). A storage fault is reported to the health fact (the mode goes to FAILURE) and raised.
+        """
+        guard: AbstractContextManager[object] = self._write_lock if exclusive else nullcontext()
+        with guard, self._ckpt_lock:
+            try:
+                if self._ckpt is None:
+                    self._ckpt = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                    self._ckpt.execute("PRAGMA busy_timeout=0")
+                row = self._ckpt.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error as exc:
+                mapped = self._fail(exc, "checkpoint")
+                if mapped is not exc:
+                    raise mapped from exc
+                raise
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def wal_bytes(self) -> int:
+        try:
+            return self.path.with_name(self.path.name + "-wal").stat().st_size
+        except OSError:
+            return 0
+
+    def start_checkpoints(self, interval_s: float = CHECKPOINT_INTERVAL_S, cap_bytes: int = WAL_CAP_BYTES) -> None:
+        """Checkpoint the WAL from a thread of its own from now on; :meth:`close` stops it."""
+        if self.checkpointer is None:
+            self.checkpointer = Checkpointer(self, interval_s, cap_bytes)
+            self.checkpointer.start()
 
     # ------------------------------------------------------------------ probing and repair
 
@@ -229,12 +277,13 @@ class Database:
         records a FAILURE (and the release gate sees it) before it recovers.
         """
         self.health.set_fault("corrupt", f"the store file is damaged ({problem[:300]})", "quick_check")
-        with self._write_lock, self._read_lock:
-            for name in ("_writer", "_reader"):
+        with self._write_lock, self._read_lock, self._ckpt_lock:
+            for name in ("_writer", "_reader", "_ckpt"):
                 conn = getattr(self, name, None)
                 if conn is not None:
                     with suppress(sqlite3.Error):
                         conn.close()
+            self._ckpt = None  # reopened on the fresh store by the next checkpoint
             moved = move_aside(self.path)
             self.moved_to = moved
             self._open()
@@ -253,9 +302,74 @@ class Database:
         return moved
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+        with self._ckpt_lock:
+            if self._ckpt is not None:
+                self._ckpt.close()
+                self._ckpt = None
         with self._write_lock:
             with suppress(sqlite3.Error):
-                self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # a clean stop leaves an empty WAL
             self._writer.close()
         with self._read_lock:
             self._reader.close()
+
+
+class Checkpointer:
+    """Keeps the WAL short without ever stalling a commit (the writer has ``wal_autocheckpoint=0``).
+
+    Every ``interval_s`` in which something was committed it runs PASSIVE checkpoints until one copies the
+    whole WAL with no commit meanwhile (a few rounds: each only has what was committed during the one
+    before), so the next commit restarts the WAL from its start. When a writer that never pauses keeps it
+    from catching up and the WAL file passes ``cap_bytes``, one more round runs under the write lock right
+    after an unlocked one (so it copies only a few pages): a short stall now and then instead of a WAL
+    that grows without end. A storage fault is a fact (the health report, FAILURE); the
+    thread keeps going and tries again at the next tick.
+    """
+
+    def __init__(self, db: Database, interval_s: float, cap_bytes: int) -> None:
+        self.db = db
+        self.interval_s = interval_s
+        self.cap_bytes = cap_bytes
+        self.runs = 0
+        self.forced = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="wal-checkpoint", daemon=True)
+        self._seen = -1
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.tick()
+            except Exception:
+                log.warning("a WAL checkpoint failed; trying again in %.1f s", self.interval_s, exc_info=True)
+
+    def tick(self) -> None:
+        """Catch up with what was committed since the last tick (nothing to do when nothing was)."""
+        commits = self.db.commits
+        if commits == self._seen:
+            return
+        self.runs += 1
+        for _ in range(_CATCH_UP_ROUNDS):
+            before = self.db.commits
+            busy, frames, copied = self.db.checkpoint()
+            if busy == 0 and copied >= frames and self.db.commits == before:
+                self._seen = before  # all copied and nothing committed meanwhile: the next commit restarts it
+                return
+            if self._stop.is_set():
+                return
+            if self.db.wal_bytes() > self.cap_bytes:  # the writer keeps appending faster than we copy
+                self.forced += 1
+                before = self.db.commits
+                self.db.checkpoint(exclusive=True)  # only what came in during the last round: short
+                self._seen = before
+                return

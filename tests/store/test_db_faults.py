@@ -154,3 +154,25 @@ async def test_damage_met_while_running_is_repaired_by_the_probe(tmp_path: Path)
     assert db.health.writable and db.health.moved_aside is not None
     assert db.quick_check() == []
     db.close()
+
+
+def test_a_full_disk_during_a_checkpoint_is_a_storage_fault(small_fs: Path) -> None:
+    db = Database(small_fs / "capture.sqlite3")
+    db.write(lambda c: c.execute("INSERT INTO kv VALUES ('big', ?, 0)", ("x" * 400_000,)))  # in the WAL only
+    filler = small_fs / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while os.write(fd, b"\0" * 4096) == 4096:
+            pass
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    with pytest.raises(StorageUnavailable) as raised:
+        db.checkpoint()  # copying the WAL into the store needs room the disk no longer has
+    assert raised.value.kind in ("disk_full", "io_error")
+    assert db.health.fault is not None and db.health.fault.where == "checkpoint"
+    os.unlink(filler)
+    busy, frames, copied = db.checkpoint()
+    assert busy == 0 and copied == frames > 0
+    db.close()
