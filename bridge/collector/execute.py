@@ -35,6 +35,7 @@ from pathlib import Path
 import msgspec
 
 from bridge.collector import fsops
+from bridge.collector.errors import Cancel
 from bridge.collector.plan import MigrationPlan
 from bridge.collector.roots import Roots
 from bridge.collector.scan import scan_tree
@@ -42,6 +43,8 @@ from bridge.collector.snapshot import Entry, Kind
 from bridge.collector.state import Journal, MigrationState, RollbackInfo, write_state
 
 StepHook = Callable[[str], None]
+# The steps after which a cancelled operation stops (it is then undone); from the swap on it completes.
+CANCELLABLE = frozenset({"locked", "journaled", "backed_up", "staged"})
 
 
 def iso(moment: datetime) -> str:
@@ -84,14 +87,23 @@ def materialize(dest: str, root_mode: int, items: Iterable[tuple[str, Entry]]) -
 
 
 class Executor:
-    def __init__(self, roots: Roots, hook: StepHook | None, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        roots: Roots,
+        hook: StepHook | None,
+        now: Callable[[], datetime],
+        cancelled: Callable[[], bool] | None = None,
+    ) -> None:
         self.roots = roots
         self.hook = hook
         self.now = now
+        self.cancelled = cancelled
 
     def step(self, name: str) -> None:
         if self.hook is not None:
             self.hook(name)
+        if self.cancelled is not None and name in CANCELLABLE and self.cancelled():
+            raise Cancel(name)
 
     def _write(self, state: MigrationState) -> None:
         write_state(self.roots, state)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import itertools
 import logging
 import threading
 import time
@@ -39,6 +38,7 @@ _json_encode = msgspec.json.Encoder().encode
 
 # Commands answered before the subsystems are up (the host calls bridge_info first).
 EARLY = frozenset({"bridge_info", "shutdown"})
+CANCEL_REQUEST = "$/cancelRequest"  # LSP's cancellation notification (docs/protocol.md §2.4)
 # Frames being handled at once; past it the transport stops taking frames until half are answered
 # (otherwise a host that writes faster than the bridge answers grows the bridge without bound).
 MAX_INFLIGHT = 1024
@@ -62,51 +62,24 @@ def _valid_id(value: Any) -> bool:
 
 
 class PyglsBridge:
-    """Owns the pygls protocol object; importing pygls is deferred to a thread."""
+    """Holds the pygls session once it is loaded; importing pygls is deferred to a thread."""
 
     def __init__(self) -> None:
-        self.protocol: Any = None
+        self.session: Any = None  # bridge.host.session.HostSession
         self.ready = threading.Event()
-        self._waiting: dict[int, asyncio.Future[Response]] = {}
-        self._ids = itertools.count(1)
 
-    def load(self, commands: dict[str, Command], make_handler: Callable[[Command], Any]) -> None:
-        """Build the pygls server and register every command (runs in a thread)."""
-        from pygls.protocol import JsonRPCProtocol, default_converter
-        from pygls.server import JsonRPCServer
+    def load(
+        self, send: Callable[[bytes], None], commands: dict[str, Command], make_handler: Callable[[Command], Any]
+    ) -> None:
+        """Build the session and register every command as a pygls feature (runs in a thread)."""
+        from bridge.host.session import HostSession
 
         logging.getLogger("pygls").setLevel(logging.CRITICAL)  # our own log says what matters
-        server = JsonRPCServer(JsonRPCProtocol, default_converter)
+        session = HostSession.create(send)
         for name, cmd in commands.items():
-            server.feature(name)(make_handler(cmd))
-        server.protocol.set_writer(self, include_headers=False)
-        self.protocol = server.protocol
+            session.register(name, make_handler(cmd))
+        self.session = session
         self.ready.set()
-
-    def close(self) -> None:
-        """Part of pygls's writer protocol; the transport owns the real output."""
-
-    # pygls writes its answers here (called on the event loop thread).
-    def write(self, data: bytes) -> None:
-        message = _json_decode(data)
-        future = self._waiting.pop(message.get("id"), None)
-        if future is not None and not future.done():
-            future.set_result(message)
-
-    def submit(self, method: str, params: dict[str, Any]) -> asyncio.Future[Response]:
-        """Start the handler now (in arrival order); the future resolves with pygls's answer."""
-        from pygls.protocol import JsonRPCRequestMessage
-
-        internal = next(self._ids)
-        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self._waiting[internal] = future
-        self.protocol.handle_message(JsonRPCRequestMessage(id=internal, method=method, jsonrpc="2.0", params=params))
-        return future
-
-    def notify(self, method: str, params: dict[str, Any]) -> None:
-        from pygls.protocol import JsonRPCNotification
-
-        self.protocol.handle_message(JsonRPCNotification(method=method, jsonrpc="2.0", params=params))
 
 
 class Dispatcher:
@@ -130,7 +103,9 @@ class Dispatcher:
 
     # -- set-up ---------------------------------------------------------------------------
     async def load_pygls(self) -> None:
-        await anyio.to_thread.run_sync(self.pygls.load, REGISTRY, self._make_handler, abandon_on_cancel=True)
+        await anyio.to_thread.run_sync(
+            self.pygls.load, self._send, REGISTRY, self._make_handler, abandon_on_cancel=True
+        )
         self.pygls_loaded.set()
 
     async def drain(self) -> None:
@@ -177,9 +152,7 @@ class Dispatcher:
             try:
                 return await invoke(app, cmd, params)
             except BridgeError as exc:
-                from pygls.exceptions import JsonRpcException
-
-                raise JsonRpcException(message=exc.message, code=exc.code, data=exc.data) from None
+                return exc  # an error is a value: the session hands it to us as the answer
 
         return handler
 
@@ -279,6 +252,9 @@ class Dispatcher:
                 field="params",
             )
             return error_response(msg_id, err) if has_id else None
+        if method == CANCEL_REQUEST:  # handled at once, before anything else is awaited
+            self.cancel(params)
+            return {"jsonrpc": "2.0", "id": msg_id, "result": None} if has_id else None
         cmd = REGISTRY.get(method)
         if cmd is None and not self.commands_loaded.is_set():
             await self.commands_loaded.wait()  # still importing in the background
@@ -297,29 +273,51 @@ class Dispatcher:
         return response
 
     async def _run(self, cmd: Command, msg_id: Any, has_id: bool, params: dict[str, Any]) -> Response | None:
+        try:  # our validation in front of pygls: the handler gets the decoded Struct
+            decoded = decode_params(cmd, params)
+        except BridgeError as exc:
+            return error_response(msg_id, exc) if has_id else None
         async with self._admission:
             if cmd.name in EARLY and not self.pygls.ready.is_set():
                 # Answer before pygls has finished importing (the first answer after spawn).
-                return await self._direct(cmd, msg_id, has_id, params)
+                return await self._direct(cmd, msg_id, has_id, decoded)
             if cmd.name not in EARLY:
                 await self.ready.wait()
             await self.pygls_loaded.wait()
             _STARTED.set(True)
+            session = self.pygls.session
             if not has_id:
-                self.pygls.notify(cmd.name, params)
+                session.notify_handler(cmd.name, decoded)
                 return None
-            future = self.pygls.submit(cmd.name, params)
-        response = await future
-        response["id"] = msg_id
-        return response
+            future: asyncio.Future[tuple[Any, BridgeError | None]] = asyncio.get_running_loop().create_future()
+            token = getattr(decoded, "work_done_token", None)
+            session.submit(cmd.name, msg_id, decoded, token, lambda outcome: _resolve(future, outcome))
+        result, error = await future
+        if error is not None:
+            return error_response(msg_id, error)
+        return {"jsonrpc": "2.0", "id": msg_id, "result": result}
 
-    async def _direct(self, cmd: Command, msg_id: Any, has_id: bool, params: dict[str, Any]) -> Response | None:
+    def cancel(self, params: Any) -> None:
+        """``$/cancelRequest {id}``: the running request with that id stops at its next safe point."""
+        target = params.get("id") if isinstance(params, dict) else None
+        if not _valid_id(target) or target is None:
+            log.warning("ignoring $/cancelRequest without a valid id")
+            return
+        if self.pygls.session is not None:
+            self.pygls.session.cancel(target)
+
+    async def _direct(self, cmd: Command, msg_id: Any, has_id: bool, params: Any) -> Response | None:
         _STARTED.set(True)
         try:
             result = await invoke(self.app, cmd, params)
         except BridgeError as exc:
             return error_response(msg_id, exc) if has_id else None
         return {"jsonrpc": "2.0", "id": msg_id, "result": result} if has_id else None
+
+
+def _resolve(future: asyncio.Future[tuple[Any, BridgeError | None]], outcome: tuple[Any, BridgeError | None]) -> None:
+    if not future.done():
+        future.set_result(outcome)
 
 
 def _request_id(message: Any) -> tuple[bool, Any]:
@@ -441,9 +439,8 @@ def decode_params(cmd: Command, params: dict[str, Any]) -> Any:
     return known
 
 
-async def invoke(app: App, cmd: Command, params: dict[str, Any]) -> Any:
-    """Decode params, run the handler, encode the result; internal errors never leak."""
-    decoded = decode_params(cmd, params)
+async def invoke(app: App, cmd: Command, decoded: Any) -> Any:
+    """Run the handler on decoded params; the result is encoded once, with the answer. Internal errors never leak."""
     try:
         result = await cmd.handler(app, decoded)
     except BridgeError:
@@ -458,4 +455,4 @@ async def invoke(app: App, cmd: Command, params: dict[str, Any]) -> Any:
             errors.INTERNAL_ERROR,
             f"Internal error while handling {cmd.name}; the bridge log (stderr) has the details.",
         ) from None
-    return msgspec.to_builtins(result)
+    return result
