@@ -439,7 +439,12 @@ export interface ReleaseGateParams {
   stableSeconds?: number;
 }
 
+export interface RollbackMigrationParams {
+  workDoneToken?: number | string | null;
+}
+
 export interface RunMigrationParams {
+  workDoneToken?: number | string | null;
   dryRun?: boolean;
 }
 
@@ -672,7 +677,7 @@ export interface HostCommands {
   };
   /** Restore the canonical tree the last migration replaced; status becomes ``deferred``. */
   rollback_collector_migration: {
-    params: NoParams;
+    params: RollbackMigrationParams;
     result: CollectorMigrationResult;
   };
   /** Migrate the legacy collector roots into the canonical one (a dry run writes nothing). */
