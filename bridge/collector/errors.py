@@ -47,7 +47,6 @@ class MigrationCancelled(MigrationError):
 
     code = -32800
     kind = "request_cancelled"
-    exit_code = 5
 
 
 class Cancel(Exception):

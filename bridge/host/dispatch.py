@@ -38,7 +38,7 @@ _json_encode = msgspec.json.Encoder().encode
 
 # Commands answered before the subsystems are up (the host calls bridge_info first).
 EARLY = frozenset({"bridge_info", "shutdown"})
-CANCEL_REQUEST = "$/cancelRequest"  # LSP's cancellation notification (docs/protocol.md §2.4)
+CANCEL_REQUEST = "$/cancelRequest"  # LSP's cancellation notification (docs/protocol.md §1.1)
 # Frames being handled at once; past it the transport stops taking frames until half are answered
 # (otherwise a host that writes faster than the bridge answers grows the bridge without bound).
 MAX_INFLIGHT = 1024

@@ -48,8 +48,8 @@ class NoParams(Params):
 ProgressToken = int | str
 
 
-class WorkDoneParams(Params):
-    """Params of a long command: ``workDoneToken`` asks for ``$/progress`` (docs/protocol.md §2.4)."""
+class WorkDoneParams(Params, kw_only=True):
+    """Params of a long command: ``workDoneToken`` asks for ``$/progress`` (docs/protocol.md §1.1)."""
 
     work_done_token: ProgressToken | None = None
 

@@ -1,6 +1,6 @@
 """The request a host command is answering: its cancellation flag and its work-done progress.
 
-Cancellation (docs/protocol.md §2.4): ``$/cancelRequest`` sets the flag of the
+Cancellation (docs/protocol.md §1.1): ``$/cancelRequest`` sets the flag of the
 running request; a command polls :meth:`Request.cancelled` (or calls
 :meth:`Request.check`) at its safe points and answers -32800 with nothing half
 done. Progress: when the params carried a ``workDoneToken``,

@@ -444,8 +444,8 @@ export interface RollbackMigrationParams {
 }
 
 export interface RunMigrationParams {
-  workDoneToken?: number | string | null;
   dryRun?: boolean;
+  workDoneToken?: number | string | null;
 }
 
 export interface SessionDeltaEvent {
@@ -469,6 +469,7 @@ export interface SetReceiverEnabledParams {
 
 export interface SnapshotParams {
   threadId: string;
+  workDoneToken?: number | string | null;
 }
 
 export interface StartParams {

@@ -1,6 +1,6 @@
 """``$/cancelRequest`` and work-done progress for the migration commands, through a spawned bridge.
 
-docs/protocol.md §2.4: a cancelled run answers -32800 and is undone (the home
+docs/protocol.md §1.1: a cancelled run answers -32800 and is undone (the home
 is as it was); a run with a ``workDoneToken`` sends ``$/progress`` begin,
 reports and end for it, all before its answer.
 """
