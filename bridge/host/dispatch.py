@@ -1,13 +1,14 @@
-"""From frames to answers: JSON-RPC validation in front of pygls.
+"""From frames to answers: JSON-RPC validation in front of the pygls session.
 
-pygls dispatches (its protocol object, handlers registered per method), but it
-only understands well-formed single requests with ``jsonrpc`` and ``params``.
-So each message is checked and normalised here first: batches are split and
-their answers re-assembled in order, missing ``params`` become ``{}``,
-requests get an internal id (the host's id is restored on the answer, so ids
-that repeat inside a batch cannot collide), and params are decoded with
-msgspec into the command's type. Errors are values all the way: a bad message
-gets a JSON-RPC error naming the problem and the connection keeps serving.
+The session (``session.py``: pygls's ``JsonRPCProtocol``) runs the handlers,
+but it only understands well-formed single requests. So each message is
+checked and normalised here first: batches are split and their answers
+re-assembled in order, missing ``params`` become ``{}``, and params are
+decoded with msgspec into the command's type; the handler gets that Struct.
+The session answers with a value (result or error), encoded here once.
+``$/cancelRequest`` goes to the session at once (docs/protocol.md §1.1).
+Errors are values all the way: a bad message gets a JSON-RPC error naming
+the problem and the connection keeps serving.
 """
 
 from __future__ import annotations
