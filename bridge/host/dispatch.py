@@ -317,8 +317,19 @@ class Dispatcher:
 
 
 def _resolve(future: asyncio.Future[tuple[Any, BridgeError | None]], outcome: tuple[Any, BridgeError | None]) -> None:
-    if not future.done():
-        future.set_result(outcome)
+    """The session's answer, its result encoded now (once: the frame embeds the bytes as they are)."""
+    if future.done():
+        return
+    result, error = outcome
+    if error is None:
+        try:
+            result = msgspec.Raw(_json_encode(result))
+        except Exception:
+            log.exception("a command's result could not be encoded")
+            result, error = None, BridgeError(
+                errors.INTERNAL_ERROR, "Internal error while encoding the answer; the bridge log has the details."
+            )
+    future.set_result((result, error))
 
 
 def _request_id(message: Any) -> tuple[bool, Any]:
