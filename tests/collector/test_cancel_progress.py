@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 
 from bridge import errors
-from tests.collector.support import AGENTS, CANONICAL, CODEX, build, tree
+from bridge.collector.errors import MigrationCancelled
+from bridge.collector.execute import CANCELLABLE
+from tests.collector.support import AGENTS, CANONICAL, CODEX, build, service, tree
 from tests.support.host import Host, spawn_bridge
 
 NO_RECEIVER = {"otlpReceiver": {"enabled": False}}
@@ -153,3 +156,24 @@ async def test_cancel_of_an_unknown_or_finished_id_is_ignored(tmp_path: Path) ->
         # Nothing answered the notifications: the only frame since is the answer to the call.
         answers = [f for f in host.frames[frames:] if isinstance(f, list) or "method" not in f]
         assert [a["result"] for a in answers] == [again]
+
+
+@pytest.mark.parametrize("at", sorted(CANCELLABLE))
+def test_a_run_cancelled_after_any_step_before_the_swap_is_undone(tmp_path: Path, at: str) -> None:
+    home = _home(tmp_path)
+    before = tree(home)
+    steps: list[str] = []
+    svc = service(home, hook=steps.append, cancelled=lambda: bool(steps) and steps[-1] == at)
+    with pytest.raises(MigrationCancelled):
+        svc.run()
+    assert at in steps and "journaled_swap" not in steps
+    assert {k: v for k, v in tree(home).items() if not _untouched(k)} == before
+    assert service(home).run().migrated is True  # nothing half done is in the way
+
+
+def test_a_cancel_after_the_swap_began_is_too_late_and_the_run_completes(tmp_path: Path) -> None:
+    home = _home(tmp_path)
+    steps: list[str] = []
+    svc = service(home, hook=steps.append, cancelled=lambda: "journaled_swap" in steps)
+    assert svc.run().migrated is True
+    assert (home / CANONICAL / "config.yaml").read_bytes() == b"agents"
