@@ -29,12 +29,12 @@ from bridge import errors
 from bridge.config.validate import ConfigError, convert_strict
 from bridge.errors import BridgeError
 from bridge.host.app import App
+from bridge.host.decode import Response, decode_frame, error_response, valid_id
 from bridge.host.registry import REGISTRY, Command, Forwarded, PassthroughParams
 from bridge.store.health import storage_error
 
 log = logging.getLogger("bridge.host")
 
-_json_decode = msgspec.json.Decoder().decode
 _json_encode = msgspec.json.Encoder().encode
 
 # Commands answered before the subsystems are up (the host calls bridge_info first).
@@ -44,22 +44,12 @@ CANCEL_REQUEST = "$/cancelRequest"  # LSP's cancellation notification (docs/prot
 # (otherwise a host that writes faster than the bridge answers grows the bridge without bound).
 MAX_INFLIGHT = 1024
 
-Response = dict[str, Any]
-
 # Whether the request handled by the current task has reached its handler (for the shutdown error).
 _STARTED: contextvars.ContextVar[bool] = contextvars.ContextVar("started", default=False)
 
 
-def error_response(msg_id: Any, err: BridgeError) -> Response:
-    return {"jsonrpc": "2.0", "id": msg_id, "error": err.to_wire()}
-
-
 def _bad_request(reason: str) -> BridgeError:
     return BridgeError(errors.INVALID_REQUEST, f"Invalid request: {reason}.")
-
-
-def _valid_id(value: Any) -> bool:
-    return value is None or (isinstance(value, (str, int)) and not isinstance(value, bool))
 
 
 class PyglsBridge:
@@ -232,7 +222,7 @@ class Dispatcher:
             return error_response(None, _bad_request("a message must be a JSON object (or a batch of them)"))
         has_id = "id" in message
         msg_id = message.get("id")
-        if not _valid_id(msg_id):
+        if not valid_id(msg_id):
             return error_response(None, _bad_request("'id' must be a string, an integer or null"))
         method = message.get("method")
         if method is None and ("result" in message or "error" in message):
@@ -301,7 +291,7 @@ class Dispatcher:
     def cancel(self, params: Any) -> None:
         """``$/cancelRequest {id}``: the running request with that id stops at its next safe point."""
         target = params.get("id") if isinstance(params, dict) else None
-        if not _valid_id(target) or target is None:
+        if not valid_id(target) or target is None:
             log.warning("ignoring $/cancelRequest without a valid id")
             return
         if self.pygls.session is not None:
@@ -341,7 +331,7 @@ def _request_id(message: Any) -> tuple[bool, Any]:
     if "method" not in message and ("result" in message or "error" in message):
         return False, None  # a response from the host
     msg_id = message["id"]
-    return True, msg_id if _valid_id(msg_id) else None
+    return True, msg_id if valid_id(msg_id) else None
 
 
 def _shutting_down(message: Any, *, started: bool) -> Response | None:
@@ -365,80 +355,6 @@ def _internal(message: Any) -> Response | None:
         errors.INTERNAL_ERROR, "Internal error while handling this frame; the bridge log has the details."
     )
     return error_response(msg_id, err)
-
-
-def decode_frame(body: bytes) -> tuple[Any, Response | None]:
-    """The frame's JSON value, or the error answer that names why it is not one.
-
-    msgspec raises more than ``DecodeError`` on hostile input: invalid UTF-8
-    inside a string is a ``UnicodeDecodeError`` and deep nesting a
-    ``RecursionError``. Both are answered; nothing a host sends escapes.
-    """
-    try:
-        message = _json_decode(body)
-    except msgspec.DecodeError as exc:
-        return None, error_response(None, BridgeError(errors.PARSE_ERROR, f"Parse error: {exc}."))
-    except UnicodeDecodeError:
-        offset = _bad_utf8_offset(body)
-        err = BridgeError(
-            errors.PARSE_ERROR,
-            f"Parse error: the frame is not valid UTF-8 (byte 0x{body[offset]:02x} at offset {offset}); "
-            "JSON text must be UTF-8.",
-            offset=offset,
-        )
-        return None, error_response(_salvage_id(body), err)
-    except RecursionError:
-        return None, error_response(None, _too_deep())
-    if (body.count(b"[") + body.count(b"{") > MAX_DEPTH) and _deeper_than(message, MAX_DEPTH):
-        salvaged = message.get("id") if isinstance(message, dict) and _valid_id(message.get("id")) else None
-        return None, error_response(salvaged, _too_deep())
-    return message, None
-
-
-MAX_DEPTH = 256  # arrays/objects inside each other; deeper frames are -32600
-
-
-def _too_deep() -> BridgeError:
-    return BridgeError(
-        errors.INVALID_REQUEST,
-        f"Invalid request: arrays and objects are nested more than {MAX_DEPTH} deep.",
-        kind="too_deep",
-        limit=MAX_DEPTH,
-    )
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    """True when ``value`` nests containers more than ``limit`` deep (iterative: no recursion)."""
-    level: list[Any] = [value] if isinstance(value, (dict, list)) else []
-    depth = 0
-    while level:
-        depth += 1
-        if depth > limit:
-            return True
-        nested: list[Any] = []
-        for item in level:
-            children = item.values() if isinstance(item, dict) else item
-            nested.extend(child for child in children if isinstance(child, (dict, list)))
-        level = nested
-    return False
-
-
-def _bad_utf8_offset(body: bytes) -> int:
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return exc.start
-    return 0
-
-
-def _salvage_id(body: bytes) -> Any:
-    """The id of a frame whose only fault is bad UTF-8, so the host can match the error; else None."""
-    try:
-        message = _json_decode(body.decode("utf-8", "replace").encode())
-    except Exception:
-        return None
-    msg_id = message.get("id") if isinstance(message, dict) else None
-    return msg_id if _valid_id(msg_id) else None
 
 
 def decode_params(cmd: Command, params: dict[str, Any]) -> Any:
