@@ -14,6 +14,7 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+REQUEST_CANCELLED = -32800  # LSP's RequestCancelled: the host sent $/cancelRequest
 OVERLOADED = -32001
 SHUTTING_DOWN = -32002
 SIDECAR_NOT_RUNNING = -32010
@@ -37,6 +38,7 @@ KINDS: dict[int, str] = {
     METHOD_NOT_FOUND: "method_not_found",
     INVALID_PARAMS: "invalid_params",
     INTERNAL_ERROR: "internal_error",
+    REQUEST_CANCELLED: "request_cancelled",
     OVERLOADED: "overloaded",
     SHUTTING_DOWN: "shutting_down",
     SIDECAR_NOT_RUNNING: "sidecar_not_running",

@@ -1,4 +1,4 @@
-"""The three ways a migration request can be refused (docs/protocol.md §2: -32020/-32021/-32022).
+"""The ways a migration request can be refused (docs/protocol.md §2: -32020/-32021/-32022, and -32800 when cancelled).
 
 They are plain exceptions so the subsystem does not import the host; the host
 commands and the CLI map them to error codes and exit codes.
@@ -40,3 +40,14 @@ class NothingToRollback(MigrationError):
     code = -32022
     kind = "nothing_to_rollback"
     exit_code = 4
+
+
+class MigrationCancelled(MigrationError):
+    """The caller cancelled the run or rollback before its swap; everything it did was undone."""
+
+    code = -32800
+    kind = "request_cancelled"
+
+
+class Cancel(Exception):
+    """Raised by a step hook to stop an operation before its swap (it is then undone)."""

@@ -36,6 +36,7 @@ import msgspec
 
 from bridge.clock import iso_datetime
 from bridge.collector import fsops
+from bridge.collector.errors import Cancel
 from bridge.collector.plan import MigrationPlan
 from bridge.collector.roots import Roots
 from bridge.collector.scan import scan_tree
@@ -43,6 +44,8 @@ from bridge.collector.snapshot import Entry, Kind
 from bridge.collector.state import Journal, MigrationState, RollbackInfo, write_state
 
 StepHook = Callable[[str], None]
+# The steps after which a cancelled operation stops (it is then undone); from the swap on it completes.
+CANCELLABLE = frozenset({"locked", "journaled", "backed_up", "staged"})
 
 
 def describe(exc: BaseException) -> str:
@@ -81,14 +84,23 @@ def materialize(dest: str, root_mode: int, items: Iterable[tuple[str, Entry]]) -
 
 
 class Executor:
-    def __init__(self, roots: Roots, hook: StepHook | None, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        roots: Roots,
+        hook: StepHook | None,
+        now: Callable[[], datetime],
+        cancelled: Callable[[], bool] | None = None,
+    ) -> None:
         self.roots = roots
         self.hook = hook
         self.now = now
+        self.cancelled = cancelled
 
     def step(self, name: str) -> None:
         if self.hook is not None:
             self.hook(name)
+        if self.cancelled is not None and name in CANCELLABLE and self.cancelled():
+            raise Cancel(name)
 
     def _write(self, state: MigrationState) -> None:
         write_state(self.roots, state)

@@ -16,7 +16,7 @@ import msgspec
 
 from bridge.clock import iso_datetime
 from bridge.collector import lock
-from bridge.collector.errors import MigrationError, MigrationFailed, NothingToRollback
+from bridge.collector.errors import Cancel, MigrationCancelled, MigrationError, MigrationFailed, NothingToRollback
 from bridge.collector.execute import Executor, OperationFailed, StepHook, describe
 from bridge.collector.plan import Decision, MigrationPlan, Problem, decide_run, noop_action, plan_migration
 from bridge.collector.plan import rollback_actions as plan_rollback_actions
@@ -67,11 +67,13 @@ class CollectorMigrationService:
         *,
         hook: StepHook | None = None,
         now: Callable[[], datetime] = _utcnow,
+        cancelled: Callable[[], bool] | None = None,
     ) -> None:
+        """``hook`` sees each step's name; ``cancelled`` is asked before the swap (True: undo and stop)."""
         self.roots = roots or Roots.of_user()
         self.hook = hook
         self.now = now
-        self.executor = Executor(self.roots, hook, now)
+        self.executor = Executor(self.roots, hook, now, cancelled)
 
     # -- reading (writes nothing) -----------------------------------------------------------
 
@@ -195,11 +197,12 @@ class CollectorMigrationService:
     def _guarded(self, what: str, body: Callable[[], _Done]) -> _Done:
         """Run ``body`` under the lock; an unexpected error is recorded as ``failed`` too."""
         try:
-            if self.hook is not None:
-                self.hook("locked")
+            self.executor.step("locked")
             return body()
         except MigrationError:
             raise
+        except Cancel:
+            raise self._cancelled(what) from None
         except Exception as exc:
             message = redact_text(f"Collector {what} failed: {describe(exc)}. Run it again once that is fixed.")
             with contextlib.suppress(Exception):
@@ -225,11 +228,35 @@ class CollectorMigrationService:
             err = refusal(plan.problems)
             self._persist_failure(state, err.message)
             raise err
+        undo = self._undo_point()
         try:
             self.executor.migrate(state, plan)
         except OperationFailed as exc:
+            if isinstance(exc.__cause__, Cancel) and exc.state is not None:
+                undo(state)
+                raise self._cancelled("migration") from None
             raise self._failed("migration", exc) from exc
         return _Done(True, actions + list(plan.actions))
+
+    def _undo_point(self) -> Callable[[MigrationState], None]:
+        """What puts the bookkeeping back as it is now, after a cancelled operation was undone."""
+        had_state = os.path.lexists(self.roots.state_file)
+        had_backups = os.path.lexists(self.roots.backups)
+
+        def undo(state: MigrationState) -> None:
+            if had_state:
+                write_state(self.roots, state)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.roots.state_file)
+            if not had_backups:
+                with contextlib.suppress(OSError):
+                    os.rmdir(self.roots.backups)  # only if empty: the undo removed what this run made
+
+        return undo
+
+    def _cancelled(self, what: str) -> MigrationCancelled:
+        return MigrationCancelled(f"Collector {what} cancelled; {self.roots.canonical} was left as it was.")
 
     def _failed(self, what: str, exc: OperationFailed) -> MigrationFailed:
         canonical = self.roots.canonical
@@ -299,9 +326,13 @@ class CollectorMigrationService:
             replaced,
             staging,
         )
+        undo = self._undo_point()
         try:
             self.executor.rollback(state, info, work_dir, staging)
         except OperationFailed as exc:
+            if isinstance(exc.__cause__, Cancel) and exc.state is not None:
+                undo(state)
+                raise self._cancelled("rollback") from None
             raise self._failed("rollback", exc) from exc
         return _Done(False, actions)
 

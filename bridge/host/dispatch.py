@@ -1,20 +1,20 @@
-"""From frames to answers: JSON-RPC validation in front of pygls.
+"""From frames to answers: JSON-RPC validation in front of the pygls session.
 
-pygls dispatches (its protocol object, handlers registered per method), but it
-only understands well-formed single requests with ``jsonrpc`` and ``params``.
-So each message is checked and normalised here first: batches are split and
-their answers re-assembled in order, missing ``params`` become ``{}``,
-requests get an internal id (the host's id is restored on the answer, so ids
-that repeat inside a batch cannot collide), and params are decoded with
-msgspec into the command's type. Errors are values all the way: a bad message
-gets a JSON-RPC error naming the problem and the connection keeps serving.
+The session (``session.py``: pygls's ``JsonRPCProtocol``) runs the handlers,
+but it only understands well-formed single requests. So each message is
+checked and normalised here first: batches are split and their answers
+re-assembled in order, missing ``params`` become ``{}``, and params are
+decoded with msgspec into the command's type; the handler gets that Struct.
+The session answers with a value (result or error), encoded here once.
+``$/cancelRequest`` goes to the session at once (docs/protocol.md §1.1).
+Errors are values all the way: a bad message gets a JSON-RPC error naming
+the problem and the connection keeps serving.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import itertools
 import logging
 import threading
 import time
@@ -29,84 +29,48 @@ from bridge import errors
 from bridge.config.validate import ConfigError, convert_strict
 from bridge.errors import BridgeError
 from bridge.host.app import App
+from bridge.host.decode import Response, decode_frame, error_response, valid_id
 from bridge.host.registry import REGISTRY, Command, Forwarded, PassthroughParams
 from bridge.store.health import storage_error
 
 log = logging.getLogger("bridge.host")
 
-_json_decode = msgspec.json.Decoder().decode
 _json_encode = msgspec.json.Encoder().encode
 
 # Commands answered before the subsystems are up (the host calls bridge_info first).
 EARLY = frozenset({"bridge_info", "shutdown"})
+CANCEL_REQUEST = "$/cancelRequest"  # LSP's cancellation notification (docs/protocol.md §1.1)
 # Frames being handled at once; past it the transport stops taking frames until half are answered
 # (otherwise a host that writes faster than the bridge answers grows the bridge without bound).
 MAX_INFLIGHT = 1024
 
-Response = dict[str, Any]
-
 # Whether the request handled by the current task has reached its handler (for the shutdown error).
 _STARTED: contextvars.ContextVar[bool] = contextvars.ContextVar("started", default=False)
-
-
-def error_response(msg_id: Any, err: BridgeError) -> Response:
-    return {"jsonrpc": "2.0", "id": msg_id, "error": err.to_wire()}
 
 
 def _bad_request(reason: str) -> BridgeError:
     return BridgeError(errors.INVALID_REQUEST, f"Invalid request: {reason}.")
 
 
-def _valid_id(value: Any) -> bool:
-    return value is None or (isinstance(value, (str, int)) and not isinstance(value, bool))
-
-
 class PyglsBridge:
-    """Owns the pygls protocol object; importing pygls is deferred to a thread."""
+    """Holds the pygls session once it is loaded; importing pygls is deferred to a thread."""
 
     def __init__(self) -> None:
-        self.protocol: Any = None
+        self.session: Any = None  # bridge.host.session.HostSession
         self.ready = threading.Event()
-        self._waiting: dict[int, asyncio.Future[Response]] = {}
-        self._ids = itertools.count(1)
 
-    def load(self, commands: dict[str, Command], make_handler: Callable[[Command], Any]) -> None:
-        """Build the pygls server and register every command (runs in a thread)."""
-        from pygls.protocol import JsonRPCProtocol, default_converter
-        from pygls.server import JsonRPCServer
+    def load(
+        self, send: Callable[[bytes], None], commands: dict[str, Command], make_handler: Callable[[Command], Any]
+    ) -> None:
+        """Build the session and register every command as a pygls feature (runs in a thread)."""
+        from bridge.host.session import HostSession
 
         logging.getLogger("pygls").setLevel(logging.CRITICAL)  # our own log says what matters
-        server = JsonRPCServer(JsonRPCProtocol, default_converter)
+        session = HostSession.create(send)
         for name, cmd in commands.items():
-            server.feature(name)(make_handler(cmd))
-        server.protocol.set_writer(self, include_headers=False)
-        self.protocol = server.protocol
+            session.register(name, make_handler(cmd))
+        self.session = session
         self.ready.set()
-
-    def close(self) -> None:
-        """Part of pygls's writer protocol; the transport owns the real output."""
-
-    # pygls writes its answers here (called on the event loop thread).
-    def write(self, data: bytes) -> None:
-        message = _json_decode(data)
-        future = self._waiting.pop(message.get("id"), None)
-        if future is not None and not future.done():
-            future.set_result(message)
-
-    def submit(self, method: str, params: dict[str, Any]) -> asyncio.Future[Response]:
-        """Start the handler now (in arrival order); the future resolves with pygls's answer."""
-        from pygls.protocol import JsonRPCRequestMessage
-
-        internal = next(self._ids)
-        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self._waiting[internal] = future
-        self.protocol.handle_message(JsonRPCRequestMessage(id=internal, method=method, jsonrpc="2.0", params=params))
-        return future
-
-    def notify(self, method: str, params: dict[str, Any]) -> None:
-        from pygls.protocol import JsonRPCNotification
-
-        self.protocol.handle_message(JsonRPCNotification(method=method, jsonrpc="2.0", params=params))
 
 
 class Dispatcher:
@@ -130,7 +94,9 @@ class Dispatcher:
 
     # -- set-up ---------------------------------------------------------------------------
     async def load_pygls(self) -> None:
-        await anyio.to_thread.run_sync(self.pygls.load, REGISTRY, self._make_handler, abandon_on_cancel=True)
+        await anyio.to_thread.run_sync(
+            self.pygls.load, self._send, REGISTRY, self._make_handler, abandon_on_cancel=True
+        )
         self.pygls_loaded.set()
 
     async def drain(self) -> None:
@@ -177,9 +143,7 @@ class Dispatcher:
             try:
                 return await invoke(app, cmd, params)
             except BridgeError as exc:
-                from pygls.exceptions import JsonRpcException
-
-                raise JsonRpcException(message=exc.message, code=exc.code, data=exc.data) from None
+                return exc  # an error is a value: the session hands it to us as the answer
 
         return handler
 
@@ -258,7 +222,7 @@ class Dispatcher:
             return error_response(None, _bad_request("a message must be a JSON object (or a batch of them)"))
         has_id = "id" in message
         msg_id = message.get("id")
-        if not _valid_id(msg_id):
+        if not valid_id(msg_id):
             return error_response(None, _bad_request("'id' must be a string, an integer or null"))
         method = message.get("method")
         if method is None and ("result" in message or "error" in message):
@@ -279,6 +243,9 @@ class Dispatcher:
                 field="params",
             )
             return error_response(msg_id, err) if has_id else None
+        if method == CANCEL_REQUEST:  # handled at once, before anything else is awaited
+            self.cancel(params)
+            return {"jsonrpc": "2.0", "id": msg_id, "result": None} if has_id else None
         cmd = REGISTRY.get(method)
         if cmd is None and not self.commands_loaded.is_set():
             await self.commands_loaded.wait()  # still importing in the background
@@ -297,29 +264,62 @@ class Dispatcher:
         return response
 
     async def _run(self, cmd: Command, msg_id: Any, has_id: bool, params: dict[str, Any]) -> Response | None:
+        try:  # our validation in front of pygls: the handler gets the decoded Struct
+            decoded = decode_params(cmd, params)
+        except BridgeError as exc:
+            return error_response(msg_id, exc) if has_id else None
         async with self._admission:
             if cmd.name in EARLY and not self.pygls.ready.is_set():
                 # Answer before pygls has finished importing (the first answer after spawn).
-                return await self._direct(cmd, msg_id, has_id, params)
+                return await self._direct(cmd, msg_id, has_id, decoded)
             if cmd.name not in EARLY:
                 await self.ready.wait()
             await self.pygls_loaded.wait()
             _STARTED.set(True)
+            session = self.pygls.session
             if not has_id:
-                self.pygls.notify(cmd.name, params)
+                session.notify_handler(cmd.name, decoded)
                 return None
-            future = self.pygls.submit(cmd.name, params)
-        response = await future
-        response["id"] = msg_id
-        return response
+            future: asyncio.Future[tuple[Any, BridgeError | None]] = asyncio.get_running_loop().create_future()
+            token = getattr(decoded, "work_done_token", None)
+            session.submit(cmd.name, msg_id, decoded, token, lambda outcome: _resolve(future, outcome))
+        result, error = await future
+        if error is not None:
+            return error_response(msg_id, error)
+        return {"jsonrpc": "2.0", "id": msg_id, "result": result}
 
-    async def _direct(self, cmd: Command, msg_id: Any, has_id: bool, params: dict[str, Any]) -> Response | None:
+    def cancel(self, params: Any) -> None:
+        """``$/cancelRequest {id}``: the running request with that id stops at its next safe point."""
+        target = params.get("id") if isinstance(params, dict) else None
+        if not valid_id(target) or target is None:
+            log.warning("ignoring $/cancelRequest without a valid id")
+            return
+        if self.pygls.session is not None:
+            self.pygls.session.cancel(target)
+
+    async def _direct(self, cmd: Command, msg_id: Any, has_id: bool, params: Any) -> Response | None:
         _STARTED.set(True)
         try:
             result = await invoke(self.app, cmd, params)
         except BridgeError as exc:
             return error_response(msg_id, exc) if has_id else None
         return {"jsonrpc": "2.0", "id": msg_id, "result": result} if has_id else None
+
+
+def _resolve(future: asyncio.Future[tuple[Any, BridgeError | None]], outcome: tuple[Any, BridgeError | None]) -> None:
+    """The session's answer, its result encoded now (once: the frame embeds the bytes as they are)."""
+    if future.done():
+        return
+    result, error = outcome
+    if error is None:
+        try:
+            result = msgspec.Raw(_json_encode(result))
+        except Exception:
+            log.exception("a command's result could not be encoded")
+            result, error = None, BridgeError(
+                errors.INTERNAL_ERROR, "Internal error while encoding the answer; the bridge log has the details."
+            )
+    future.set_result((result, error))
 
 
 def _request_id(message: Any) -> tuple[bool, Any]:
@@ -331,7 +331,7 @@ def _request_id(message: Any) -> tuple[bool, Any]:
     if "method" not in message and ("result" in message or "error" in message):
         return False, None  # a response from the host
     msg_id = message["id"]
-    return True, msg_id if _valid_id(msg_id) else None
+    return True, msg_id if valid_id(msg_id) else None
 
 
 def _shutting_down(message: Any, *, started: bool) -> Response | None:
@@ -357,80 +357,6 @@ def _internal(message: Any) -> Response | None:
     return error_response(msg_id, err)
 
 
-def decode_frame(body: bytes) -> tuple[Any, Response | None]:
-    """The frame's JSON value, or the error answer that names why it is not one.
-
-    msgspec raises more than ``DecodeError`` on hostile input: invalid UTF-8
-    inside a string is a ``UnicodeDecodeError`` and deep nesting a
-    ``RecursionError``. Both are answered; nothing a host sends escapes.
-    """
-    try:
-        message = _json_decode(body)
-    except msgspec.DecodeError as exc:
-        return None, error_response(None, BridgeError(errors.PARSE_ERROR, f"Parse error: {exc}."))
-    except UnicodeDecodeError:
-        offset = _bad_utf8_offset(body)
-        err = BridgeError(
-            errors.PARSE_ERROR,
-            f"Parse error: the frame is not valid UTF-8 (byte 0x{body[offset]:02x} at offset {offset}); "
-            "JSON text must be UTF-8.",
-            offset=offset,
-        )
-        return None, error_response(_salvage_id(body), err)
-    except RecursionError:
-        return None, error_response(None, _too_deep())
-    if (body.count(b"[") + body.count(b"{") > MAX_DEPTH) and _deeper_than(message, MAX_DEPTH):
-        salvaged = message.get("id") if isinstance(message, dict) and _valid_id(message.get("id")) else None
-        return None, error_response(salvaged, _too_deep())
-    return message, None
-
-
-MAX_DEPTH = 256  # arrays/objects inside each other; deeper frames are -32600
-
-
-def _too_deep() -> BridgeError:
-    return BridgeError(
-        errors.INVALID_REQUEST,
-        f"Invalid request: arrays and objects are nested more than {MAX_DEPTH} deep.",
-        kind="too_deep",
-        limit=MAX_DEPTH,
-    )
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    """True when ``value`` nests containers more than ``limit`` deep (iterative: no recursion)."""
-    level: list[Any] = [value] if isinstance(value, (dict, list)) else []
-    depth = 0
-    while level:
-        depth += 1
-        if depth > limit:
-            return True
-        nested: list[Any] = []
-        for item in level:
-            children = item.values() if isinstance(item, dict) else item
-            nested.extend(child for child in children if isinstance(child, (dict, list)))
-        level = nested
-    return False
-
-
-def _bad_utf8_offset(body: bytes) -> int:
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return exc.start
-    return 0
-
-
-def _salvage_id(body: bytes) -> Any:
-    """The id of a frame whose only fault is bad UTF-8, so the host can match the error; else None."""
-    try:
-        message = _json_decode(body.decode("utf-8", "replace").encode())
-    except Exception:
-        return None
-    msg_id = message.get("id") if isinstance(message, dict) else None
-    return msg_id if _valid_id(msg_id) else None
-
-
 def decode_params(cmd: Command, params: dict[str, Any]) -> Any:
     try:
         known = convert_strict(params, cmd.params)
@@ -441,9 +367,8 @@ def decode_params(cmd: Command, params: dict[str, Any]) -> Any:
     return known
 
 
-async def invoke(app: App, cmd: Command, params: dict[str, Any]) -> Any:
-    """Decode params, run the handler, encode the result; internal errors never leak."""
-    decoded = decode_params(cmd, params)
+async def invoke(app: App, cmd: Command, decoded: Any) -> Any:
+    """Run the handler on decoded params; the result is encoded once, with the answer. Internal errors never leak."""
     try:
         result = await cmd.handler(app, decoded)
     except BridgeError:
@@ -458,4 +383,4 @@ async def invoke(app: App, cmd: Command, params: dict[str, Any]) -> Any:
             errors.INTERNAL_ERROR,
             f"Internal error while handling {cmd.name}; the bridge log (stderr) has the details.",
         ) from None
-    return msgspec.to_builtins(result)
+    return result

@@ -45,6 +45,15 @@ class NoParams(Params):
     """A command that takes no params."""
 
 
+ProgressToken = int | str
+
+
+class WorkDoneParams(Params, kw_only=True):
+    """Params of a long command: ``workDoneToken`` asks for ``$/progress`` (docs/protocol.md §1.1)."""
+
+    work_done_token: ProgressToken | None = None
+
+
 class Result(msgspec.Struct, rename="camel", kw_only=True):
     """Base of command results: camelCase on the wire; ``None`` stays ``null``."""
 

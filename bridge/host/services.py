@@ -118,7 +118,7 @@ async def _start_sidecar(app: App, tg: TaskGroup) -> None:
     app.sidecar = Supervisor(app.config, options)
     notifier = app.notifier
 
-    def push_status(state: SidecarState) -> None:  # the host hears it as codex-app-server-status (docs/protocol.md §4.1)
+    def push_status(state: SidecarState) -> None:  # codex-app-server-status (docs/protocol.md §4.1)
         notifier.emit(SIDECAR_STATUS, state.status)
 
     app.sidecar.add_state_listener(push_status)

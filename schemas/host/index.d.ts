@@ -430,8 +430,13 @@ export interface ReleaseGateParams {
   stableSeconds?: number;
 }
 
+export interface RollbackMigrationParams {
+  workDoneToken?: number | string | null;
+}
+
 export interface RunMigrationParams {
   dryRun?: boolean;
+  workDoneToken?: number | string | null;
 }
 
 export interface SessionDeltaEvent {
@@ -455,6 +460,7 @@ export interface SetReceiverEnabledParams {
 
 export interface SnapshotParams {
   threadId: string;
+  workDoneToken?: number | string | null;
 }
 
 export interface StartParams {
@@ -675,7 +681,7 @@ export interface HostCommands {
   };
   /** Restore the canonical tree the last migration replaced; status becomes ``deferred``. */
   rollback_collector_migration: {
-    params: NoParams;
+    params: RollbackMigrationParams;
     result: CollectorMigrationResult;
   };
   /** Migrate the legacy collector roots into the canonical one (a dry run writes nothing). */

@@ -158,7 +158,10 @@ async def test_snapshot_reconciles_without_duplicates(tmp_path: Path, fake_model
     async with streaming_bridge(tmp_path, fake_model.base_url) as (host, thread_id):
         await run_turn(host, thread_id, "[[scenario:chat]] once")
         before = await host.call("get_captured_thread", {"threadId": thread_id})
-        snapshot = await host.call("codex_app_server_request_thread_snapshot", {"threadId": thread_id})
+        snapshot = await host.call(
+            "codex_app_server_request_thread_snapshot", {"threadId": thread_id, "workDoneToken": "snap"}
+        )
+        answered = len(host.frames)  # the answer is the last frame so far
         after = await host.call("get_captured_thread", {"threadId": thread_id})
         log = await host.call("get_codex_stream_dedupe_log", {"limit": 1000})
     assert snapshot["id"] == thread_id and len(snapshot["turns"]) == 1
@@ -166,3 +169,12 @@ async def test_snapshot_reconciles_without_duplicates(tmp_path: Path, fake_model
         i["itemId"] for t in before["turns"] for i in t["items"]
     ]
     assert any(d["decision"] == "duplicate" for d in log)
+    # Work-done progress (docs/protocol.md §1.1): begin, reports, end, all before the answer.
+    progress = [
+        (i, f["params"]["value"]["kind"])
+        for i, f in enumerate(host.frames)
+        if isinstance(f, dict) and f.get("method") == "$/progress" and f["params"]["token"] == "snap"
+    ]
+    kinds = [kind for _, kind in progress]
+    assert kinds[0] == "begin" and kinds[-1] == "end" and set(kinds[1:-1]) == {"report"} and len(kinds) >= 3
+    assert all(i < answered for i, _ in progress)

@@ -17,7 +17,8 @@ from bridge import errors
 from bridge.capture.snapshot import snapshot_events, snapshot_view, thread_read_decoder, turns_page_decoder
 from bridge.errors import BridgeError
 from bridge.host.app import App
-from bridge.host.registry import Forwarded, Params, PassthroughParams, command
+from bridge.host.registry import Forwarded, PassthroughParams, WorkDoneParams, command
+from bridge.host.request import Request, current
 from bridge.redact import redact
 from bridge.sidecar.rpc import RpcClient
 
@@ -74,7 +75,7 @@ class ThreadResumeParams(PassthroughParams):
     thread_id: NonEmpty
 
 
-class SnapshotParams(Params):
+class SnapshotParams(WorkDoneParams):
     thread_id: NonEmpty
 
 
@@ -134,22 +135,39 @@ async def thread_resume(app: App, params: Forwarded[ThreadResumeParams]) -> Any:
     return result
 
 
-async def take_snapshot(app: App, thread_id: str) -> dict[str, Any]:
-    """Read a thread from the sidecar, reconcile it into the store, return the sidecar's view."""
+async def take_snapshot(app: App, thread_id: str, request: Request | None = None) -> dict[str, Any]:
+    """Read a thread from the sidecar, reconcile it into the store, return the sidecar's view.
+
+    With a host ``request``: progress per page, and a cancel stops it before anything is stored.
+    """
+    request = request or Request("")
+    request.begin("Thread snapshot", thread_id)
+    try:
+        return await _snapshot(app, thread_id, request)
+    finally:
+        request.end()
+
+
+async def _snapshot(app: App, thread_id: str, request: Request) -> dict[str, Any]:
     client = stream_client(app)
     read = thread_read_decoder.decode(await client.request_raw("thread/read", {"threadId": thread_id}))
+    request.report("thread read", 10)
     turns = []
     cursor: str | None = None
-    for _ in range(1000):  # bounded paging
-        request: dict[str, Any] = {"threadId": thread_id, "itemsView": "full", "sortDirection": "asc"}
+    for page_no in range(1000):  # bounded paging
+        request.check()  # cancelled: nothing was stored yet
+        asked: dict[str, Any] = {"threadId": thread_id, "itemsView": "full", "sortDirection": "asc"}
         if cursor:
-            request["cursor"] = cursor
-        page = turns_page_decoder.decode(await client.request_raw("thread/turns/list", request))
+            asked["cursor"] = cursor
+        page = turns_page_decoder.decode(await client.request_raw("thread/turns/list", asked))
         turns.extend(page.data)
         cursor = page.next_cursor
+        request.report(f"page {page_no + 1}: {len(turns)} turns read", min(10 + 10 * (page_no + 1), 70))
         if not cursor or not page.data:
             break
+    request.check()
     if app.capture is not None:
+        request.report("reconciling into the store", 80)
         app.capture.pipeline.feed_events(snapshot_events(read.thread, turns))
         with anyio.fail_after(30):
             await app.capture.pipeline.drain()
@@ -159,4 +177,4 @@ async def take_snapshot(app: App, thread_id: str) -> dict[str, Any]:
 @command("codex_app_server_request_thread_snapshot", params=SnapshotParams, result=dict[str, Any])
 async def request_thread_snapshot(app: App, params: SnapshotParams) -> dict[str, Any]:
     """The thread with its turns and items as the sidecar reports them, reconciled into the store."""
-    return await take_snapshot(app, params.thread_id)
+    return await take_snapshot(app, params.thread_id, current())
