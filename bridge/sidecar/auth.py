@@ -118,6 +118,10 @@ class AuthView:
     def sidecar_account_updated(self, mode: str | None) -> AuthView:
         """The sidecar's ``account/updated``: the account it now has (``None``: none)."""
         if mode is None:
+            if self.login_pending and self.state == AUTHENTICATING:
+                # "no account" while a login is in flight (e.g. the logout's own late notice): not a failure,
+                # which the sidecar reports with account/login/completed.
+                return replace(self, mode=None, reported_mode=None)
             state = LOGGED_OUT if self.logout_requested or self.state == LOGGED_OUT else NEEDS_LOGIN
             return AuthView(state=state, reported_mode=None, logout_requested=self.logout_requested)
         return AuthView(state=AUTHENTICATED, mode=mode, reported_mode=mode)

@@ -128,6 +128,31 @@ def run(start: AuthView, *steps: Step) -> AuthView:
         ),
         ("account vanishes without a logout", APIKEY, [lambda v: v.sidecar_account_updated(None)], NEEDS_LOGIN, None),
         (
+            "the logout's late no-account notice does not end the next login",
+            APIKEY,
+            [
+                lambda v: v.logout_sent(),
+                lambda v: v.logout_answered(),
+                lambda v: v.login_requested(),
+                lambda v: v.sidecar_account_updated(None),
+                lambda v: v.login_answered("L", "u"),
+            ],
+            AUTHENTICATING,
+            None,
+        ),
+        (
+            "a login that fails after that still fails",
+            APIKEY,
+            [
+                lambda v: v.login_requested(),
+                lambda v: v.sidecar_account_updated(None),
+                lambda v: v.login_answered("L", "u"),
+                lambda v: v.sidecar_login_completed(False, "L"),
+            ],
+            NEEDS_LOGIN,
+            None,
+        ),
+        (
             "host success never downgrades a confirmed account",
             APIKEY,
             [lambda v: v.host_login_completed(True)],
