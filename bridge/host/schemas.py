@@ -21,7 +21,7 @@ from bridge.host.schemas_types import NOTIFICATIONS
 _encode = msgspec.json.Encoder(order="sorted").encode
 
 
-LOOSE_RESULTS = (dict[str, Any], list[dict[str, Any]], Any)  # only codex's own answers, passed through
+LOOSE_RESULTS = (dict[str, Any], list[dict[str, Any]], Any)  # what no command result may be (a test pins it)
 
 
 def result_type(name: str) -> Any:

@@ -278,6 +278,12 @@ export interface ExportConfig {
   headers: Record<string, string>;
 }
 
+export interface FileChange {
+  path: string;
+  diff: string | null;
+  kind: unknown;
+}
+
 export interface GateCheck {
   name: string;
   ok: boolean;
@@ -476,9 +482,48 @@ export interface SubmitApprovalParams {
   reason?: string | null;
 }
 
+/**
+ * One item, flat as on the wire; the fields that apply depend on ``type``.
+ *
+ *     See :data:`ITEM_FIELDS`. Unknown item types decode too (only ``type`` and
+ *     ``id`` are required).
+ */
+export interface ThreadItem {
+  type: string;
+  id: string;
+  startedAtMs: number | null;
+  completedAtMs: number | null;
+  content: Array<unknown> | null;
+  clientId: string | null;
+  text: string | null;
+  phase: string | null;
+  summary: Array<string> | null;
+  command: string | null;
+  cwd: string | null;
+  aggregatedOutput: string | null;
+  exitCode: number | null;
+  status: string | null;
+  durationMs: number | null;
+  changes: Array<FileChange> | null;
+  server: string | null;
+  tool: string | null;
+  arguments: unknown;
+  result: unknown;
+  error: unknown;
+  success: boolean | null;
+  query: string | null;
+}
+
 export interface ThreadListParams {
   limit?: number | null;
   cursor?: string | null;
+}
+
+/** ``thread/list``'s answer: one page of codex's stored threads. */
+export interface ThreadPage {
+  data: Array<Record<string, unknown>>;
+  nextCursor: string | null;
+  backwardsCursor: string | null;
 }
 
 export interface ThreadParams {
@@ -489,11 +534,72 @@ export interface ThreadResumeParams {
   threadId: string;
 }
 
+/** ``thread/resume``'s answer: as ``thread/start``'s, plus where paginated hydration continues. */
+export interface ThreadResumed {
+  /** an object of codex's own type, as codex sent it */
+  thread: Record<string, unknown>;
+  model: string;
+  modelProvider: string;
+  cwd: string;
+  approvalPolicy: unknown;
+  approvalsReviewer: unknown;
+  /** an object of codex's own type, as codex sent it */
+  sandbox: Record<string, unknown>;
+  reasoningEffort: string | null;
+  serviceTier: string | null;
+  disabledPluginIds: Array<string>;
+  instructionSources: Array<unknown>;
+  activePermissionProfile: unknown;
+  multiAgentMode: unknown;
+  runtimeWorkspaceRoots: Array<unknown>;
+  collaborationMode: Record<string, unknown> | null;
+  itemsBackwardsCursor: string | null;
+  turnsBackwardsCursor: string | null;
+}
+
+/** The snapshot: codex's ``thread/read`` thread with every turn and item from ``thread/turns/list``. */
+export interface ThreadSnapshot {
+  id: string;
+  preview: string | null;
+  name: string | null;
+  cwd: string | null;
+  path: string | null;
+  modelProvider: string | null;
+  model: string | null;
+  cliVersion: string | null;
+  createdAt: number | null;
+  updatedAt: number | null;
+  ephemeral: boolean;
+  parentThreadId: string | null;
+  forkedFromId: string | null;
+  turns: Array<Turn>;
+}
+
 export interface ThreadStartParams {
   cwd?: string | null;
   approvalPolicy?: string | null;
   sandbox?: string | Record<string, unknown> | null;
   model?: string | null;
+}
+
+/** ``thread/start``'s answer: the new thread and the settings it runs with. */
+export interface ThreadStarted {
+  /** an object of codex's own type, as codex sent it */
+  thread: Record<string, unknown>;
+  model: string;
+  modelProvider: string;
+  cwd: string;
+  approvalPolicy: unknown;
+  approvalsReviewer: unknown;
+  /** an object of codex's own type, as codex sent it */
+  sandbox: Record<string, unknown>;
+  reasoningEffort: string | null;
+  serviceTier: string | null;
+  disabledPluginIds: Array<string>;
+  instructionSources: Array<unknown>;
+  activePermissionProfile: unknown;
+  multiAgentMode: unknown;
+  runtimeWorkspaceRoots: Array<unknown>;
 }
 
 /** One entry of ``list_captured_threads``. */
@@ -521,15 +627,42 @@ export interface TransitionWire {
   reason: string;
 }
 
+export interface Turn {
+  id: string;
+  status: string;
+  error: TurnError | null;
+  items: Array<ThreadItem>;
+  itemsView: string | null;
+  rootTurnId: string | null;
+  startedAt: number | null;
+  completedAt: number | null;
+  durationMs: number | null;
+}
+
+export interface TurnError {
+  message: string;
+  codexErrorInfo: unknown;
+  additionalDetails: string | null;
+}
+
 export interface TurnInterruptParams {
   threadId: string;
   turnId: string;
 }
 
+/** ``turn/interrupt``'s answer: an empty object (the turn ends with its own ``turn/completed``). */
+export type TurnInterrupted = Record<string, unknown>;
+
 export interface TurnStartParams {
   threadId: string;
   input?: Array<Record<string, unknown>> | null;
   text?: string | null;
+}
+
+/** ``turn/start``'s answer: the turn, which then streams as notifications. */
+export interface TurnStarted {
+  /** an object of codex's own type, as codex sent it */
+  turn: Record<string, unknown>;
 }
 
 /** Every host command: its params and its result. */
@@ -582,7 +715,7 @@ export interface HostCommands {
   /** The thread with its turns and items as the sidecar reports them, reconciled into the store. */
   codex_app_server_request_thread_snapshot: {
     params: SnapshotParams;
-    result: Record<string, unknown>;
+    result: ThreadSnapshot;
   };
   /** Persist the kill switch (config ``streamKillSwitch``): on stops enrichment and restarts at once. */
   codex_app_server_set_stream_kill_switch: {
@@ -597,27 +730,27 @@ export interface HostCommands {
   /** ``thread/list``: the sidecar's stored threads. */
   codex_app_server_thread_list: {
     params: ThreadListParams & Record<string, unknown>;
-    result: Record<string, unknown>;
+    result: ThreadPage;
   };
   /** ``thread/resume``: subscribes the bridge to a thread's live events. */
   codex_app_server_thread_resume: {
     params: ThreadResumeParams & Record<string, unknown>;
-    result: Record<string, unknown>;
+    result: ThreadResumed;
   };
   /** ``thread/start`` on the bridge's sidecar; the thread's events are captured from then on. */
   codex_app_server_thread_start: {
     params: ThreadStartParams & Record<string, unknown>;
-    result: Record<string, unknown>;
+    result: ThreadStarted;
   };
   /** ``turn/interrupt`` of a running turn. */
   codex_app_server_turn_interrupt: {
     params: TurnInterruptParams & Record<string, unknown>;
-    result: Record<string, unknown>;
+    result: TurnInterrupted;
   };
   /** ``turn/start``; ``text`` is shorthand for a single text input. */
   codex_app_server_turn_start: {
     params: TurnStartParams & Record<string, unknown>;
-    result: Record<string, unknown>;
+    result: TurnStarted;
   };
   /** Remove a captured thread with its turns, items and deltas (the user's data). */
   delete_captured_thread: {

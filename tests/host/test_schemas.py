@@ -56,26 +56,17 @@ def test_every_notification_method_has_a_schema() -> None:
     ]  # fmt: skip
 
 
-# codex's own answers, passed through as codex sent them (their shape is codex's, per version)
-PASSTHROUGH = {
-    "codex_app_server_thread_start", "codex_app_server_turn_start", "codex_app_server_turn_interrupt",
-    "codex_app_server_thread_list", "codex_app_server_thread_resume", "codex_app_server_request_thread_snapshot",
-}  # fmt: skip
-
-
-def test_every_result_declares_its_type_except_codexs_own_answers() -> None:
+def test_every_result_declares_its_type() -> None:
     loose = {name for name in command_names() if REGISTRY[name].result in LOOSE_RESULTS}
-    assert loose == PASSTHROUGH
+    assert loose == set()
 
 
-def test_no_result_schema_is_an_untyped_object_except_codexs_own_answers() -> None:
+def test_no_result_schema_is_an_untyped_object() -> None:
     for name in command_names():
         result = json.loads((SCHEMAS / f"{name}.json").read_text())["result"]
         items = result.get("items", result)
-        if items == {"type": "object"}:
-            assert name in PASSTHROUGH, f"{name}'s result is an untyped object: give the command a result type"
-        elif items is not None and name not in PASSTHROUGH:
-            assert "properties" in items or "$ref" in items or "anyOf" in items or "type" in items, (name, items)
+        assert items != {"type": "object"}, f"{name}'s result is an untyped object: give the command a result type"
+        assert items is None or {"properties", "$ref", "anyOf", "type"} & set(items), (name, items)
 
 
 # ------------------------------------------------------------------ against what the bridge really sent

@@ -17,6 +17,14 @@ from bridge import errors
 from bridge.capture.snapshot import snapshot_events, snapshot_view, thread_read_decoder, turns_page_decoder
 from bridge.errors import BridgeError
 from bridge.host.app import App
+from bridge.host.codex_answers import (
+    ThreadPage,
+    ThreadResumed,
+    ThreadSnapshot,
+    ThreadStarted,
+    TurnInterrupted,
+    TurnStarted,
+)
 from bridge.host.registry import Forwarded, PassthroughParams, WorkDoneParams, command
 from bridge.host.request import Request, current
 from bridge.redact import redact
@@ -83,14 +91,14 @@ def _strip(raw: dict[str, Any], *names: str) -> dict[str, Any]:
     return {k: v for k, v in raw.items() if k not in names}
 
 
-@command("codex_app_server_thread_start", params=ThreadStartParams, result=dict[str, Any])
+@command("codex_app_server_thread_start", params=ThreadStartParams, result=ThreadStarted)
 async def thread_start(app: App, params: Forwarded[ThreadStartParams]) -> Any:
     """``thread/start`` on the bridge's sidecar; the thread's events are captured from then on."""
     refuse_in_attach(app, "codex_app_server_thread_start")
     return await forward(app, "thread/start", params.raw)
 
 
-@command("codex_app_server_turn_start", params=TurnStartParams, result=dict[str, Any])
+@command("codex_app_server_turn_start", params=TurnStartParams, result=TurnStarted)
 async def turn_start(app: App, params: Forwarded[TurnStartParams]) -> Any:
     """``turn/start``; ``text`` is shorthand for a single text input."""
     refuse_in_attach(app, "codex_app_server_turn_start")
@@ -106,7 +114,7 @@ async def turn_start(app: App, params: Forwarded[TurnStartParams]) -> Any:
     return await forward(app, "turn/start", raw)
 
 
-@command("codex_app_server_turn_interrupt", params=TurnInterruptParams, result=dict[str, Any])
+@command("codex_app_server_turn_interrupt", params=TurnInterruptParams, result=TurnInterrupted)
 async def turn_interrupt(app: App, params: Forwarded[TurnInterruptParams]) -> Any:
     """``turn/interrupt`` of a running turn."""
     refuse_in_attach(app, "codex_app_server_turn_interrupt")
@@ -115,13 +123,13 @@ async def turn_interrupt(app: App, params: Forwarded[TurnInterruptParams]) -> An
     return await forward(app, "turn/interrupt", raw)
 
 
-@command("codex_app_server_thread_list", params=ThreadListParams, result=dict[str, Any])
+@command("codex_app_server_thread_list", params=ThreadListParams, result=ThreadPage)
 async def thread_list(app: App, params: Forwarded[ThreadListParams]) -> Any:
     """``thread/list``: the sidecar's stored threads."""
     return await forward(app, "thread/list", params.raw)
 
 
-@command("codex_app_server_thread_resume", params=ThreadResumeParams, result=dict[str, Any])
+@command("codex_app_server_thread_resume", params=ThreadResumeParams, result=ThreadResumed)
 async def thread_resume(app: App, params: Forwarded[ThreadResumeParams]) -> Any:
     """``thread/resume``: subscribes the bridge to a thread's live events."""
     raw = _strip(params.raw, "thread_id")
@@ -174,7 +182,7 @@ async def _snapshot(app: App, thread_id: str, request: Request) -> dict[str, Any
     return snapshot_view(read.thread, turns)
 
 
-@command("codex_app_server_request_thread_snapshot", params=SnapshotParams, result=dict[str, Any])
+@command("codex_app_server_request_thread_snapshot", params=SnapshotParams, result=ThreadSnapshot)
 async def request_thread_snapshot(app: App, params: SnapshotParams) -> dict[str, Any]:
     """The thread with its turns and items as the sidecar reports them, reconciled into the store."""
     return await take_snapshot(app, params.thread_id, current())
