@@ -32,8 +32,8 @@ TEXT_DELTAS = {
 Provider = Literal["codex", "claude_code"]
 
 
-class ThreadSummary(msgspec.Struct, rename="camel", kw_only=True):
-    """One entry of ``list_captured_threads``."""
+class _ThreadHead(msgspec.Struct, rename="camel", kw_only=True):
+    """What every view of a captured thread starts with."""
 
     thread_id: str
     provider: Provider
@@ -42,6 +42,11 @@ class ThreadSummary(msgspec.Struct, rename="camel", kw_only=True):
     created_at_iso: str | None
     updated_at_iso: str | None
     sources: list[str]
+
+
+class ThreadSummary(_ThreadHead, kw_only=True):
+    """One entry of ``list_captured_threads``."""
+
     turn_count: int
 
 
@@ -74,16 +79,9 @@ class CapturedTurn(msgspec.Struct, rename="camel", kw_only=True):
     items: list[CapturedItem]
 
 
-class CapturedThread(msgspec.Struct, rename="camel", kw_only=True):
+class CapturedThread(_ThreadHead, kw_only=True):
     """``get_captured_thread``: a thread with every turn and item the bridge captured."""
 
-    thread_id: str
-    provider: Provider
-    title: str | None
-    cwd: str | None
-    created_at_iso: str | None
-    updated_at_iso: str | None
-    sources: list[str]
     turns: list[CapturedTurn]
 
 
