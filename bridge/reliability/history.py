@@ -31,7 +31,6 @@ CRASH_LOOP = "crash_loop"
 SIDECAR_EXIT = "sidecar_exit"
 
 
-iso = iso_ms  # the transition times' form; bridge/clock.py holds it for every module
 
 
 class TransitionWire(msgspec.Struct, rename="camel", kw_only=True):
@@ -52,7 +51,7 @@ class Transition:
 
     def wire(self) -> TransitionWire:
         return TransitionWire(
-            at_iso=iso(self.at_ms), from_mode=self.from_mode, to_mode=self.to_mode, reason=self.reason
+            at_iso=iso_ms(self.at_ms), from_mode=self.from_mode, to_mode=self.to_mode, reason=self.reason
         )
 
 

@@ -34,6 +34,7 @@ import anyio
 import msgspec
 from anyio.abc import TaskGroup
 
+from bridge.clock import iso_ms, now_ms, parse_iso_ms
 from bridge.config.store import ConfigSource
 from bridge.reliability import history
 from bridge.reliability.gate import GateInputs, ReleaseGate, evaluate_gate
@@ -297,7 +298,7 @@ class ReliabilityService:
         previous = self._evaluation
         self._evaluation = ev
         self._snapshot = {
-            "atIso": history.iso(now),
+            "atIso": iso_ms(now),
             "mode": ev.mode,
             "otelBaselineHealthy": ev.otel_baseline_healthy,
             "streamExpected": ev.stream_expected,
@@ -466,15 +467,9 @@ class ReliabilityService:
 
 
 def _since_iso_ms(value: str | None) -> int | None:
-    if not value:
-        return None
-    from datetime import datetime
-
-    try:
-        then = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-    return max(0, int((time.time() - then) * 1000))
+    """Milliseconds since an ISO-8601 time (None for no time or an unreadable one)."""
+    then = parse_iso_ms(value) if value else None
+    return None if then is None else max(0, now_ms() - then)
 
 
 def _collector_status() -> tuple[str | None, str | None]:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
+from bridge.clock import now_iso
 from bridge.redact import redact_text
 from bridge.sidecar.auth import AUTHENTICATED, Handshake
 from bridge.sidecar.status import INACTIVE, CodexAppServerStatus, SidecarFacts
@@ -88,10 +88,6 @@ StateListener = Callable[[SidecarState], None]
 LifecycleListener = Callable[[LifecycleEvent], None]
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class Publisher:
     """The notes a status carries (``lastError``, ``lastInfo``, the last transition) and its subscribers.
 
@@ -104,7 +100,7 @@ class Publisher:
     def __init__(self) -> None:
         self.last_error: str | None = None
         self.last_info: str | None = None
-        self.transition_iso = _now_iso()
+        self.transition_iso = now_iso()
         self._last_state = INACTIVE
         self._last_published: dict[str, Any] | None = None
         self.state_listeners: list[StateListener] = []
@@ -128,7 +124,7 @@ class Publisher:
             status = build(facts)
         if status.state != self._last_state:
             self._last_state = status.state
-            self.transition_iso = _now_iso()
+            self.transition_iso = now_iso()
             status.last_transition_at_iso = self.transition_iso
         compare = _comparable(status)
         if compare == self._last_published:

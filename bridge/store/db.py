@@ -26,6 +26,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext, supp
 from pathlib import Path
 from typing import TypeVar
 
+from bridge import clock
 from bridge.errors import BridgeError, storage_unavailable
 from bridge.store.health import StorageHealth, classify
 from bridge.store.schema import MIGRATIONS
@@ -97,7 +98,7 @@ def _split(script: str) -> Iterator[str]:
 
 def move_aside(path: Path, stamp: str | None = None) -> Path:
     """Rename a store and its WAL/SHM to ``<name>.damaged-<UTC stamp>`` (SQLite still opens the set)."""
-    stamp = stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    stamp = stamp or clock.stamp()
     target = path.with_name(f"{path.name}.damaged-{stamp}")
     n = 1
     while target.exists():

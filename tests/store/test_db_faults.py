@@ -73,9 +73,9 @@ def small_fs(tmp_path: Path):  # type: ignore[no-untyped-def]
     subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-def test_a_full_disk_is_raised_as_storage_unavailable_and_probed_back(small_fs: Path) -> None:
-    db = Database(small_fs / "capture.sqlite3")
-    filler = small_fs / "filler"
+def fill(where: Path) -> Path:
+    """Write zeros into a file under ``where`` until the file system says it is full; that file."""
+    filler = where / "filler"
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         while os.write(fd, b"\0" * 4096) == 4096:
@@ -84,6 +84,12 @@ def test_a_full_disk_is_raised_as_storage_unavailable_and_probed_back(small_fs: 
         assert exc.errno == errno.ENOSPC
     finally:
         os.close(fd)
+    return filler
+
+
+def test_a_full_disk_is_raised_as_storage_unavailable_and_probed_back(small_fs: Path) -> None:
+    db = Database(small_fs / "capture.sqlite3")
+    filler = fill(small_fs)
     big = "x" * 200_000
     with pytest.raises(StorageUnavailable) as raised:
         db.write(lambda c: c.execute("INSERT INTO kv VALUES ('big', ?, 0)", (big,)))
@@ -159,15 +165,7 @@ async def test_damage_met_while_running_is_repaired_by_the_probe(tmp_path: Path)
 def test_a_full_disk_during_a_checkpoint_is_a_storage_fault(small_fs: Path) -> None:
     db = Database(small_fs / "capture.sqlite3")
     db.write(lambda c: c.execute("INSERT INTO kv VALUES ('big', ?, 0)", ("x" * 400_000,)))  # in the WAL only
-    filler = small_fs / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while os.write(fd, b"\0" * 4096) == 4096:
-            pass
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
+    filler = fill(small_fs)
     with pytest.raises(StorageUnavailable) as raised:
         db.checkpoint()  # copying the WAL into the store needs room the disk no longer has
     assert raised.value.kind in ("disk_full", "io_error")
