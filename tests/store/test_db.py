@@ -125,6 +125,9 @@ def test_the_wal_stays_bounded_while_a_writer_never_pauses(tmp_path: Path) -> No
         biggest = max(biggest, db.wal_bytes())
     checkpointer = db.checkpointer
     assert checkpointer is not None and checkpointer.runs > 0
-    assert biggest <= 3 * WAL_KEEP_BYTES, f"the WAL grew to {biggest} bytes"
+    # Bounded, not timed: how far the WAL gets before the checkpointer thread is scheduled depends on the
+    # machine's load (3x was exceeded once on a busy 2-core run: 50.5 MiB), while without checkpoints it
+    # passes 160 MiB. 6x the kept size stays far from that.
+    assert biggest <= 6 * WAL_KEEP_BYTES, f"the WAL grew to {biggest} bytes"
     db.close()
     assert db.wal_bytes() == 0  # a clean stop truncates it
