@@ -20,6 +20,8 @@ RETENTION_EVERY_S = 3600.0
 INCOMPLETE_AFTER_S = 600.0  # a turn silent this long is marked incomplete
 SWEEP_EVERY_S = 30.0
 
+RetentionStep = Callable[[str, int], None]
+
 
 class CaptureService:
     def __init__(
@@ -41,11 +43,24 @@ class CaptureService:
         tg.start_soon(self.pipeline.run)
         tg.start_soon(self._housekeeping)
 
-    def enforce_retention(self) -> int:
-        cutoff = int((time.time() - self._retention_days() * 86400) * 1000)
+    def retention_cutoff_ms(self) -> int:
+        """Capture time before which content is due to go (config ``retentionDays`` ago)."""
+        return int((time.time() - self._retention_days() * 86400) * 1000)
+
+    def enforce_retention(self, cutoff_ms: int | None = None, step: RetentionStep | None = None) -> int:
+        """Delete content captured before the cutoff, then the history that ages out with it.
+
+        ``step(message, removed)`` is told after each part (the host's progress);
+        returns the number of captured threads removed.
+        """
+        cutoff = self.retention_cutoff_ms() if cutoff_ms is None else cutoff_ms
         removed = self.store.apply_retention(cutoff)
+        if step is not None:
+            step("captured content removed", removed)
         for hook in self.retention_hooks:  # other subsystems' history ages out with the data too
             hook(cutoff)
+        if step is not None and self.retention_hooks:
+            step("history pruned", removed)
         if removed:
             log.info("retention removed %d captured threads", removed)
         return removed

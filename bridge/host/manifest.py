@@ -34,6 +34,7 @@ COMMANDS: tuple[str, ...] = (
     "list_captured_threads",
     "list_pending_approvals",
     "rollback_collector_migration",
+    "run_capture_retention",
     "run_collector_migration",
     "set_ingest_config",
     "set_otlp_receiver_enabled",

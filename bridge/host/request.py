@@ -55,19 +55,20 @@ class Request:
         params = {"token": self.token, "value": self.unstructure(value)}
         self.send(_encode({"jsonrpc": "2.0", "method": "$/progress", "params": params}))
 
-    def begin(self, title: str, message: str | None = None) -> None:
+    def begin(self, title: str, message: str | None = None, *, cancellable: bool = True) -> None:
         if self.token is None:
             return
         from lsprotocol.types import WorkDoneProgressBegin
 
-        self._progress(WorkDoneProgressBegin(title=title, message=message, percentage=0, cancellable=True))
+        self._progress(WorkDoneProgressBegin(title=title, message=message, percentage=0, cancellable=cancellable))
 
-    def report(self, message: str, percentage: int | None = None) -> None:
+    def report(self, message: str, percentage: int | None = None, *, cancellable: bool | None = None) -> None:
+        """``cancellable=False`` once the command is past its last safe point (a cancel no longer stops it)."""
         if self.token is None:
             return
         from lsprotocol.types import WorkDoneProgressReport
 
-        self._progress(WorkDoneProgressReport(message=message, percentage=percentage))
+        self._progress(WorkDoneProgressReport(message=message, percentage=percentage, cancellable=cancellable))
 
     def end(self, message: str | None = None) -> None:
         if self.token is None:

@@ -436,6 +436,17 @@ export interface ReleaseGateParams {
   stableSeconds?: number;
 }
 
+export interface RetentionParams {
+  workDoneToken?: number | string | null;
+}
+
+/** What one retention pass removed, and the capture-time cutoff it applied. */
+export interface RetentionRun {
+  retentionDays: number;
+  cutoffIso: string;
+  removedThreads: number;
+}
+
 export interface RollbackMigrationParams {
   workDoneToken?: number | string | null;
 }
@@ -816,6 +827,11 @@ export interface HostCommands {
   rollback_collector_migration: {
     params: RollbackMigrationParams;
     result: CollectorMigrationResult;
+  };
+  /** Apply config ``retentionDays`` now instead of at the next hourly pass (docs/protocol.md §3.5). */
+  run_capture_retention: {
+    params: RetentionParams;
+    result: RetentionRun;
   };
   /** Migrate the legacy collector roots into the canonical one (a dry run writes nothing). */
   run_collector_migration: {

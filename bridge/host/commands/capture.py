@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 import msgspec
 
 from bridge import errors
 from bridge.capture.reads import CapturedThread, DedupDecision, ThreadSummary
 from bridge.capture.store import CaptureStore
-from bridge.clock import parse_iso_ms
+from bridge.clock import iso_ms, parse_iso_ms
 from bridge.errors import BridgeError
 from bridge.host.app import App
-from bridge.host.registry import Params, Result, command
+from bridge.host.registry import Params, Result, WorkDoneParams, command
+from bridge.host.request import current
 
 Limit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 
@@ -32,6 +34,18 @@ class DedupeLogParams(Params):
 
 class Deleted(Result):
     deleted: bool
+
+
+class RetentionParams(WorkDoneParams):
+    pass
+
+
+class RetentionRun(Result):
+    """What one retention pass removed, and the capture-time cutoff it applied."""
+
+    retention_days: int
+    cutoff_iso: str
+    removed_threads: int
 
 
 def capture_store(app: App) -> CaptureStore:
@@ -78,3 +92,36 @@ async def delete_captured_thread(app: App, params: ThreadParams) -> Deleted:
 async def get_codex_stream_dedupe_log(app: App, params: DedupeLogParams) -> list[DedupDecision]:
     """The newest dedup decisions first: accepted, duplicate, replaced or dropped, with sources."""
     return capture_store(app).decision_log(params.limit)
+
+
+@command("run_capture_retention", params=RetentionParams, result=RetentionRun)
+async def run_capture_retention(app: App, params: RetentionParams) -> RetentionRun:
+    """Apply config ``retentionDays`` now instead of at the next hourly pass (docs/protocol.md §3.5).
+
+    Cancellable until the deletion starts; from then on it completes (one
+    transaction for the captured content, then the history that ages with it).
+    """
+    if app.capture is None:
+        raise BridgeError(errors.INTERNAL_ERROR, "The capture store is not available; see the bridge log.")
+    capture = app.capture
+    request = current()
+    days = app.config.current.retention_days
+    cutoff = capture.retention_cutoff_ms()
+    request.begin("Capture retention", f"content captured before {iso_ms(cutoff)}")
+    try:
+        request.check()
+        request.report("removing captured content", 10, cancellable=False)
+        percent = iter((70, 90))
+
+        def step(message: str, removed: int) -> None:
+            request.report(f"{message} ({removed} threads)", next(percent, 90))
+
+        removed = await anyio.to_thread.run_sync(capture.enforce_retention, cutoff, step)
+    except BridgeError as exc:
+        request.end(exc.message)
+        raise
+    except BaseException:
+        request.end("stopped by an error; the bridge log has the details")
+        raise
+    request.end(f"{removed} captured threads removed")
+    return RetentionRun(retention_days=days, cutoff_iso=iso_ms(cutoff), removed_threads=removed)
