@@ -281,7 +281,7 @@ class Dispatcher:
                 session.notify_handler(cmd.name, decoded)
                 return None
             future: asyncio.Future[tuple[Any, BridgeError | None]] = asyncio.get_running_loop().create_future()
-            token = getattr(decoded, "work_done_token", None)
+            token = getattr(decoded.known if isinstance(decoded, Forwarded) else decoded, "work_done_token", None)
             session.submit(cmd.name, msg_id, decoded, token, lambda outcome: _resolve(future, outcome))
         result, error = await future
         if error is not None:

@@ -18,6 +18,9 @@ VOLATILE_KEYS = frozenset(
         "restartAttemptsInWindow", "requestId", "runId",
     }
 )  # fmt: skip
+# Lists that grow between releases like answers' fields do: a replay must still hold every recorded
+# entry, in any order, and may hold more (``bridge_info`` lists the commands of the bridge that runs).
+GROWING_LISTS = frozenset({"commands"})
 _PID_RE = re.compile(r"\bpid \d+")
 _DELAY_RE = re.compile(r"\b\d+\.\d+ s\b")
 
@@ -43,6 +46,11 @@ def first_difference(recorded: Any, replayed: Any, where: str = "") -> tuple[str
         for key in sorted(recorded, key=str):
             if key not in replayed:
                 return f"{where}.{key}", recorded[key], "<absent>"
+            if key in GROWING_LISTS and isinstance(recorded[key], list) and isinstance(replayed[key], list):
+                missing = [entry for entry in recorded[key] if entry not in replayed[key]]
+                if missing:
+                    return f"{where}.{key}", missing[0], "<absent>"
+                continue
             found = first_difference(recorded[key], replayed[key], f"{where}.{key}")
             if found is not None:
                 return found

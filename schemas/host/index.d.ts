@@ -543,6 +543,7 @@ export interface ThreadParams {
 
 export interface ThreadResumeParams {
   threadId: string;
+  workDoneToken?: number | string | null;
 }
 
 /** ``thread/resume``'s answer: as ``thread/start``'s, plus where paginated hydration continues. */

@@ -68,7 +68,7 @@ async def test_retention_now_removes_only_content_older_than_the_window(tmp_path
     assert {v["kind"] for v in values[1:-1]} == {"report"} and len(values) >= 4
     percents = [v["percentage"] for v in values if v.get("percentage") is not None]
     assert percents == sorted(percents)
-    assert values[-1]["message"] == "1 captured threads removed"
+    assert values[-1]["message"] == "captured threads removed: 1"
     # Past the deletion's start a cancel no longer stops it, and the progress says so.
     assert any(v.get("cancellable") is False for v in values[1:-1])
 

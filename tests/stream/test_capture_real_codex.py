@@ -178,3 +178,25 @@ async def test_snapshot_reconciles_without_duplicates(tmp_path: Path, fake_model
     kinds = [kind for _, kind in progress]
     assert kinds[0] == "begin" and kinds[-1] == "end" and set(kinds[1:-1]) == {"report"} and len(kinds) >= 3
     assert all(i < answered for i, _ in progress)
+
+
+async def test_resume_with_a_token_reports_progress_and_keeps_the_token_from_codex(
+    tmp_path: Path, fake_model: FakeModel
+) -> None:
+    async with streaming_bridge(tmp_path, fake_model.base_url) as (host, thread_id):
+        await run_turn(host, thread_id, "[[scenario:chat]] once")
+        resumed = await host.call("codex_app_server_thread_resume", {"threadId": thread_id, "workDoneToken": 9})
+        answered = len(host.frames)
+        status = await host.call("get_codex_app_server_status")
+    assert resumed["thread"]["id"] == thread_id and len(resumed["thread"]["turns"]) == 1
+    assert thread_id in status["followedThreadIds"]
+    progress = [
+        (i, f["params"]["value"])
+        for i, f in enumerate(host.frames)
+        if isinstance(f, dict) and f.get("method") == "$/progress" and f["params"]["token"] == 9
+    ]
+    values = [v for _, v in progress]
+    assert [v["kind"] for v in values] == ["begin", "report", "end"]
+    assert values[1]["cancellable"] is False  # codex has been asked: the resume completes
+    assert values[2]["message"] == "resumed; turns: 1"
+    assert all(i < answered for i, _ in progress)

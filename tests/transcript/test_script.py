@@ -138,3 +138,13 @@ def test_first_difference_tolerates_new_fields_only() -> None:
     assert normalise({"pid": 7, "lastInfo": "started (pid 1234) in 0.25 s", "atIso": "t"}) == {
         "lastInfo": "started (pid N) in N s"
     }
+
+
+def test_a_command_list_may_grow_but_never_lose_a_recorded_command() -> None:
+    from bridge.transcript.compare import first_difference
+
+    recorded = {"commands": ["a", "b"]}
+    assert first_difference(recorded, {"commands": ["a", "new", "b"]}) is None
+    assert first_difference(recorded, {"commands": ["b"]}) == (".commands", "a", "<absent>")
+    # Any other list keeps its order and its length.
+    assert first_difference({"turns": ["a", "b"]}, {"turns": ["a", "new", "b"]}) == (".turns[1]", "b", "new")

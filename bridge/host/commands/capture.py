@@ -123,5 +123,5 @@ async def run_capture_retention(app: App, params: RetentionParams) -> RetentionR
     except BaseException:
         request.end("stopped by an error; the bridge log has the details")
         raise
-    request.end(f"{removed} captured threads removed")
+    request.end(f"captured threads removed: {removed}")
     return RetentionRun(retention_days=days, cutoff_iso=iso_ms(cutoff), removed_threads=removed)

@@ -25,7 +25,7 @@ from bridge.host.codex_answers import (
     TurnInterrupted,
     TurnStarted,
 )
-from bridge.host.registry import Forwarded, PassthroughParams, WorkDoneParams, command
+from bridge.host.registry import Forwarded, PassthroughParams, ProgressToken, WorkDoneParams, command
 from bridge.host.request import Request, current
 from bridge.redact import redact
 from bridge.sidecar.rpc import RpcClient
@@ -81,6 +81,7 @@ class ThreadListParams(PassthroughParams):
 
 class ThreadResumeParams(PassthroughParams):
     thread_id: NonEmpty
+    work_done_token: ProgressToken | None = None  # ours (docs/protocol.md §1.1): never forwarded to codex
 
 
 class SnapshotParams(WorkDoneParams):
@@ -131,16 +132,40 @@ async def thread_list(app: App, params: Forwarded[ThreadListParams]) -> Any:
 
 @command("codex_app_server_thread_resume", params=ThreadResumeParams, result=ThreadResumed)
 async def thread_resume(app: App, params: Forwarded[ThreadResumeParams]) -> Any:
-    """``thread/resume``: subscribes the bridge to a thread's live events."""
-    raw = _strip(params.raw, "thread_id")
-    raw["threadId"] = params.known.thread_id
-    if app.sidecar is not None and app.sidecar.connection == "attach":
-        # an observer only subscribes: no overrides that would change the user's thread
-        raw = {"threadId": params.known.thread_id, "excludeTurns": True}
-    result = await forward(app, "thread/resume", raw)
-    if app.sidecar is not None:
-        app.sidecar.thread_followed(params.known.thread_id)
+    """``thread/resume``: subscribes the bridge to a thread's live events.
+
+    Codex answers with the whole thread (the hydration of a long one is the
+    slow part): with a ``workDoneToken`` the host sees it begin, codex answer
+    and end. A cancel stops it only before codex is asked; once asked, the
+    thread is subscribed and the resume completes.
+    """
+    request = current()
+    thread_id = params.known.thread_id
+    request.begin("Thread resume", thread_id)
+    try:
+        request.check()
+        raw = _strip(params.raw, "thread_id", "work_done_token", "workDoneToken")
+        raw["threadId"] = thread_id
+        if app.sidecar is not None and app.sidecar.connection == "attach":
+            # an observer only subscribes: no overrides that would change the user's thread
+            raw = {"threadId": thread_id, "excludeTurns": True}
+        request.report("asking codex for the thread", 10, cancellable=False)
+        result = await forward(app, "thread/resume", raw)
+        if app.sidecar is not None:
+            app.sidecar.thread_followed(thread_id)
+    except BridgeError as exc:
+        request.end(exc.message)
+        raise
+    turns = _turn_count(result)
+    request.end("resumed" if turns is None else f"resumed; turns: {turns}")
     return result
+
+
+def _turn_count(answer: Any) -> int | None:
+    """How many turns codex's resume answer carries (``None`` when it carries none, e.g. ``excludeTurns``)."""
+    thread = answer.get("thread") if isinstance(answer, dict) else None
+    turns = thread.get("turns") if isinstance(thread, dict) else None
+    return len(turns) if isinstance(turns, list) else None
 
 
 async def take_snapshot(app: App, thread_id: str, request: Request | None = None) -> dict[str, Any]:
