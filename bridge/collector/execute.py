@@ -60,11 +60,22 @@ def describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def materialize(dest: str, root_mode: int, items: Iterable[tuple[str, Entry]]) -> None:
-    """Build ``dest`` from ``(source path, entry)`` pairs (parents first), each copy verified."""
+def _go_on() -> None:
+    """The default between two copies: nothing stops a copy."""
+
+
+def materialize(
+    dest: str, root_mode: int, items: Iterable[tuple[str, Entry]], between: Callable[[], None] = _go_on
+) -> None:
+    """Build ``dest`` from ``(source path, entry)`` pairs (parents first), each copy verified.
+
+    ``between()`` runs before each entry: a cancel raised there stops a large
+    copy at once rather than at the step after it (the caller undoes ``dest``).
+    """
     os.mkdir(dest, 0o700)
     dirs: list[tuple[str, int]] = [(dest, root_mode)]
     for source, entry in items:
+        between()
         target = os.path.join(dest, entry.rel)
         if entry.kind is Kind.DIR:
             os.mkdir(target, 0o700)
@@ -101,6 +112,15 @@ class Executor:
             self.hook(name)
         if self.cancelled is not None and name in CANCELLABLE and self.cancelled():
             raise Cancel(name)
+
+    def _while(self, doing: str) -> Callable[[], None]:
+        """A check for inside a long step: stop now when the operation was cancelled."""
+
+        def check() -> None:
+            if self.cancelled is not None and self.cancelled():
+                raise Cancel(doing)
+
+        return check
 
     def _write(self, state: MigrationState) -> None:
         write_state(self.roots, state)
@@ -144,7 +164,8 @@ class Executor:
         os.mkdir(plan.backup_dir, 0o700)
         os.mkdir(os.path.join(plan.backup_dir, "legacy"), 0o700)
         for b in plan.backups:
-            materialize(b.dest, b.root.mode, ((os.path.join(b.root.path, e.rel), e) for e in b.root.entries))
+            entries = ((os.path.join(b.root.path, e.rel), e) for e in b.root.entries)
+            materialize(b.dest, b.root.mode, entries, self._while("backing_up"))
         manifest = {
             "op": "migrate",
             "startedAtIso": journal.started_at_iso,
@@ -158,7 +179,7 @@ class Executor:
         _write_manifest(plan.backup_dir, manifest)
         fsops.fsync_dir(plan.backup_dir)
         self.step("backed_up")
-        materialize(plan.staging_dir, plan.root_mode, ((p.source, p.entry) for p in plan.tree))
+        materialize(plan.staging_dir, plan.root_mode, ((p.source, p.entry) for p in plan.tree), self._while("staging"))
         fsops.fsync_dir(self.roots.otel_dir)
         self.step("staged")
         return journal
@@ -205,7 +226,8 @@ class Executor:
                     + (f" ({', '.join(bad)})" if bad else ""),
                     info.restore_from,
                 )
-            materialize(journal.staging, snap.mode, ((os.path.join(info.restore_from, e.rel), e) for e in snap.entries))
+            entries = ((os.path.join(info.restore_from, e.rel), e) for e in snap.entries)
+            materialize(journal.staging, snap.mode, entries, self._while("staging"))
             fsops.fsync_dir(self.roots.otel_dir)
             self.step("staged")
         return journal

@@ -15,6 +15,7 @@ import pytest
 
 from bridge import errors
 from bridge.collector.errors import MigrationCancelled
+from bridge.collector import fsops
 from bridge.collector.execute import CANCELLABLE
 from tests.collector.support import AGENTS, CANONICAL, CODEX, build, service, tree
 from tests.support.host import Host, spawn_bridge
@@ -177,3 +178,34 @@ def test_a_cancel_after_the_swap_began_is_too_late_and_the_run_completes(tmp_pat
     svc = service(home, hook=steps.append, cancelled=lambda: "journaled_swap" in steps)
     assert svc.run().migrated is True
     assert (home / CANONICAL / "config.yaml").read_bytes() == b"agents"
+
+
+@pytest.mark.parametrize(("copying", "after"), [("backup", "journaled"), ("staging", "backed_up")])
+def test_a_cancel_during_a_large_copy_stops_it_before_the_next_file(
+    tmp_path: Path, copying: str, after: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    build(home / CODEX, {f"f{i:03}": b"x" * 64 for i in range(200)})
+    build(home / AGENTS, {"config.yaml": b"agents"})
+    before = tree(home)
+    steps: list[str] = []
+    copied: list[str] = []  # files copied since the step before the copy under test
+    real_copy = fsops.copy_file
+
+    def copy_file(src: str, dst: str, digest: str | None, mode: int) -> None:
+        copied.append(dst)
+        real_copy(src, dst, digest, mode)
+
+    def hook(name: str) -> None:
+        steps.append(name)
+        if name == after:
+            copied.clear()
+
+    monkeypatch.setattr(fsops, "copy_file", copy_file)
+    svc = service(home, hook=hook, cancelled=lambda: after in steps and len(copied) >= 10)
+    with pytest.raises(MigrationCancelled):
+        svc.run()
+    assert len(copied) == 10  # stopped before the next file, not at the end of the 200-file copy
+    assert steps[-1] == after and "staged" not in steps
+    assert {k: v for k, v in tree(home).items() if not _untouched(k)} == before
+    assert service(home).run().migrated is True
