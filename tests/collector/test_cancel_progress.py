@@ -14,8 +14,8 @@ import anyio
 import pytest
 
 from bridge import errors
-from bridge.collector.errors import MigrationCancelled
 from bridge.collector import fsops
+from bridge.collector.errors import MigrationCancelled
 from bridge.collector.execute import CANCELLABLE
 from tests.collector.support import AGENTS, CANONICAL, CODEX, build, service, tree
 from tests.support.host import Host, spawn_bridge

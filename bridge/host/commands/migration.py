@@ -4,8 +4,8 @@ The service is stateless and blocking, so each call builds one on ``$HOME``
 and runs it in a worker thread; the migration lock, not the bridge, keeps
 concurrent runs (other bridges, the CLI) apart. A run or rollback reports its
 steps as work-done progress and stops before its next file or step (never past
-the swap) when
-the host cancels it (docs/protocol.md §1.1): the service then undoes it.
+the swap) when the host cancels it (docs/protocol.md §1.1): the service then
+undoes it.
 """
 
 from __future__ import annotations
