@@ -31,8 +31,6 @@ CRASH_LOOP = "crash_loop"
 SIDECAR_EXIT = "sidecar_exit"
 
 
-
-
 class TransitionWire(msgspec.Struct, rename="camel", kw_only=True):
     """``capture-reliability-transition`` params and one entry of ``transitions``."""
 

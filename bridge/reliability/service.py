@@ -25,24 +25,28 @@ import contextlib
 import logging
 import sqlite3
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import msgspec
 from anyio.abc import TaskGroup
 
-from bridge.clock import iso_ms, now_ms, parse_iso_ms
+from bridge.clock import iso_ms, now_ms
 from bridge.config.store import ConfigSource
 from bridge.reliability import history
 from bridge.reliability.gate import GateInputs, ReleaseGate, evaluate_gate
-from bridge.reliability.history import Event, Transition, TransitionWire
+from bridge.reliability.history import Event, Transition
 from bridge.reliability.mode import Evaluation, ModeFacts, evaluate
 from bridge.reliability.storage_metrics import storage_metrics
+from bridge.reliability.view import (
+    CaptureReliabilityStatus,
+    capture_metrics,
+    facts_dict,
+    receiver_metrics,
+    sidecar_facts,
+)
 from bridge.sidecar.events import Exited, LifecycleEvent, SidecarState
-from bridge.sidecar.status import CodexAppServerStatus
 
 if TYPE_CHECKING:
     from bridge.capture.service import CaptureService
@@ -58,67 +62,6 @@ FLUSH_BUDGET_S = 1.0
 PENDING_KEPT = 1000  # history writes kept while the store cannot take them
 
 Emit = Callable[[str, Any], object]
-
-
-class CaptureReliabilityStatus(msgspec.Struct, rename="camel", kw_only=True):
-    """docs/protocol.md §4.3 (``appServer`` is a CodexAppServerStatus, or null while the supervisor is not up)."""
-
-    mode: str
-    otel_baseline_healthy: bool
-    stream_expected: bool
-    stream_healthy: bool
-    reasons: list[str]
-    metrics: dict[str, Any]
-    transitions: list[TransitionWire]
-    app_server: CodexAppServerStatus | None
-    facts: dict[str, Any]  # beyond the contract: what the mode was computed from
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def facts_dict(f: ModeFacts) -> dict[str, Any]:
-    return {
-        "autoIngestEnabled": f.auto_ingest_enabled,
-        "receiverState": f.receiver_state,
-        "streamEnrichmentEnabled": f.stream_enrichment_enabled,
-        "streamKillSwitch": f.kill_switch,
-        "sidecarState": f.sidecar_state,
-        "handshakeComplete": f.handshake_complete,
-        "authConfirmed": f.auth_confirmed,
-        "authModeAllowed": f.auth_mode_allowed,
-        "sidecarAlive": f.sidecar_alive,
-        "framesValid": f.frames_valid,
-        "requiredAuthMode": f.required_auth_mode,
-        "authMode": f.auth_mode,
-        "storeWritable": f.store_writable,
-        "storeProblem": f.store_problem,
-        "storeNote": f.store_note,
-    }
-
-
-def sidecar_facts(state: SidecarState | None) -> dict[str, Any]:
-    """The stream half of :class:`ModeFacts`, from the supervisor's typed state (``None``: no supervisor)."""
-    if state is None:
-        return {
-            "sidecar_state": "inactive",
-            "handshake_complete": False,
-            "auth_confirmed": False,
-            "auth_mode_allowed": False,
-            "sidecar_alive": False,
-            "frames_valid": True,
-            "auth_mode": None,
-        }
-    return {
-        "sidecar_state": state.status.state,
-        "handshake_complete": state.handshake_complete,
-        "auth_confirmed": state.auth_confirmed,
-        "auth_mode_allowed": state.auth_mode_allowed,
-        "sidecar_alive": state.alive,
-        "frames_valid": state.frames_valid,
-        "auth_mode": state.facts.auth.mode,
-    }
 
 
 class ReliabilityService:
@@ -173,7 +116,7 @@ class ReliabilityService:
         self._db.health.add_listener(self._storage_changed)
         recorded = await anyio.to_thread.run_sync(self._db.read, history.recent_transitions)
         self._transitions.extend(recorded)  # newest first
-        now = _now_ms()
+        now = now_ms()
         self._queue(lambda c: history.insert_event(c, Event(now, history.BRIDGE_START, "the bridge started")))
         with self._lock:
             self._started = True
@@ -188,7 +131,7 @@ class ReliabilityService:
             if self._closed:
                 return
             self._closed = True
-            now = _now_ms()
+            now = now_ms()
             self._queue(lambda c: history.insert_event(c, Event(now, history.BRIDGE_STOP, "the bridge stopped")))
         with anyio.move_on_after(FLUSH_BUDGET_S, shield=True):
             await self._flush()
@@ -210,7 +153,7 @@ class ReliabilityService:
             now_state = state.status.state
             if now_state == "crash_loop" and self._sidecar_state != "crash_loop":
                 detail = state.status.last_error or "codex app-server exited too often"
-                at = _now_ms()
+                at = now_ms()
                 self._queue(lambda c: history.insert_event(c, Event(at, history.CRASH_LOOP, detail)))
             self._sidecar_state = now_state
             if not self._deferred:
@@ -226,7 +169,7 @@ class ReliabilityService:
         """Supervisor lifecycle listener: unexpected exits are kept as history."""
         if not isinstance(event, Exited) or event.expected or not self._started or self._closed:
             return
-        at = _now_ms()
+        at = now_ms()
         detail = f"codex app-server (pid {event.pid}) exited unexpectedly with code {event.code}"
         with self._lock:
             self._queue(lambda c: history.insert_event(c, Event(at, history.SIDECAR_EXIT, detail)))
@@ -294,7 +237,7 @@ class ReliabilityService:
             return
         self._facts = facts
         ev = evaluate(facts)
-        now = _now_ms()
+        now = now_ms()
         previous = self._evaluation
         self._evaluation = ev
         self._snapshot = {
@@ -347,7 +290,7 @@ class ReliabilityService:
                 for op in ops:
                     op(conn)
                 if snapshot is not None:
-                    history.save_snapshot(conn, snapshot, _now_ms())
+                    history.save_snapshot(conn, snapshot, now_ms())
 
             try:
                 await anyio.to_thread.run_sync(self._db.write, write)
@@ -381,52 +324,13 @@ class ReliabilityService:
         )
 
     def metrics(self) -> dict[str, Any]:
-        m: dict[str, Any] = {
-            "streamEventsAccepted": 0,
-            "streamEventsDuplicates": 0,
-            "streamEventsDropped": 0,
-            "streamEventsReplaced": 0,
-            "parserValidationErrorsTotal": 0,
-            "rpcTimeoutsTotal": 0,
-            "approvalTimeoutsTotal": 0,
-            "restartEventsTotal": 0,
-            "pendingRpcs": 0,
-            "pendingApprovals": 0,
-            "sidecarStderrBuffered": 0,
-            "sidecarStderrDropped": 0,
-            "timeSinceLastStreamEventMs": None,
-            "eventLagP50Ms": None,
-            "eventLagP99Ms": None,
-            "unknownNotificationsByMethod": {},
-        }
-        capture = self.capture
-        if capture is not None:
-            counts = capture.store.counts
-            m["streamEventsAccepted"] = counts.get("accepted", 0)
-            m["streamEventsDuplicates"] = counts.get("duplicate", 0)
-            m["streamEventsDropped"] = counts.get("dropped", 0)
-            m["streamEventsReplaced"] = counts.get("replaced", 0)
-            pipeline = capture.pipeline
-            m["parserValidationErrorsTotal"] = pipeline.parser_errors
-            p50, p99 = pipeline.lag_percentiles()
-            m["eventLagP50Ms"], m["eventLagP99Ms"] = p50, p99
-            last = pipeline.last_stream_event_at
-            if last is not None:
-                m["timeSinceLastStreamEventMs"] = max(0, int((time.monotonic() - last) * 1000))
+        """The metrics of docs/protocol.md §4.3, read from the subsystems as they are now."""
+        m = capture_metrics(self.capture)
         m.update(storage_metrics(self._db, self.capture))
         if self.sidecar is not None:
             m.update(self.sidecar.metrics())
-        receiver = self.receiver
-        if receiver is not None:
-            c = receiver.counters
-            m["baselineRequestsAccepted"] = c.accepted
-            m["baselineRequestsRejected"] = c.rejected
-            m["baselineRecordsStored"] = c.records_stored
-            m["baselineRecordsDuplicate"] = c.records_duplicate
-            m["baselineRecordsRejected"] = c.records_rejected
-            m["baselineRecordsDiscarded"] = c.records_discarded
-            m["lastBaselineBatchAtIso"] = c.last_batch_at_iso
-            m["timeSinceLastBaselineBatchMs"] = _since_iso_ms(c.last_batch_at_iso)
+        if self.receiver is not None:
+            m.update(receiver_metrics(self.receiver))
         try:
             m.update(self._extra_metrics())
         except Exception:
@@ -440,7 +344,7 @@ class ReliabilityService:
     async def release_gate(self, window_hours: float, stable_seconds: float) -> ReleaseGate:
         """The Go / No-Go over the recorded window, with this bridge's current mode."""
         await self._flush()  # what was recorded so far is in the store
-        now = _now_ms()
+        now = now_ms()
         start = now - int(window_hours * 3_600_000)
         window = await anyio.to_thread.run_sync(self._db.read, lambda c: history.window_history(c, start))
         status, error = await anyio.to_thread.run_sync(self._migration_status)
@@ -464,12 +368,6 @@ class ReliabilityService:
                 dedup=window.dedup,
             )
         )
-
-
-def _since_iso_ms(value: str | None) -> int | None:
-    """Milliseconds since an ISO-8601 time (None for no time or an unreadable one)."""
-    then = parse_iso_ms(value) if value else None
-    return None if then is None else max(0, now_ms() - then)
 
 
 def _collector_status() -> tuple[str | None, str | None]:

@@ -92,7 +92,10 @@ async def test_burst_then_eof_at_a_normal_start_is_answered_in_full(
         await burst_then_eof(host)
     got = answers(host)
     assert sorted(got) == list(range(20))
-    assert all("result" in m for m in got.values())
+    if "stopping before start-up finished" not in host.stderr():  # always so, unless the machine is overloaded
+        assert all("result" in m for m in got.values()), got
+    else:
+        assert all("result" in m or m["error"]["data"]["started"] is False for m in got.values()), got  # type: ignore[index]
 
 
 @pytest.mark.parametrize("repeat", range(2))
@@ -123,7 +126,10 @@ async def test_shutdown_inside_a_burst_during_a_slow_start(tmp_path: Path) -> No
     got = answers(host)
     assert sorted(got) == list(range(11))
     assert got[10]["result"] is None
-    assert all("result" in got[i] for i in range(10))
+    if "stopping before start-up finished" not in host.stderr():  # always so, unless the machine is overloaded
+        assert all("result" in got[i] for i in range(10)), got
+    else:  # start-up outlasted its 2 s budget: the bridge says so, and what it could not run it says was not run
+        assert all("result" in got[i] or got[i]["error"]["data"]["started"] is False for i in range(10)), got  # type: ignore[index]
 
 
 HANGING_COMMAND = """

@@ -11,7 +11,8 @@ import pytest
 
 from bridge.config.store import ConfigStore
 from bridge.reliability import history
-from bridge.reliability.service import ReliabilityService, sidecar_facts
+from bridge.reliability.service import ReliabilityService
+from bridge.reliability.view import sidecar_facts
 from bridge.sidecar.auth import AuthView, Handshake
 from bridge.sidecar.events import SidecarState
 from bridge.sidecar.status import CodexAppServerStatus, SidecarFacts

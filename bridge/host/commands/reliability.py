@@ -10,7 +10,8 @@ from bridge import errors
 from bridge.host.app import App
 from bridge.host.registry import NoParams, Params, command
 from bridge.reliability.gate import ReleaseGate
-from bridge.reliability.service import CaptureReliabilityStatus, ReliabilityService
+from bridge.reliability.service import ReliabilityService
+from bridge.reliability.view import CaptureReliabilityStatus
 
 
 class ReleaseGateParams(Params):
