@@ -37,12 +37,12 @@ async def test_handshake_publishes_typed_state_and_events(tmp_path: Path) -> Non
     states: list[SidecarState] = []
     events: list[LifecycleEvent] = []
     async with supervisor(tmp_path, CONFIG, spawn=spawner, **FAST) as h:
-        h.sup.add_state_listener(states.append)
-        h.sup.add_lifecycle_listener(events.append)
+        h.sup.hub.add_state_listener(states.append)
+        h.sup.hub.add_lifecycle_listener(events.append)
         started = await h.sup.start()
         assert (started.state, started.pid) == ("running", 1001)
-        await h.sup.initialize()
-        status = await h.sup.initialized()
+        await h.sup.commands.initialize()
+        status = await h.sup.commands.initialized()
         assert status.initialized and status.auth_state == "authenticated" and status.auth_mode == "apikey"
         assert status.stream_healthy and status.codex_version == "0.169.0"
         assert spawner.connections[0].requests == ["initialize", "account/read"]
@@ -62,10 +62,10 @@ async def test_a_crash_is_restarted_and_rehandshaken_unasked(tmp_path: Path) -> 
     spawner = MemorySpawner()
     events: list[LifecycleEvent] = []
     async with supervisor(tmp_path, CONFIG, spawn=spawner, **FAST) as h:
-        h.sup.add_lifecycle_listener(events.append)
+        h.sup.hub.add_lifecycle_listener(events.append)
         await h.sup.start()
-        await h.sup.initialize()
-        await h.sup.initialized()
+        await h.sup.commands.initialize()
+        await h.sup.commands.initialized()
         spawner.connections[0].crash(1)
         await until(lambda: any(isinstance(e, Rehandshaken) for e in events))
         assert events == [
