@@ -132,6 +132,6 @@ async def test_a_connection_lost_with_the_kill_switch_on_is_not_reconnected(tmp_
         assert (await h.sup.set_kill_switch(True)).state == "degraded"  # connected: it stays, without a stream
         daemon.connections[0].close()
         ended = await h.wait_status(lambda s: s["state"] == "inactive")
-        assert "Reconnecting to the codex app-server daemon stopped: the stream kill switch is on." == ended["lastInfo"]
+        assert ended["lastInfo"] == "Reconnecting to the codex app-server daemon stopped: the stream kill switch is on."
         assert not h.sup.attach_mode.running
         assert daemon.attempts == 1
