@@ -22,7 +22,8 @@ from bridge.sidecar import policy
 from bridge.sidecar.auth import Handshake
 from bridge.sidecar.connection import CodexConnection
 from bridge.sidecar.process import SpawnSpec, StderrRing
-from bridge.sidecar.rpc import RpcClient, RpcCounters
+from bridge.sidecar.rpc import RpcClient
+from bridge.sidecar.rpc_types import RpcCounters
 
 
 @dataclass

@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 from bridge.sidecar.events import LifecycleListener, Publisher, StateListener
 from bridge.sidecar.protocol import Envelope
-from bridge.sidecar.rpc import FaultListener, NotificationListener, RequestHandler, RpcClient
+from bridge.sidecar.rpc import RpcClient
+from bridge.sidecar.rpc_types import FaultListener, NotificationListener, RequestHandler
 
 log = logging.getLogger("bridge.sidecar")
 

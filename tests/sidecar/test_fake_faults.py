@@ -20,7 +20,7 @@ from bridge import errors
 from bridge.errors import BridgeError
 from bridge.sidecar.events import Spawned
 from bridge.sidecar.protocol import Envelope
-from bridge.sidecar.rpc import ProtocolFault
+from bridge.sidecar.rpc_types import ProtocolFault
 from tests.sidecar.support import (
     assert_no_leftovers,
     fake_config,
