@@ -26,7 +26,6 @@ from bridge import errors
 from bridge.config.model import canonical_auth_mode
 from bridge.errors import BridgeError
 from bridge.redact import MASK, redact_text
-from bridge.sidecar.attach import imposed_originator
 from bridge.sidecar.auth import AUTHENTICATED, LOGIN_MODES, AuthView, Handshake, check_claim, check_mode
 from bridge.sidecar.generation import Generation, SupervisorOptions
 from bridge.sidecar.protocol import (
@@ -176,10 +175,9 @@ class CodexSession:
             raise self._owner.closed_error(gen, "initialize")
         gen.handshake = Handshake.ANSWERED
         self.codex_version = codex_version(result.userAgent) or self.codex_version
-        if gen.conn.observer:
-            self.originator_imposed = imposed_originator(result.userAgent)
-            if self.originator_imposed:
-                log.warning("the codex daemon took the bridge's initialize as its originator: %s", result.userAgent)
+        self.originator_imposed = gen.conn.imposed_originator(result.userAgent)
+        if self.originator_imposed:
+            log.warning("the codex daemon took the bridge's initialize as its originator: %s", result.userAgent)
         self._owner.info("initialize answered; call codex_app_server_initialized next.")
         self._owner.refresh()
 

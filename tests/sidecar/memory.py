@@ -19,7 +19,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from bridge import errors
 from bridge.errors import BridgeError
-from bridge.sidecar.attach import OBSERVER_CLIENT_NAME, OBSERVER_CLIENT_TITLE
+from bridge.sidecar.attach import OBSERVER_CLIENT_NAME, OBSERVER_CLIENT_TITLE, imposed_originator
 from bridge.sidecar.connection import Kind
 from bridge.sidecar.framing import Frame, FrameTransport
 from bridge.sidecar.process import SpawnSpec, StderrRing
@@ -68,6 +68,7 @@ class MemoryConnection:
         self.account = account
         self.requests: list[str] = []
         self.client_names: list[str] = []  # clientInfo.name of each initialize
+        self.user_agent = USER_AGENT  # what initialize answers
         to_codex, self._codex_in = anyio.create_memory_object_stream[bytes](100)
         self._codex_out, from_codex = anyio.create_memory_object_stream[bytes](100)
         self.transport: FrameTransport = MemoryTransport(from_codex, to_codex)
@@ -80,6 +81,9 @@ class MemoryConnection:
     def client_info(self, name: str, version: str, title: str) -> ClientInfo:
         return ClientInfo(name, version, title)
 
+    def imposed_originator(self, user_agent: str) -> bool:
+        return False
+
     async def pump(self) -> None:
         """The fake codex: answer what the bridge sends until its stdin closes."""
         async for frame in self._codex_in:
@@ -90,7 +94,7 @@ class MemoryConnection:
             reply: dict[str, Any] = {"id": msg["id"]}
             if msg["method"] == "initialize":
                 self.client_names.append(msg["params"]["clientInfo"]["name"])
-                reply["result"] = {"userAgent": USER_AGENT}
+                reply["result"] = {"userAgent": self.user_agent}
             elif msg["method"] == "account/read":
                 account = {"type": self.account} if self.account else None
                 reply["result"] = {"account": account, "requiresOpenaiAuth": True}
@@ -165,6 +169,9 @@ class MemoryDaemonConnection(MemoryConnection):
     def client_info(self, name: str, version: str, title: str) -> ClientInfo:
         return ClientInfo(OBSERVER_CLIENT_NAME, version, OBSERVER_CLIENT_TITLE)
 
+    def imposed_originator(self, user_agent: str) -> bool:
+        return imposed_originator(user_agent)
+
     def close(self, code: int = 1001) -> None:
         """The daemon closes the connection (it stopped or restarted)."""
         self._end(code)
@@ -178,9 +185,10 @@ class MemoryDaemonConnection(MemoryConnection):
 class MemoryDaemon:
     """``SupervisorOptions.connect``: the user's daemon in memory; while ``up`` is false nothing listens."""
 
-    def __init__(self, *, up: bool = True, account: str | None = "apiKey") -> None:
+    def __init__(self, *, up: bool = True, account: str | None = "apiKey", user_agent: str = USER_AGENT) -> None:
         self.up = up
         self.account = account
+        self.user_agent = user_agent
         self.attempts = 0  # every connection attempt, failed or not
         self.connections: list[MemoryDaemonConnection] = []
 
@@ -189,5 +197,6 @@ class MemoryDaemon:
         if not self.up:
             raise WebSocketConnectError(f"cannot connect to {socket_path}: nothing listens there")
         conn = MemoryDaemonConnection(len(self.connections) + 1, socket_path, account=self.account)
+        conn.user_agent = self.user_agent
         self.connections.append(conn)
         return conn

@@ -98,6 +98,14 @@ async def test_the_host_handshake_waits_for_the_bridges_own_and_the_account_stay
         }  # fmt: skip
 
 
+async def test_a_daemon_that_made_the_bridge_its_originator_is_named_in_the_status(tmp_path: Path) -> None:
+    daemon = MemoryDaemon(user_agent=f"{OBSERVER_CLIENT_NAME}/0.169.0 (a codex that changed)")
+    async with supervisor(tmp_path, CONFIG, connect=daemon, **FAST) as h:
+        status = await h.sup.start("attach")
+        assert status.state == "running"
+        assert "took the bridge's initialize as its originator" in (status.last_info or "")
+
+
 async def test_a_stop_disconnects_and_nothing_reconnects(tmp_path: Path) -> None:
     daemon = MemoryDaemon()
     events: list[LifecycleEvent] = []
