@@ -108,6 +108,10 @@ class MemoryConnection:
                 return
         self._end(0)  # stdin closed: a clean exit
 
+    async def notify(self, method: str, params: dict[str, Any]) -> None:
+        """Codex sends a notification."""
+        await self._codex_out.send(json.dumps({"method": method, "params": params}).encode())
+
     def crash(self, code: int = 1) -> None:
         """The process dies at once."""
         self._end(code)
