@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
@@ -31,8 +30,6 @@ if TYPE_CHECKING:
     from bridge.sidecar.supervisor import Supervisor
 
 log = logging.getLogger("bridge.sidecar")
-
-Note = Callable[[str], str]  # what ``lastError`` says, given the error's message
 
 
 def stderr_tail(gen: Generation, count: int) -> str:
@@ -80,7 +77,7 @@ class SpawnMode:
             if sup.lc.phase == UP and sup.gen is not None:
                 return
             sup.begin_start("spawn", "Starting codex app-server.")
-            gen = await self._spawn_noting(lambda message: message, lambda message: message)
+            gen = await self._spawn_noting()
         with anyio.move_on_after(sup.options.start_settle):
             await gen.exited.wait()
         if gen.exited.is_set():
@@ -142,19 +139,20 @@ class SpawnMode:
         sup.refresh()
         return gen
 
-    async def _spawn_noting(self, refused: Note, failed: Note) -> Generation:
-        """:meth:`spawn`; a refusal or failure moves the lifecycle on and becomes ``lastError`` first."""
+    async def _spawn_noting(self, *, refused: str = "", failed: str = "") -> Generation:
+        """:meth:`spawn`; a refusal (the budget) or a failure moves the lifecycle on and becomes
+        ``lastError``, after the prefix ``refused`` or ``failed``, before it is raised."""
         sup = self._sup
         try:
             return await self.spawn()
         except SpawnBudgetExhausted as exc:
             sup.lc = sup.lc.spawn_refused()
-            sup.error(refused(exc.message))
+            sup.error(refused + exc.message)
             sup.refresh()
             raise
         except BridgeError as exc:
             sup.lc = sup.lc.spawn_failed()
-            sup.error(failed(exc.message))
+            sup.error(failed + exc.message)
             sup.refresh()
             raise
 
@@ -203,7 +201,7 @@ class SpawnMode:
                 sup.refresh()
                 return
             try:
-                new = await self._spawn_noting(lambda message: f"{what}; {message}", "Restart failed: {}".format)
+                new = await self._spawn_noting(refused=f"{what}; ", failed="Restart failed: ")
             except BridgeError:
                 return
             self.restarts += 1
