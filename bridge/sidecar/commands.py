@@ -49,10 +49,15 @@ class SidecarCommands:
     def require_initialized(self) -> Generation:
         """... whose handshake is complete; -32011 otherwise."""
         gen = self.require_up()
-        problem = handshake_error("account", gen.handshake)
+        self.require_order("account", gen)
+        return gen
+
+    @staticmethod
+    def require_order(step: str, gen: Generation) -> None:
+        """-32011 when ``step`` (``initialize``, ``initialized``, ``account``) may not run in ``gen``'s handshake."""
+        problem = handshake_error(step, gen.handshake)
         if problem:
             raise BridgeError(errors.HANDSHAKE_ORDER, problem, handshake=gen.handshake.value)
-        return gen
 
     def check_startable(self, kind: str) -> None:
         """Refuse a start in ``kind`` (the kill switch, or another mode that is not stopped)."""

@@ -19,7 +19,7 @@ import anyio
 
 from bridge import errors
 from bridge.errors import BridgeError
-from bridge.sidecar.auth import Handshake, handshake_error
+from bridge.sidecar.auth import Handshake
 from bridge.sidecar.connection import Kind, SpawnedConnection
 from bridge.sidecar.events import Rehandshaken
 from bridge.sidecar.generation import Generation, SpawnBudgetExhausted, sets_otel
@@ -91,7 +91,7 @@ class SpawnMode:
             )
 
     async def host_initialize(self, gen: Generation) -> None:
-        self._in_order("initialize", gen)
+        self._sup.commands.require_order("initialize", gen)
         if gen.handshake in (Handshake.ANSWERED, Handshake.INITIALIZED):
             self._sup.info("initialize was already answered by this codex app-server process.")
             self._sup.refresh()
@@ -99,14 +99,8 @@ class SpawnMode:
         await self._sup.session.initialize(gen)
 
     async def host_initialized(self, gen: Generation) -> None:
-        self._in_order("initialized", gen)
+        self._sup.commands.require_order("initialized", gen)
         await self._sup.session.initialized(gen)
-
-    @staticmethod
-    def _in_order(step: str, gen: Generation) -> None:
-        problem = handshake_error(step, gen.handshake)
-        if problem:
-            raise BridgeError(errors.HANDSHAKE_ORDER, problem, handshake=gen.handshake.value)
 
     # --- spawning ------------------------------------------------------------------------------
 
