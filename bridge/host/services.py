@@ -121,10 +121,10 @@ async def _start_sidecar(app: App, tg: TaskGroup) -> None:
     def push_status(state: SidecarState) -> None:  # codex-app-server-status (docs/protocol.md §4.1)
         notifier.emit(SIDECAR_STATUS, state.status)
 
-    app.sidecar.add_state_listener(push_status)
+    app.sidecar.hub.add_state_listener(push_status)
     if app.transcript is not None:  # every codex connection is recorded, restarts and attach included
-        app.sidecar.add_client_listener(app.transcript.client_created)
-        app.sidecar.add_lifecycle_listener(app.transcript.sidecar_lifecycle)
+        app.sidecar.hub.add_client_listener(app.transcript.client_created)
+        app.sidecar.hub.add_lifecycle_listener(app.transcript.sidecar_lifecycle)
     await tg.start(app.sidecar.run)
 
 
@@ -216,8 +216,8 @@ async def _start_reliability(app: App, tg: TaskGroup) -> None:
     if app.receiver is not None:
         app.receiver.status_listeners.append(app.reliability.on_receiver_status)
     if app.sidecar is not None:
-        app.sidecar.add_state_listener(app.reliability.on_sidecar_state)
-        app.sidecar.add_lifecycle_listener(app.reliability.on_sidecar_lifecycle)
+        app.sidecar.hub.add_state_listener(app.reliability.on_sidecar_state)
+        app.sidecar.hub.add_lifecycle_listener(app.reliability.on_sidecar_lifecycle)
     await app.reliability.start(tg)
     if app.capture is not None:
         from bridge.reliability import history
@@ -240,8 +240,8 @@ def connect_stream(app: App, tg: TaskGroup) -> None:
     broker = ApprovalBroker(app.notifier.emit, lambda: config.current.approvals.timeout_ms)
     broker.tg = tg
     app.approvals = broker
-    sidecar.add_stream_listener(capture.pipeline.feed)
-    sidecar.add_client_listener(lambda client: client.add_backpressure(capture.pipeline.wait_for_room))
+    sidecar.hub.add_stream_listener(capture.pipeline.feed)
+    sidecar.hub.add_client_listener(lambda client: client.add_backpressure(capture.pipeline.wait_for_room))
 
     class Resolved(msgspec.Struct, rename="camel"):
         thread_id: str
@@ -258,7 +258,7 @@ def connect_stream(app: App, tg: TaskGroup) -> None:
                     continue
                 broker.on_resolved(note.thread_id, note.request_id)
 
-    sidecar.add_stream_listener(on_notes)
+    sidecar.hub.add_stream_listener(on_notes)
 
     def on_request(env: Any) -> None:
         client = sidecar.client
@@ -275,7 +275,7 @@ def connect_stream(app: App, tg: TaskGroup) -> None:
         broker.on_request(env.method, request_id, bytes(env.params), respond)
 
     for method in KINDS:
-        sidecar.set_request_handler(method, on_request)
+        sidecar.hub.set_request_handler(method, on_request)
 
     async def reconcile_open_threads() -> None:
         """After an automatic restart: fill what the dead sidecar never sent (thread/read + turns/list)."""
@@ -295,7 +295,7 @@ def connect_stream(app: App, tg: TaskGroup) -> None:
         elif isinstance(event, Rehandshaken):
             tg.start_soon(reconcile_open_threads)
 
-    sidecar.add_lifecycle_listener(on_lifecycle)
+    sidecar.hub.add_lifecycle_listener(on_lifecycle)
 
     async def backfill(thread_id: str) -> None:  # attach mode: what happened before the bridge followed
         # imported here, not at start-up: the command modules are imported on a worker thread then
@@ -303,4 +303,4 @@ def connect_stream(app: App, tg: TaskGroup) -> None:
 
         await take_snapshot(app, thread_id)
 
-    sidecar.set_backfill(backfill)
+    sidecar.attach_mode.set_backfill(backfill)

@@ -3,10 +3,12 @@
 Like the MCP python-sdk's transports, a :class:`CodexConnection` only yields a
 frame transport (:class:`~bridge.sidecar.framing.FrameTransport`) and knows how
 its peer ends; the JSON-RPC client, the session (:mod:`.session`) and the
-supervisor are the same for both. What differs between the two lives here and
-nowhere else: how the connection is opened and stopped, whether it has a pid
-and a stderr, how it introduces itself at ``initialize``, and how its messages
-name it.
+supervisor are the same for both. What differs in the connection itself lives
+here and nowhere else: how it is opened and stopped, whether it has a pid and
+a stderr, how it introduces itself at ``initialize`` (and whether the answer
+shows it imposed an originator), and how its messages name it. What differs in
+how the supervisor runs it (restart or reconnect, who drives the handshake) is
+the mode's (:mod:`.mode`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import anyio
 
 from bridge import errors
 from bridge.errors import BridgeError
-from bridge.sidecar.attach import OBSERVER_CLIENT_NAME, OBSERVER_CLIENT_TITLE
+from bridge.sidecar.attach import OBSERVER_CLIENT_NAME, OBSERVER_CLIENT_TITLE, imposed_originator
 from bridge.sidecar.framing import FrameTransport, JsonlTransport
 from bridge.sidecar.process import SidecarProcess, SpawnSpec, StderrRing
 from bridge.sidecar.protocol import ClientInfo
@@ -42,6 +44,9 @@ class CodexConnection(Protocol):
 
     def client_info(self, name: str, version: str, title: str) -> ClientInfo:
         """What the bridge says it is at ``initialize``."""
+
+    def imposed_originator(self, user_agent: str) -> bool:
+        """Whether ``initialize``'s answer shows the bridge became the originator of someone else's codex."""
 
     async def pump(self) -> None:
         """Whatever must run beside the client while the connection lives (stderr copying)."""
@@ -85,6 +90,9 @@ class SpawnedConnection:
 
     def client_info(self, name: str, version: str, title: str) -> ClientInfo:
         return ClientInfo(name, version, title)
+
+    def imposed_originator(self, user_agent: str) -> bool:
+        return False  # the bridge's own codex: its originator is the bridge
 
     async def pump(self) -> None:
         await self.proc.pump_stderr()
@@ -140,6 +148,9 @@ class DaemonConnection:
 
     def client_info(self, name: str, version: str, title: str) -> ClientInfo:
         return ClientInfo(OBSERVER_CLIENT_NAME, version, OBSERVER_CLIENT_TITLE)  # never the daemon's originator
+
+    def imposed_originator(self, user_agent: str) -> bool:
+        return imposed_originator(user_agent)
 
     async def pump(self) -> None:
         return None

@@ -1,7 +1,7 @@
 """What the supervisor publishes: its typed state and its lifecycle events.
 
-Other subsystems subscribe with typed callbacks (``Supervisor.add_state_listener``,
-``Supervisor.add_lifecycle_listener``); nobody has to read the host's
+Other subsystems subscribe with typed callbacks (``add_state_listener``,
+``add_lifecycle_listener`` of the supervisor's :class:`.hub.Hub`); nobody has to read the host's
 ``codex-app-server-status`` wire dicts to learn the sidecar's state. The host's
 notifier is one subscriber among others: it turns each :class:`SidecarState`
 into a ``codex-app-server-status`` notification (docs/protocol.md §4.1).

@@ -22,7 +22,8 @@ from bridge.sidecar import policy
 from bridge.sidecar.auth import Handshake
 from bridge.sidecar.connection import CodexConnection
 from bridge.sidecar.process import SpawnSpec, StderrRing
-from bridge.sidecar.rpc import RpcClient, RpcCounters
+from bridge.sidecar.rpc import RpcClient
+from bridge.sidecar.rpc_types import RpcCounters
 
 
 @dataclass
@@ -51,6 +52,9 @@ class SupervisorOptions:
     extra_args: Callable[[], list[str]] | None = None
     # How a spawn opens its connection: the real process by default; tests hand an in-memory one.
     spawn: Callable[[SpawnSpec, int], Awaitable[CodexConnection]] | None = None
+    # How attach mode connects to the daemon ``(socket_path, max_frame_bytes, timeout)``: its socket by
+    # default (raising WebSocketConnectError when it is not there); tests hand an in-memory daemon.
+    connect: Callable[[str, int, float], Awaitable[CodexConnection]] | None = None
 
 
 @dataclass
@@ -66,11 +70,6 @@ class Generation:
     exited: anyio.Event = field(default_factory=anyio.Event)
     exit_code: int | None = None
     spawned_at: float | None = None  # monotonic; the spawn budget entry it used
-
-    @property
-    def attach(self) -> bool:
-        """A connection to the daemon (reconnected by the attach loop, not restarted by the policy)."""
-        return self.conn.kind == "attach"
 
 
 def sets_otel(args: list[str]) -> bool:

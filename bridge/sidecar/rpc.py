@@ -6,7 +6,9 @@ Transport-agnostic: it reads batches of frames from a
 pending request, server→client requests go to a registered handler or are
 answered -32601, and notifications are handed to listeners a batch at a time
 (the stream's hot path never awaits per frame). Bad frames are counted and
-reported, never fatal: one odd frame must not take the stream down.
+reported, never fatal: one odd frame must not take the stream down. The
+values it hands out and counts (callback types, faults, counters, errors) are
+in :mod:`.rpc_types`.
 
 An *observer* client (attach mode: the daemon and its threads belong to the
 user) never answers a server request, not even with an error: handlers only
@@ -19,7 +21,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
@@ -28,7 +29,7 @@ from anyio.abc import TaskGroup
 
 from bridge import errors
 from bridge.errors import BridgeError
-from bridge.redact import redact, redact_text
+from bridge.redact import redact_text
 from bridge.sidecar.framing import FrameTransport, Oversized
 from bridge.sidecar.protocol import (
     KNOWN_NOTIFICATIONS,
@@ -39,49 +40,25 @@ from bridge.sidecar.protocol import (
     OutResult,
     RpcErrorObject,
 )
+from bridge.sidecar.rpc_types import (
+    PREVIEW_CHARS,
+    FaultListener,
+    NotificationListener,
+    ProtocolFault,
+    RequestHandler,
+    RpcCounters,
+    Tap,
+    closed_error,
+    codex_error,
+    preview,
+)
 
 log = logging.getLogger("bridge.sidecar.rpc")
 
 T = TypeVar("T")
 
 MAX_PENDING = 256
-PREVIEW_CHARS = 256
 METHOD_NOT_FOUND = -32601
-
-NotificationListener = Callable[[list[Envelope]], None]
-RequestHandler = Callable[[Envelope], None]
-# ``tap(direction, raw)``: "in" for every frame read from codex, "out" for every frame sent (transcripts).
-Tap = Callable[[str, bytes], None]
-
-
-@dataclass(frozen=True)
-class ProtocolFault:
-    """A frame the client could not use (``kind``: parse_error, oversized, protocol_violation)."""
-
-    kind: str
-    reason: str
-    preview: str
-    size: int
-
-
-FaultListener = Callable[[ProtocolFault], None]
-
-
-@dataclass
-class RpcCounters:
-    """Running totals for the reliability metrics."""
-
-    frames: int = 0
-    notifications: int = 0
-    requests_sent: int = 0
-    timeouts: int = 0
-    protocol_errors: int = 0
-    oversized_frames: int = 0
-    late_responses: int = 0
-    server_requests: int = 0
-    server_requests_unhandled: int = 0
-    unknown_notifications: dict[str, int] = field(default_factory=dict)
-
 
 class _Pending:
     __slots__ = ("done", "error", "method", "result")
@@ -91,33 +68,6 @@ class _Pending:
         self.done = anyio.Event()
         self.result: msgspec.Raw | None = None
         self.error: BridgeError | None = None
-
-
-def _preview(raw: bytes) -> str:
-    text = raw[: PREVIEW_CHARS * 4].decode("utf-8", "replace")
-    return redact_text(text)[:PREVIEW_CHARS]
-
-
-def codex_error(method: str, error: Any) -> BridgeError:
-    """Codex answered ``method`` with an error: -32016 with the error redacted."""
-    if isinstance(error, dict):
-        body = {"code": error.get("code"), "message": error.get("message"), "data": error.get("data")}
-    else:
-        body = {"code": None, "message": str(error), "data": None}
-    safe = redact(body)
-    message = safe.get("message") or "no message"
-    return BridgeError(
-        errors.SIDECAR_ERROR,
-        f"codex app-server refused {method}: {message}",
-        codexError=safe,
-    )
-
-
-def _closed_error(method: str) -> BridgeError:
-    return BridgeError(
-        errors.SIDECAR_NOT_RUNNING,
-        f"codex app-server closed its connection before answering {method}; check get_codex_app_server_status.",
-    )
 
 
 class RpcClient:
@@ -155,7 +105,7 @@ class RpcClient:
         self.validity_listener: Callable[[bool], None] | None = None
         # Builds the error pending requests get when the connection ends (the
         # supervisor makes it say how the process exited).
-        self.closed_error: Callable[[str], BridgeError] = _closed_error
+        self.closed_error: Callable[[str], BridgeError] = closed_error
 
     # --- wiring ---------------------------------------------------------
 
@@ -284,7 +234,7 @@ class RpcClient:
 
     def _fault(self, kind: str, reason: str, raw: bytes, size: int) -> None:
         self.counters.protocol_errors += 1
-        fault = ProtocolFault(kind, redact_text(reason)[:PREVIEW_CHARS], _preview(raw), size)
+        fault = ProtocolFault(kind, redact_text(reason)[:PREVIEW_CHARS], preview(raw), size)
         for listener in self._fault_listeners:
             try:
                 listener(fault)

@@ -6,8 +6,9 @@
 from ``process_replaced``). It owns no process and no task: its owner (the
 supervisor) says which generation is current, records its notes
 (``lastError``/``lastInfo``), publishes the state and runs background tasks.
-Whether a command is allowed at all (a process runs, the handshake order, attach
-mode refusing logins) is checked by the owner before it calls in.
+Whether a command is allowed at all (a process runs, the handshake order, an
+observer refusing logins) is checked before it is called
+(:class:`.commands.SidecarCommands`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from bridge import errors
 from bridge.config.model import canonical_auth_mode
 from bridge.errors import BridgeError
 from bridge.redact import MASK, redact_text
-from bridge.sidecar.attach import imposed_originator
 from bridge.sidecar.auth import AUTHENTICATED, LOGIN_MODES, AuthView, Handshake, check_claim, check_mode
 from bridge.sidecar.generation import Generation, SupervisorOptions
 from bridge.sidecar.protocol import (
@@ -104,10 +104,6 @@ class CodexSession:
             "account/login/completed": msgspec.json.Decoder(AccountLoginCompletedNotification),
         }
 
-    def handles(self, method: str) -> bool:
-        """Whether ``method`` is an account notification the session keeps track of."""
-        return method in self._note_decoders
-
     def account_status(self) -> CodexAccountStatus:
         required = self._owner.required_mode
         auth = self.auth
@@ -119,6 +115,15 @@ class CodexSession:
             supported_modes=list(LOGIN_MODES),
             required_mode=required,
         )
+
+    def on_notes(self, gen: Generation, batch: list[Envelope]) -> bool:
+        """Keep track of the account notifications in ``batch``; whether what codex reported changed."""
+        changed = False
+        for env in batch:
+            method = env.method
+            if method is not None and method.startswith("account/") and method in self._note_decoders:
+                changed = self.on_account_note(gen, method, env) or changed
+        return changed
 
     def on_account_note(self, gen: Generation, method: str, env: Envelope) -> bool:
         try:
@@ -170,10 +175,9 @@ class CodexSession:
             raise self._owner.closed_error(gen, "initialize")
         gen.handshake = Handshake.ANSWERED
         self.codex_version = codex_version(result.userAgent) or self.codex_version
-        if gen.conn.observer:
-            self.originator_imposed = imposed_originator(result.userAgent)
-            if self.originator_imposed:
-                log.warning("the codex daemon took the bridge's initialize as its originator: %s", result.userAgent)
+        self.originator_imposed = gen.conn.imposed_originator(result.userAgent)
+        if self.originator_imposed:
+            log.warning("the codex daemon took the bridge's initialize as its originator: %s", result.userAgent)
         self._owner.info("initialize answered; call codex_app_server_initialized next.")
         self._owner.refresh()
 

@@ -1,10 +1,12 @@
 """An in-memory codex behind the :class:`~bridge.sidecar.connection.CodexConnection` protocol.
 
 Two anyio memory object streams stand in for codex's stdio; a small fake on the
-far side answers ``initialize`` and ``account/read`` (an apiKey account) and
-ends like a process: its stdin closed (a stop), or :meth:`MemoryConnection.crash`.
-The supervisor runs unchanged on it, so its restarts, generations and published
-state are tested without a subprocess.
+far side answers ``initialize``, ``account/read`` (an apiKey account) and
+``thread/loaded/list`` (no threads) and ends like a process: its stdin closed
+(a stop), or :meth:`MemoryConnection.crash`. The supervisor runs unchanged on
+it, so its restarts, generations and published state are tested without a
+subprocess. :class:`MemoryDaemon` is the user's daemon for attach mode: down
+(connecting fails as with no socket) or up, and it can close a connection.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from bridge import errors
 from bridge.errors import BridgeError
+from bridge.sidecar.attach import OBSERVER_CLIENT_NAME, OBSERVER_CLIENT_TITLE, imposed_originator
 from bridge.sidecar.connection import Kind
 from bridge.sidecar.framing import Frame, FrameTransport
 from bridge.sidecar.process import SpawnSpec, StderrRing
 from bridge.sidecar.protocol import ClientInfo
 from bridge.sidecar.rpc import RpcClient
+from bridge.sidecar.websocket import WebSocketConnectError
 
 USER_AGENT = "capture_bridge/0.169.0 (in-memory codex)"
 
@@ -63,6 +67,8 @@ class MemoryConnection:
         self.stderr: StderrRing | None = StderrRing()
         self.account = account
         self.requests: list[str] = []
+        self.client_names: list[str] = []  # clientInfo.name of each initialize
+        self.user_agent = USER_AGENT  # what initialize answers
         to_codex, self._codex_in = anyio.create_memory_object_stream[bytes](100)
         self._codex_out, from_codex = anyio.create_memory_object_stream[bytes](100)
         self.transport: FrameTransport = MemoryTransport(from_codex, to_codex)
@@ -75,6 +81,9 @@ class MemoryConnection:
     def client_info(self, name: str, version: str, title: str) -> ClientInfo:
         return ClientInfo(name, version, title)
 
+    def imposed_originator(self, user_agent: str) -> bool:
+        return False
+
     async def pump(self) -> None:
         """The fake codex: answer what the bridge sends until its stdin closes."""
         async for frame in self._codex_in:
@@ -84,10 +93,13 @@ class MemoryConnection:
             self.requests.append(msg["method"])
             reply: dict[str, Any] = {"id": msg["id"]}
             if msg["method"] == "initialize":
-                reply["result"] = {"userAgent": USER_AGENT}
+                self.client_names.append(msg["params"]["clientInfo"]["name"])
+                reply["result"] = {"userAgent": self.user_agent}
             elif msg["method"] == "account/read":
                 account = {"type": self.account} if self.account else None
                 reply["result"] = {"account": account, "requiresOpenaiAuth": True}
+            elif msg["method"] == "thread/loaded/list":
+                reply["result"] = {"data": []}
             else:
                 reply["error"] = {"code": -32601, "message": f"unknown method {msg['method']}"}
             try:
@@ -95,6 +107,10 @@ class MemoryConnection:
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 return
         self._end(0)  # stdin closed: a clean exit
+
+    async def notify(self, method: str, params: dict[str, Any]) -> None:
+        """Codex sends a notification."""
+        await self._codex_out.send(json.dumps({"method": method, "params": params}).encode())
 
     def crash(self, code: int = 1) -> None:
         """The process dies at once."""
@@ -138,5 +154,53 @@ class MemorySpawner:
     async def __call__(self, spec: SpawnSpec, max_frame_bytes: int) -> MemoryConnection:
         self.specs.append(spec)
         conn = MemoryConnection(len(self.connections) + 1, account=self.account)
+        self.connections.append(conn)
+        return conn
+
+
+class MemoryDaemonConnection(MemoryConnection):
+    """One connection to the in-memory daemon: no pid and no stderr (the daemon is the user's)."""
+
+    kind: Kind = "attach"
+    observer = True
+
+    def __init__(self, number: int, socket_path: str, *, account: str | None = "apiKey") -> None:
+        super().__init__(number, account=account)
+        self.pid = None
+        self.stderr = None
+        self.where = socket_path
+
+    def client_info(self, name: str, version: str, title: str) -> ClientInfo:
+        return ClientInfo(OBSERVER_CLIENT_NAME, version, OBSERVER_CLIENT_TITLE)
+
+    def imposed_originator(self, user_agent: str) -> bool:
+        return imposed_originator(user_agent)
+
+    def close(self, code: int = 1001) -> None:
+        """The daemon closes the connection (it stopped or restarted)."""
+        self._end(code)
+
+    async def stop(self, *, eof_grace: float, term_grace: float, kill_grace: float) -> int | None:
+        """Disconnecting never stops the daemon: no exit code."""
+        await super().stop(eof_grace=eof_grace, term_grace=term_grace, kill_grace=kill_grace)
+        return None
+
+
+class MemoryDaemon:
+    """``SupervisorOptions.connect``: the user's daemon in memory; while ``up`` is false nothing listens."""
+
+    def __init__(self, *, up: bool = True, account: str | None = "apiKey", user_agent: str = USER_AGENT) -> None:
+        self.up = up
+        self.account = account
+        self.user_agent = user_agent
+        self.attempts = 0  # every connection attempt, failed or not
+        self.connections: list[MemoryDaemonConnection] = []
+
+    async def __call__(self, socket_path: str, max_frame_bytes: int, timeout: float) -> MemoryDaemonConnection:
+        self.attempts += 1
+        if not self.up:
+            raise WebSocketConnectError(f"cannot connect to {socket_path}: nothing listens there")
+        conn = MemoryDaemonConnection(len(self.connections) + 1, socket_path, account=self.account)
+        conn.user_agent = self.user_agent
         self.connections.append(conn)
         return conn

@@ -200,7 +200,7 @@ async def supervisor(
 
     opts = SupervisorOptions(environ=environ if environ is not None else marked_env(tmp_path), **options)
     sup = Supervisor(store, opts)
-    sup.add_state_listener(on_state)
+    sup.hub.add_state_listener(on_state)
     harness = Harness(sup, store)
     harness_ref.append(harness)
     async with anyio.create_task_group() as tg:

@@ -20,7 +20,7 @@ from bridge import errors
 from bridge.errors import BridgeError
 from bridge.sidecar.events import Spawned
 from bridge.sidecar.protocol import Envelope
-from bridge.sidecar.rpc import ProtocolFault
+from bridge.sidecar.rpc_types import ProtocolFault
 from tests.sidecar.support import (
     assert_no_leftovers,
     fake_config,
@@ -35,7 +35,7 @@ FAST: dict[str, Any] = {"start_settle": 0.5, "stop_eof_grace": 0.5, "stop_term_g
 async def test_crash_on_start_is_32015_then_crash_loop(tmp_path: Path) -> None:
     spawned: list[Spawned] = []
     async with supervisor(tmp_path, fake_config("crash_on_start"), **FAST) as h:
-        h.sup.add_lifecycle_listener(lambda event: spawned.append(event) if isinstance(event, Spawned) else None)
+        h.sup.hub.add_lifecycle_listener(lambda event: spawned.append(event) if isinstance(event, Spawned) else None)
         with pytest.raises(BridgeError) as caught:
             await h.sup.start()
         assert caught.value.code == errors.SIDECAR_SPAWN_FAILED
@@ -52,7 +52,7 @@ async def test_crash_on_start_is_32015_then_crash_loop(tmp_path: Path) -> None:
         await assert_no_leftovers(tmp_path)
         # A command that needs the process says it does not run.
         with pytest.raises(BridgeError) as not_running:
-            await h.sup.initialize()
+            await h.sup.commands.initialize()
         assert not_running.value.code == errors.SIDECAR_NOT_RUNNING
         # Stop then start leaves crash_loop (with a binary that now works).
         stopped = await h.sup.stop()
@@ -103,38 +103,38 @@ async def test_binary_from_env_then_path(tmp_path: Path) -> None:
 async def test_order_errors(tmp_path: Path) -> None:
     async with supervisor(tmp_path, fake_config("normal"), **FAST) as h:
         with pytest.raises(BridgeError) as before_start:
-            await h.sup.initialize()
+            await h.sup.commands.initialize()
         assert before_start.value.code == errors.SIDECAR_NOT_RUNNING
         await h.sup.start()
         with pytest.raises(BridgeError) as early:
-            await h.sup.initialized()
+            await h.sup.commands.initialized()
         assert early.value.code == errors.HANDSHAKE_ORDER
         with pytest.raises(BridgeError) as login_early:
-            await h.sup.login_start("apikey", "sk-test-0000000000")
+            await h.sup.commands.login_start("apikey", "sk-test-0000000000")
         assert login_early.value.code == errors.HANDSHAKE_ORDER
-        await h.sup.initialize()
+        await h.sup.commands.initialize()
         with pytest.raises(BridgeError) as still_early:
-            await h.sup.account_read()
+            await h.sup.commands.account_read()
         assert still_early.value.code == errors.HANDSHAKE_ORDER
-        status = await h.sup.initialized()
+        status = await h.sup.commands.initialized()
         assert status.initialized and status.auth_state == "needs_login"
-        again = await h.sup.initialize()  # idempotent once answered
+        again = await h.sup.commands.initialize()  # idempotent once answered
         assert again.initialize_sent
 
 
 async def test_garbage_frames_are_tolerated_and_not_sticky(tmp_path: Path) -> None:
     faults: list[ProtocolFault] = []
     async with supervisor(tmp_path, fake_config("garbage"), **FAST) as h:
-        h.sup.add_fault_listener(faults.append)
+        h.sup.hub.add_fault_listener(faults.append)
         await h.sup.start()
-        await h.sup.initialize()
-        status = await h.sup.initialized()
+        await h.sup.commands.initialize()
+        status = await h.sup.commands.initialized()
         assert status.initialized and status.auth_state == "needs_login"
         metrics = h.sup.metrics()
         assert metrics["sidecarProtocolErrorsTotal"] >= 10
         # Garbage arrives before every answer; each valid answer after it keeps the state clean.
         assert h.sup.status().state == "running"
-        account = await h.sup.account_read()
+        account = await h.sup.commands.account_read()
         assert account.auth_state == "needs_login"
         assert h.sup.metrics()["sidecarProtocolErrorsTotal"] > metrics["sidecarProtocolErrorsTotal"]
         assert {f.kind for f in faults} == {"parse_error"}
@@ -146,7 +146,7 @@ async def test_oversized_frame_is_dropped_and_the_handshake_goes_on(tmp_path: Pa
     env = marked_env(tmp_path) | {"FAKE_OVERSIZED_BYTES": str(3 << 20)}
     async with supervisor(tmp_path, config, environ=env, **FAST) as h:
         await h.sup.start()
-        status = await h.sup.initialize()
+        status = await h.sup.commands.initialize()
         assert status.initialize_sent and status.codex_version == "0.0.1"
         assert h.sup.metrics()["sidecarOversizedFramesTotal"] == 1
 
@@ -157,7 +157,7 @@ async def test_silent_sidecar_times_out_with_32014(tmp_path: Path) -> None:
         await h.sup.start()
         started = time.monotonic()
         with pytest.raises(BridgeError) as caught:
-            await h.sup.initialize()
+            await h.sup.commands.initialize()
         assert time.monotonic() - started < 0.3 * 3 + 1
         assert caught.value.code == errors.TIMEOUT
         metrics = h.sup.metrics()
@@ -171,10 +171,10 @@ async def test_liveness_probe_failure_degrades_until_frames_return(tmp_path: Pat
     config = fake_config("normal", codex={"requestTimeoutMs": 300})
     async with supervisor(tmp_path, config, liveness_idle=0.3, **FAST) as h:
         await h.sup.start()
-        await h.sup.initialize()
-        await h.sup.initialized()
+        await h.sup.commands.initialize()
+        await h.sup.commands.initialized()
         assert h.sup.status().state == "running"
-        gen = h.sup._gen
+        gen = h.sup.gen
         assert gen is not None
         os.kill(gen.conn.pid, signal.SIGSTOP)  # alive but mute
         try:
@@ -189,10 +189,10 @@ async def test_flood_of_unknown_notifications_is_counted(tmp_path: Path) -> None
     received: list[Envelope] = []
     env = marked_env(tmp_path) | {"FAKE_FLOOD_COUNT": "20000"}
     async with supervisor(tmp_path, fake_config("flood"), environ=env, **FAST) as h:
-        h.sup.add_stream_listener(received.extend)
+        h.sup.hub.add_stream_listener(received.extend)
         await h.sup.start()
-        await h.sup.initialize()
-        await h.sup.initialized()
+        await h.sup.commands.initialize()
+        await h.sup.commands.initialized()
         with anyio.fail_after(30):
             while not received or received[-1].method != "fake/flood/done":
                 await anyio.sleep(0.05)
@@ -206,11 +206,11 @@ async def test_kill_switch_gates_the_stream_at_once(tmp_path: Path) -> None:
     received: list[Envelope] = []
     env = marked_env(tmp_path) | {"FAKE_FLOOD_COUNT": "500"}
     async with supervisor(tmp_path, fake_config("flood"), environ=env, **FAST) as h:
-        h.sup.add_stream_listener(received.extend)
+        h.sup.hub.add_stream_listener(received.extend)
         await h.sup.start()
-        await h.sup.initialize()
+        await h.sup.commands.initialize()
         await h.sup.set_kill_switch(True)
-        await h.sup.initialized()
+        await h.sup.commands.initialized()
         await anyio.sleep(0.5)
         assert received == []
         assert h.sup.metrics()["sidecarNotificationsTotal"] >= 500  # read, counted, not passed on
@@ -221,10 +221,10 @@ async def test_kill_switch_gates_the_stream_at_once(tmp_path: Path) -> None:
 async def test_unhandled_server_request_gets_32601(tmp_path: Path) -> None:
     received: list[Envelope] = []
     async with supervisor(tmp_path, fake_config("ask"), **FAST) as h:
-        h.sup.add_stream_listener(received.extend)
+        h.sup.hub.add_stream_listener(received.extend)
         await h.sup.start()
-        await h.sup.initialize()
-        await h.sup.initialized()
+        await h.sup.commands.initialize()
+        await h.sup.commands.initialized()
         with anyio.fail_after(10):
             while not any(e.method == "fake/answer" for e in received):
                 await anyio.sleep(0.05)
@@ -237,9 +237,9 @@ async def test_unhandled_server_request_gets_32601(tmp_path: Path) -> None:
 async def test_unexpected_exit_restarts_and_rehandshakes(tmp_path: Path) -> None:
     async with supervisor(tmp_path, fake_config("normal", appServerAuthMode="apikey"), **FAST) as h:
         await h.sup.start()
-        await h.sup.initialize()
-        await h.sup.initialized()
-        await h.sup.login_start("apiKey", "sk-test-fake-000000000")
+        await h.sup.commands.initialize()
+        await h.sup.commands.initialized()
+        await h.sup.commands.login_start("apiKey", "sk-test-fake-000000000")
         first = h.sup.status()
         assert first.stream_healthy
         mark = len(h.statuses())

@@ -16,7 +16,8 @@ from bridge import errors
 from bridge.errors import BridgeError
 from bridge.sidecar.framing import JsonlTransport
 from bridge.sidecar.protocol import Envelope, GetAccountResponse
-from bridge.sidecar.rpc import ProtocolFault, RpcClient
+from bridge.sidecar.rpc import RpcClient
+from bridge.sidecar.rpc_types import ProtocolFault
 
 
 class Pipe:

@@ -19,6 +19,8 @@ from bridge import errors
 from bridge.errors import BridgeError
 from bridge.sidecar.auth import Handshake
 from bridge.sidecar.events import Exited, LifecycleEvent, Rehandshaken, SidecarState, Spawned
+from bridge.sidecar.protocol import Envelope
+from bridge.sidecar.rpc import RpcClient
 from tests.sidecar.memory import MemorySpawner
 from tests.sidecar.support import supervisor
 
@@ -37,12 +39,12 @@ async def test_handshake_publishes_typed_state_and_events(tmp_path: Path) -> Non
     states: list[SidecarState] = []
     events: list[LifecycleEvent] = []
     async with supervisor(tmp_path, CONFIG, spawn=spawner, **FAST) as h:
-        h.sup.add_state_listener(states.append)
-        h.sup.add_lifecycle_listener(events.append)
+        h.sup.hub.add_state_listener(states.append)
+        h.sup.hub.add_lifecycle_listener(events.append)
         started = await h.sup.start()
         assert (started.state, started.pid) == ("running", 1001)
-        await h.sup.initialize()
-        status = await h.sup.initialized()
+        await h.sup.commands.initialize()
+        status = await h.sup.commands.initialized()
         assert status.initialized and status.auth_state == "authenticated" and status.auth_mode == "apikey"
         assert status.stream_healthy and status.codex_version == "0.169.0"
         assert spawner.connections[0].requests == ["initialize", "account/read"]
@@ -62,10 +64,10 @@ async def test_a_crash_is_restarted_and_rehandshaken_unasked(tmp_path: Path) -> 
     spawner = MemorySpawner()
     events: list[LifecycleEvent] = []
     async with supervisor(tmp_path, CONFIG, spawn=spawner, **FAST) as h:
-        h.sup.add_lifecycle_listener(events.append)
+        h.sup.hub.add_lifecycle_listener(events.append)
         await h.sup.start()
-        await h.sup.initialize()
-        await h.sup.initialized()
+        await h.sup.commands.initialize()
+        await h.sup.commands.initialized()
         spawner.connections[0].crash(1)
         await until(lambda: any(isinstance(e, Rehandshaken) for e in events))
         assert events == [
@@ -121,3 +123,30 @@ async def test_the_kill_switch_refuses_a_start_and_a_restart(tmp_path: Path) -> 
             await h.sup.start()
         assert caught.value.code == errors.KILL_SWITCH_ENGAGED
         assert len(spawner.connections) == 1
+
+
+async def test_the_hub_feeds_every_generation_and_the_kill_switch_gates_the_stream(tmp_path: Path) -> None:
+    spawner = MemorySpawner()
+    seen: list[str | None] = []
+    clients: list[RpcClient] = []
+
+    def broken(batch: list[Envelope]) -> None:
+        raise RuntimeError("a subscriber that fails")
+
+    async with supervisor(tmp_path, CONFIG, spawn=spawner, **FAST) as h:
+        h.sup.hub.add_stream_listener(broken)  # it fails; the next one still gets every batch
+        h.sup.hub.add_stream_listener(lambda batch: seen.extend(env.method for env in batch))
+        h.sup.hub.add_client_listener(clients.append)
+        await h.sup.start()
+        await spawner.connections[0].notify("turn/started", {"threadId": "t"})
+        await until(lambda: seen == ["turn/started"])
+        await h.sup.set_kill_switch(True)
+        await spawner.connections[0].notify("turn/completed", {"threadId": "t"})
+        await until(lambda: h.sup.metrics()["sidecarNotificationsTotal"] == 2)  # read, and held back
+        assert seen == ["turn/started"]
+        await h.sup.set_kill_switch(False)
+        spawner.connections[0].crash(1)  # the restart's new client is wired like the first
+        await until(lambda: len(clients) == 2 and h.sup.status().state == "running")
+        await spawner.connections[1].notify("turn/started", {"threadId": "t"})
+        await until(lambda: seen == ["turn/started", "turn/started"])
+        assert clients[0] is not clients[1] and clients[1] is h.sup.client

@@ -45,7 +45,7 @@ async def submit_approval(app: App, params: SubmitApprovalParams) -> dict[str, A
         decision = "accept" if params.approved else "decline"
     else:
         raise errors.invalid_params(METHOD, "decision", "is required (or approved: true|false)")
-    if app.sidecar is not None and app.sidecar.status().connection == "attach":
+    if app.sidecar is not None and app.sidecar.observer:
         raise BridgeError(
             errors.NOT_ALLOWED, "Approvals belong to the user's own client while attached as an observer."
         )

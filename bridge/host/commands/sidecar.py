@@ -1,7 +1,7 @@
 """Sidecar lifecycle, handshake and auth commands (docs/protocol.md §3.2 to §3.4).
 
 Thin: each command checks that the supervisor exists and hands over; the
-supervisor (bridge.sidecar.supervisor) holds every rule.
+supervisor (its checks in bridge.sidecar.commands) holds every rule.
 """
 
 from __future__ import annotations
@@ -83,46 +83,46 @@ async def codex_app_server_set_stream_kill_switch(app: App, params: KillSwitchPa
 @command("codex_app_server_initialize", result=CodexAppServerStatus)
 async def codex_app_server_initialize(app: App, params: NoParams) -> CodexAppServerStatus:
     """Send ``initialize``; returns once codex answered (``initializeSent: true``)."""
-    return await _sidecar(app).initialize()
+    return await _sidecar(app).commands.initialize()
 
 
 @command("codex_app_server_initialized", result=CodexAppServerStatus)
 async def codex_app_server_initialized(app: App, params: NoParams) -> CodexAppServerStatus:
     """Send ``initialized`` then ``account/read``; returns with the auth state codex reported."""
-    return await _sidecar(app).initialized()
+    return await _sidecar(app).commands.initialized()
 
 
 @command("codex_app_server_account_read", result=CodexAccountStatus)
 async def codex_app_server_account_read(app: App, params: NoParams) -> CodexAccountStatus:
     """The account as codex reports it right now."""
-    return await _sidecar(app).account_read()
+    return await _sidecar(app).commands.account_read()
 
 
 @command("codex_app_server_account_login_start", params=LoginStartParams, result=LoginStartResult)
 async def codex_app_server_account_login_start(app: App, params: LoginStartParams) -> LoginStartResult:
     """Start a chatgpt (browser) or apiKey login at codex; the key is forwarded, never kept."""
-    return await _sidecar(app).login_start(params.auth_mode, params.api_key)
+    return await _sidecar(app).commands.login_start(params.auth_mode, params.api_key)
 
 
 @command("codex_app_server_account_login_cancel", params=LoginCancelParams, result=CodexAccountStatus)
 async def codex_app_server_account_login_cancel(app: App, params: LoginCancelParams) -> CodexAccountStatus:
     """Cancel a pending login; codex then reports it failed."""
-    return await _sidecar(app).login_cancel(params.login_id)
+    return await _sidecar(app).commands.login_cancel(params.login_id)
 
 
 @command("codex_app_server_account_login_completed", params=LoginCompletedParams, result=CodexAccountStatus)
 async def codex_app_server_account_login_completed(app: App, params: LoginCompletedParams) -> CodexAccountStatus:
     """The host's word that a login ended; success waits for codex to confirm."""
-    return await _sidecar(app).login_completed(params.success, params.login_id, params.error)
+    return await _sidecar(app).commands.login_completed(params.success, params.login_id, params.error)
 
 
 @command("codex_app_server_account_updated", params=AccountUpdatedParams, result=CodexAccountStatus)
 async def codex_app_server_account_updated(app: App, params: AccountUpdatedParams) -> CodexAccountStatus:
     """Check the host's auth claim against codex and the required mode (-32012 otherwise)."""
-    return await _sidecar(app).account_updated(params.auth_mode, params.authenticated)
+    return await _sidecar(app).commands.account_updated(params.auth_mode, params.authenticated)
 
 
 @command("codex_app_server_account_logout", result=CodexAccountStatus)
 async def codex_app_server_account_logout(app: App, params: NoParams) -> CodexAccountStatus:
     """Send ``account/logout``."""
-    return await _sidecar(app).logout()
+    return await _sidecar(app).commands.logout()

@@ -3,7 +3,7 @@
 Params and results are codex's own: the known fields are checked here, the
 rest is passed on, because codex grows them every release. Each command needs
 a running, initialised sidecar authenticated in the required mode and the kill
-switch off (``Supervisor.stream_client`` says which is missing).
+switch off (``SidecarCommands.stream_client`` says which is missing).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ _decode = msgspec.json.decode
 
 def refuse_in_attach(app: App, command: str) -> None:
     """The user's threads are the user's: an observer never starts or steers them (-32017)."""
-    if app.sidecar is not None and app.sidecar.connection == "attach":
+    if app.sidecar is not None and app.sidecar.observer:
         raise BridgeError(
             errors.NOT_ALLOWED,
             f"{command} is not allowed while attached to the user's codex daemon as an observer; "
@@ -48,7 +48,7 @@ def refuse_in_attach(app: App, command: str) -> None:
 def stream_client(app: App) -> RpcClient:
     if app.sidecar is None:
         raise BridgeError(errors.SIDECAR_NOT_RUNNING, "The sidecar supervisor is not available; see the bridge log.")
-    return app.sidecar.stream_client()
+    return app.sidecar.commands.stream_client()
 
 
 async def forward(app: App, method: str, params: dict[str, Any]) -> Any:
@@ -146,7 +146,7 @@ async def thread_resume(app: App, params: Forwarded[ThreadResumeParams]) -> Any:
         request.check()
         raw = _strip(params.raw, "thread_id", "work_done_token", "workDoneToken")
         raw["threadId"] = thread_id
-        if app.sidecar is not None and app.sidecar.connection == "attach":
+        if app.sidecar is not None and app.sidecar.observer:
             # an observer only subscribes: no overrides that would change the user's thread
             raw = {"threadId": thread_id, "excludeTurns": True}
         request.report("asking codex for the thread", 10, cancellable=False)
