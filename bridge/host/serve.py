@@ -223,6 +223,7 @@ async def _main(app: object, writer: object, early: object, parent_pid: int | No
         except Exception:
             log.exception("a subsystem failed to start")
         dispatcher.ready.set()
+        services.after_ready(app, tg)  # type: ignore[arg-type]
 
     starting = anyio.CancelScope()
     started = anyio.Event()  # bring_up has returned (done, failed or cancelled)

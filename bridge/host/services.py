@@ -31,6 +31,12 @@ async def start(app: App, tg: TaskGroup) -> None:
     await _start_reliability(app, tg)  # last: its first mode needs the receiver bound (or failed)
 
 
+def after_ready(app: App, tg: TaskGroup) -> None:
+    """Start-up work no status depends on, started once the bridge answers commands (``dispatcher.ready``)."""
+    if app.receiver is not None:
+        tg.start_soon(app.receiver.warm_up)
+
+
 async def _start_capture(app: App, tg: TaskGroup) -> None:
     """The capture store and the stream's pipeline."""
     from bridge.capture.service import CaptureService
