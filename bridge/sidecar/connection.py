@@ -11,7 +11,7 @@ name it.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import anyio
 
@@ -22,7 +22,9 @@ from bridge.sidecar.framing import FrameTransport, JsonlTransport
 from bridge.sidecar.process import SidecarProcess, SpawnSpec, StderrRing
 from bridge.sidecar.protocol import ClientInfo
 from bridge.sidecar.rpc import RpcClient
-from bridge.sidecar.websocket import WebSocketTransport
+
+if TYPE_CHECKING:  # the WebSocket stack (wsproto) is imported only when a DaemonConnection connects
+    from bridge.sidecar.websocket import WebSocketTransport
 
 Kind = Literal["spawn", "attach"]
 
@@ -132,6 +134,8 @@ class DaemonConnection:
     @classmethod
     async def connect(cls, socket_path: str, *, max_frame_bytes: int, timeout: float) -> DaemonConnection:
         """Raises :class:`~bridge.sidecar.websocket.WebSocketConnectError` when the daemon is not there."""
+        from bridge.sidecar.websocket import WebSocketTransport
+
         transport = await WebSocketTransport.connect_unix(socket_path, max_frame_bytes=max_frame_bytes, timeout=timeout)
         return cls(transport, socket_path)
 

@@ -26,6 +26,7 @@ through :meth:`Supervisor.stream_client`.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Callable, Coroutine
@@ -81,7 +82,6 @@ from bridge.sidecar.status import (
     SidecarFacts,
     derive,
 )
-from bridge.sidecar.websocket import WebSocketConnectError
 
 log = logging.getLogger("bridge.sidecar")
 
@@ -422,6 +422,10 @@ class Supervisor:
         failures = 0
         with scope:
             try:
+                # attach mode only: the WebSocket stack (wsproto) is imported now, off the event loop
+                await anyio.to_thread.run_sync(importlib.import_module, "bridge.sidecar.websocket")
+                from bridge.sidecar.websocket import WebSocketConnectError
+
                 while not self.kill_switch:
                     path = self._socket_path()
                     try:
