@@ -27,7 +27,6 @@ from bridge.collector.state import MigrationState, StateUnusable, otel_dir_probl
 from bridge.collector.status import CollectorMigrationResult, CollectorMigrationStatus, decide_status
 from bridge.redact import redact_text
 
-
 CLEAR_FAILURE = "clear the recorded failure (the tree needs no change)"
 
 
