@@ -28,7 +28,7 @@ SHUTDOWN_BUDGET_S = 2.5  # from the stop request to leaving the event loop (the 
 ANSWER_BUDGET_READY_S = 1.0  # of it, for requests in flight when the bridge was up
 ANSWER_BUDGET_STARTING_S = 2.0  # of it, when start-up was still under way: it may finish and answer
 
-START_UP_GC_WAIT_S = 1.0  # at most this long after ready, start-up's garbage is collected (see run)
+AFTER_READY_WAIT_S = 1.0  # after ready, start-up's garbage and warm-ups wait at most this long for idle
 _EARLY_SIGNAL: list[int] = []  # a SIGTERM/SIGINT that came before the event loop could take it
 
 
@@ -231,10 +231,12 @@ async def _main(app: object, writer: object, early: object, parent_pid: int | No
             except Exception:
                 log.exception("a subsystem failed to start")
             dispatcher.ready.set()
-            services.after_ready(app, tg)  # type: ignore[arg-type]
-            with anyio.move_on_after(START_UP_GC_WAIT_S):
-                await dispatcher.drain()  # the requests that waited for start-up are answered first
+            # What no answer needs waits until the requests that waited for start-up are answered:
+            # run now, it would hold the GIL between their last steps.
+            with anyio.move_on_after(AFTER_READY_WAIT_S):
+                await dispatcher.drain()
             gc.collect()
+            services.after_ready(app, tg)  # type: ignore[arg-type]
         finally:
             gc.enable()  # start-up is over (or given up): the cyclic collector runs from here on
 
