@@ -231,10 +231,12 @@ async def _main(app: object, writer: object, early: object, parent_pid: int | No
             except Exception:
                 log.exception("a subsystem failed to start")
             dispatcher.ready.set()
-            # What no answer needs waits until the requests that waited for start-up are answered:
-            # run now, it would hold the GIL between their last steps.
+            # What no answer needs waits until the requests that waited for start-up are answered and
+            # their answers written: run now, it would hold the GIL between their last steps (a
+            # collection never lets go of it: the writer thread would wait the whole ~40 ms).
             with anyio.move_on_after(AFTER_READY_WAIT_S):
                 await dispatcher.drain()
+                await anyio.to_thread.run_sync(writer.flush, AFTER_READY_WAIT_S, abandon_on_cancel=True)
             gc.collect()
             services.after_ready(app, tg)  # type: ignore[arg-type]
         finally:
