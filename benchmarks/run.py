@@ -17,6 +17,11 @@ Sizes: ``--size full`` (the targets' sizes, default), ``quick`` (``make
 bench-quick``) or ``tiny`` (the smoke test); ``--set name=value,…`` overrides
 single sizes; ``--only NAME,…`` runs some scenarios. ``--profile DIR`` records
 each scenario's bridge with py-spy (``pip install -e '.[bench]'``).
+
+Before measuring, the checkout's ``bridge`` package is compiled to bytecode
+(``harness.compile_bytecode``), as pip compiles an installed package: without
+it, under ``PYTHONDONTWRITEBYTECODE=1``, every spawn compiles the bridge's
+sources again. ``--source-only`` skips that step.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ import memory
 import otlp_flood
 import ready
 import throughput
-from harness import BENCH, PRESETS, Context, Row, size_overrides
+from harness import BENCH, PRESETS, Context, Row, compile_bytecode, size_overrides
 
 SCENARIOS: list[ModuleType] = [
     first_answer,
@@ -115,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the JSON rows go")
     parser.add_argument("--profile", type=Path, help="record every scenario's bridge with py-spy into this dir")
     parser.add_argument("--keep", action="store_true", help="keep the scenarios' data dirs and logs")
+    parser.add_argument(
+        "--source-only",
+        action="store_true",
+        help="do not compile the bridge's bytecode first (what is already in __pycache__ is used)",
+    )
     args = parser.parse_args(argv)
     sizes = replace(PRESETS[args.size], **size_overrides(args.set))
     chosen = [s for s in SCENARIOS if not args.only or s.__name__ in args.only.split(",")]
@@ -123,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="capture-bridge-bench-"))
     ctx = Context(sizes, args.size, workdir, args.profile)
     ctx.log(f"size {args.size}; work dir {workdir}; {machine()}")
+    if not args.source_only:
+        ctx.log(f"bytecode of {compile_bytecode()} bridge modules up to date (as an installed bridge has it)")
     rows: list[Row] = []
     try:
         for scenario in chosen:

@@ -15,8 +15,8 @@ from typing import Any
 import msgspec
 
 from bridge.collector.errors import MigrationError
-from bridge.collector.service import CollectorMigrationResult, CollectorMigrationService
-from bridge.collector.status import CollectorMigrationStatus
+from bridge.collector.service import CollectorMigrationService
+from bridge.collector.status import CollectorMigrationResult, CollectorMigrationStatus
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

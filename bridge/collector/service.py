@@ -24,17 +24,8 @@ from bridge.collector.roots import Roots
 from bridge.collector.scan import scan_home
 from bridge.collector.snapshot import HomeSnapshot
 from bridge.collector.state import MigrationState, StateUnusable, otel_dir_problem, read_state, write_state
-from bridge.collector.status import CollectorMigrationStatus, decide_status
+from bridge.collector.status import CollectorMigrationResult, CollectorMigrationStatus, decide_status
 from bridge.redact import redact_text
-
-
-class CollectorMigrationResult(msgspec.Struct, rename="camel", kw_only=True):
-    status: CollectorMigrationStatus
-    migrated: bool
-    rolled_back: bool
-    dry_run: bool
-    actions: list[str]
-
 
 CLEAR_FAILURE = "clear the recorded failure (the tree needs no change)"
 

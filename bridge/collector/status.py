@@ -21,10 +21,12 @@ rollback, true while a legacy root exists.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from bridge.collector.state import MigrationState
+if TYPE_CHECKING:  # the status types stay light: the host's migration commands register with them at start
+    from bridge.collector.state import MigrationState
 
 
 class Status(StrEnum):
@@ -79,3 +81,13 @@ def decide_status(
     if legacy_exists:
         return Status.NOT_STARTED, True, None
     return Status.NOT_NEEDED, False, None
+
+
+# What a run or rollback did (docs/protocol.md §4.4); ``status`` is the one after it. Kept here, beside the
+# status, so the host's migration commands register with light types (the service is imported on first use).
+class CollectorMigrationResult(msgspec.Struct, rename="camel", kw_only=True):
+    status: CollectorMigrationStatus
+    migrated: bool
+    rolled_back: bool
+    dry_run: bool
+    actions: list[str]

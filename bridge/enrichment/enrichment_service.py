@@ -5,9 +5,10 @@ It decides from ``export.endpoint`` (else the standard
 bridge's own OTLP receiver as a target, and while on maps every committed
 capture batch (:meth:`observe`, a pipeline observer) to spans and log
 records that wait in the on-disk queue until the endpoint takes them. The
-OpenTelemetry SDK and encoders are imported only once export is first
-switched on, on a worker thread, so a bridge without export never pays for
-them.
+OpenTelemetry SDK and encoders, the queue, the scheduler and the HTTP sender
+(``urllib.request``) are imported only once export is first switched on, on a
+worker thread, so a bridge without export never pays for them (nor does the
+first status after spawn: what :meth:`status` reports needs only the plan).
 """
 
 from __future__ import annotations
@@ -23,17 +24,18 @@ import anyio
 from anyio.abc import TaskGroup
 
 from bridge.config.model import IngestConfig
-from bridge.enrichment.scheduler import OtlpExport, QueueLimits, RetryPolicy
-from bridge.enrichment.sender import PostFn, post_http
 from bridge.enrichment.targets import ExportTarget, Plan, own_receiver_refusal, receiver_addresses, resolve
 
 if TYPE_CHECKING:
     from bridge.capture.rows import Applied
     from bridge.enrichment.enrich import Enricher
+    from bridge.enrichment.scheduler import OtlpExport, QueueLimits, RetryPolicy
+    from bridge.enrichment.sender import PostFn
 
 log = logging.getLogger("bridge.enrichment.export")  # one logger for the whole export path
 
 CLOSE_BUDGET_S = 0.5
+_EXPORT_MODULES = ("bridge.enrichment.scheduler", "bridge.enrichment.enrich")
 
 
 class EnrichmentService:
@@ -46,7 +48,7 @@ class EnrichmentService:
         env: Mapping[str, str] | None = None,
         limits: QueueLimits | None = None,
         retry: RetryPolicy | None = None,
-        post: PostFn = post_http,
+        post: PostFn | None = None,  # None: bridge.enrichment.sender.post_http
     ) -> None:
         self._config = config
         self._queue_dir = queue_dir
@@ -120,11 +122,14 @@ class EnrichmentService:
     async def _ensure_running(self) -> None:
         if self.export is not None:
             return
-        await anyio.to_thread.run_sync(importlib.import_module, "bridge.enrichment.enrich")  # SDK import off the loop
+        # the SDK, the queue and urllib.request: imported off the loop
+        await anyio.to_thread.run_sync(lambda: [importlib.import_module(m) for m in _EXPORT_MODULES])
         from bridge.enrichment.enrich import Enricher
         from bridge.enrichment.providers import build_providers
+        from bridge.enrichment.scheduler import OtlpExport
+        from bridge.enrichment.sender import post_http
 
-        export = OtlpExport(self._queue_dir, limits=self._limits, retry=self._retry, post=self._post,
+        export = OtlpExport(self._queue_dir, limits=self._limits, retry=self._retry, post=self._post or post_http,
                             refuse=self._refuse)  # fmt: skip
         await export.open()
         self.enricher = Enricher(build_providers(export.outbox))

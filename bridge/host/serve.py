@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -27,6 +28,7 @@ SHUTDOWN_BUDGET_S = 2.5  # from the stop request to leaving the event loop (the 
 ANSWER_BUDGET_READY_S = 1.0  # of it, for requests in flight when the bridge was up
 ANSWER_BUDGET_STARTING_S = 2.0  # of it, when start-up was still under way: it may finish and answer
 
+AFTER_READY_WAIT_S = 1.0  # after ready, start-up's garbage and warm-ups wait at most this long for idle
 _EARLY_SIGNAL: list[int] = []  # a SIGTERM/SIGINT that came before the event loop could take it
 
 
@@ -55,6 +57,11 @@ def _early_signal(signum: int, frame: object) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Start-up (imports above all: pygls's lsprotocol builds ~1,000 classes) makes ~100,000 objects
+    # that live as long as the process, and the cyclic collector would walk them again and again
+    # while the first status waits (~40 ms). It is off until the bridge is ready; then one
+    # collection frees the start-up's garbage, once the requests already sent are answered.
+    gc.disable()
     # Until the loop takes them over, a signal is remembered: the stop is the same bounded one.
     signal.signal(signal.SIGTERM, _early_signal)
     signal.signal(signal.SIGINT, _early_signal)
@@ -213,16 +220,27 @@ async def _main(app: object, writer: object, early: object, parent_pid: int | No
     async def bring_up(tg: object) -> None:
         # The heavy imports (every command module and the subsystems they use, then
         # pygls) run in a worker thread, so the loop keeps answering bridge_info.
-        await anyio.to_thread.run_sync(importlib.import_module, "bridge.host.commands", abandon_on_cancel=True)
-        dispatcher.commands_loaded.set()
-        await dispatcher.load_pygls()
-        from bridge.host import services
-
         try:
-            await services.start(app, tg)  # type: ignore[arg-type]
-        except Exception:
-            log.exception("a subsystem failed to start")
-        dispatcher.ready.set()
+            await anyio.to_thread.run_sync(importlib.import_module, "bridge.host.commands", abandon_on_cancel=True)
+            dispatcher.commands_loaded.set()
+            await dispatcher.load_pygls()
+            from bridge.host import services
+
+            try:
+                await services.start(app, tg)  # type: ignore[arg-type]
+            except Exception:
+                log.exception("a subsystem failed to start")
+            dispatcher.ready.set()
+            # What no answer needs waits until the requests that waited for start-up are answered and
+            # their answers written: run now, it would hold the GIL between their last steps (a
+            # collection never lets go of it: the writer thread would wait the whole ~40 ms).
+            with anyio.move_on_after(AFTER_READY_WAIT_S):
+                await dispatcher.drain()
+                await anyio.to_thread.run_sync(writer.flush, AFTER_READY_WAIT_S, abandon_on_cancel=True)
+            gc.collect()
+            services.after_ready(app, tg)  # type: ignore[arg-type]
+        finally:
+            gc.enable()  # start-up is over (or given up): the cyclic collector runs from here on
 
     starting = anyio.CancelScope()
     started = anyio.Event()  # bring_up has returned (done, failed or cancelled)

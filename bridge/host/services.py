@@ -31,6 +31,25 @@ async def start(app: App, tg: TaskGroup) -> None:
     await _start_reliability(app, tg)  # last: its first mode needs the receiver bound (or failed)
 
 
+# Imported after ready, on a worker thread, so that the first OTLP request does not import them on the loop.
+_AFTER_READY_IMPORTS = ("bridge.receiver.baseline", "bridge.receiver.sink")
+
+
+def after_ready(app: App, tg: TaskGroup) -> None:
+    """Start-up work no status depends on, started once the bridge answers commands (``dispatcher.ready``)."""
+    if app.receiver is not None:
+        tg.start_soon(app.receiver.warm_up)
+        tg.start_soon(_import_ahead)
+
+
+async def _import_ahead() -> None:
+    import importlib
+
+    import anyio
+
+    await anyio.to_thread.run_sync(lambda: [importlib.import_module(name) for name in _AFTER_READY_IMPORTS])
+
+
 async def _start_capture(app: App, tg: TaskGroup) -> None:
     """The capture store and the stream's pipeline."""
     from bridge.capture.service import CaptureService
@@ -89,7 +108,6 @@ async def _reconcile_threads(app: App, thread_ids: list[str]) -> None:
 
 async def _start_receiver(app: App, tg: TaskGroup) -> None:
     """The OTLP receiver, whose newly stored records feed the capture pipeline (the baseline)."""
-    from bridge.receiver.baseline import BaselineFeeder
     from bridge.receiver.receiver import ReceiverService
 
     app.receiver = ReceiverService(
@@ -100,10 +118,20 @@ async def _start_receiver(app: App, tg: TaskGroup) -> None:
         emit=app.notifier.emit,
         ingest_enabled=lambda: app.config.current.auto_ingest_enabled,
     )
-    assert app.capture is not None
-    baseline = BaselineFeeder(app.capture.pipeline.feed_events)  # newly stored records → captured content
-    app.receiver.on_records = baseline.feed
-    tg.start_soon(baseline.run)
+    capture = app.capture
+    assert capture is not None
+    feeders: list[Any] = []
+
+    def on_records(records: list[Any]) -> None:
+        """Newly stored records → captured content; the feeder (and the OTEL mapping) is made on the first."""
+        if not feeders:
+            from bridge.receiver.baseline import BaselineFeeder  # imported ahead by after_ready, off the loop
+
+            feeders.append(BaselineFeeder(capture.pipeline.feed_events))
+            tg.start_soon(feeders[0].run)
+        feeders[0].feed(records)
+
+    app.receiver.on_records = on_records
     await app.receiver.start(tg)  # a bind failure is state "error", never an exception
 
 

@@ -13,17 +13,25 @@ sets its flag, and progress goes to the host through it.
 This module imports pygls and lsprotocol (about a second on a slow machine), so
 it is loaded in the worker thread that ``serve`` starts, never before
 ``bridge_info`` is answered.
+
+pygls structures and unstructures messages only on its own reading and writing
+path, which the bridge does not use (the frames are ours, answers come back as
+values), so the session gets a bare cattrs converter: lsprotocol's (its hooks
+take ~17 ms to register, before the first status) is built on the first
+``$/progress``, which sends lsprotocol values.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import cattrs
 from lsprotocol.types import CANCEL_REQUEST, CancelParams
-from pygls.protocol import JsonRPCNotification, JsonRPCProtocol, JsonRPCRequestMessage, default_converter
+from pygls.protocol import JsonRPCNotification, JsonRPCProtocol, JsonRPCRequestMessage
 from pygls.server import JsonRPCServer
 
 from bridge import errors
@@ -49,7 +57,7 @@ class HostSession(JsonRPCProtocol):
 
     @classmethod
     def create(cls, send: Callable[[bytes], None]) -> HostSession:
-        session = JsonRPCServer(cls, default_converter).protocol
+        session = JsonRPCServer(cls, cattrs.Converter).protocol
         assert isinstance(session, HostSession)
         session._send_bytes = send
         return session
@@ -62,7 +70,7 @@ class HostSession(JsonRPCProtocol):
     ) -> None:
         """Start the handler now with the decoded ``params``; ``done`` gets ``(result, error)``."""
         internal = next(self._ids)
-        request = Request(method, token, self._send_bytes, self._converter.unstructure)
+        request = Request(method, token, self._send_bytes, unstructure_lsp)
         self._waiting[internal] = done
         self._requests[internal] = request
         self._running[host_id] = internal
@@ -114,6 +122,18 @@ class HostSession(JsonRPCProtocol):
             done((None, result))
         else:
             done((result, None))
+
+
+@functools.cache
+def _lsp_converter() -> cattrs.Converter:
+    from lsprotocol.converters import get_converter  # what pygls's default converter is built on
+
+    return get_converter()
+
+
+def unstructure_lsp(value: Any) -> Any:
+    """An lsprotocol value (``WorkDoneProgress*``) as the plain data LSP sends (None fields left out)."""
+    return _lsp_converter().unstructure(value)
 
 
 def _bridge_error(error: Any, method: str) -> BridgeError:

@@ -191,11 +191,16 @@ class ReceiverService:
                 "Check that the data dir is writable, then re-enable the receiver.",
             )
             return
-        tg.start_soon(self._warm_up)
         async with self._lock:
             await self._apply(self._config, force=True)
 
-    async def _warm_up(self) -> None:
+    async def warm_up(self) -> None:
+        """Import the protobuf decoders ahead of the first request (off the event loop).
+
+        ``services.after_ready`` starts it once the first status can be answered:
+        it is CPU under the same GIL, so earlier it would only delay that answer.
+        A request that comes first imports what it needs itself.
+        """
         try:
             await anyio.to_thread.run_sync(decode.warm_up, abandon_on_cancel=True)
         except Exception:  # pragma: no cover - an import problem shows on the first request

@@ -12,6 +12,7 @@ bridge's own handshake; ``stop`` only disconnects.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from typing import TYPE_CHECKING
@@ -23,7 +24,6 @@ from bridge.sidecar.attach import Backfill, ThreadFollower, resolve_socket_path
 from bridge.sidecar.auth import Handshake
 from bridge.sidecar.connection import CodexConnection, DaemonConnection, Kind
 from bridge.sidecar.generation import Generation
-from bridge.sidecar.websocket import WebSocketConnectError
 
 if TYPE_CHECKING:
     from bridge.sidecar.supervisor import Supervisor
@@ -114,6 +114,10 @@ class AttachMode:
         failures = 0
         with scope:
             try:
+                # attach mode only: the WebSocket stack (wsproto) is imported now, off the event loop
+                await anyio.to_thread.run_sync(importlib.import_module, "bridge.sidecar.websocket")
+                from bridge.sidecar.websocket import WebSocketConnectError
+
                 while not sup.kill_switch:
                     path = self.where()
                     try:

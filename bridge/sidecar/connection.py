@@ -13,7 +13,7 @@ the mode's (:mod:`.mode`).
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import anyio
 
@@ -24,7 +24,9 @@ from bridge.sidecar.framing import FrameTransport, JsonlTransport
 from bridge.sidecar.process import SidecarProcess, SpawnSpec, StderrRing
 from bridge.sidecar.protocol import ClientInfo
 from bridge.sidecar.rpc import RpcClient
-from bridge.sidecar.websocket import WebSocketTransport
+
+if TYPE_CHECKING:  # the WebSocket stack (wsproto) is imported only when a DaemonConnection connects
+    from bridge.sidecar.websocket import WebSocketTransport
 
 Kind = Literal["spawn", "attach"]
 
@@ -140,6 +142,8 @@ class DaemonConnection:
     @classmethod
     async def connect(cls, socket_path: str, *, max_frame_bytes: int, timeout: float) -> DaemonConnection:
         """Raises :class:`~bridge.sidecar.websocket.WebSocketConnectError` when the daemon is not there."""
+        from bridge.sidecar.websocket import WebSocketTransport
+
         transport = await WebSocketTransport.connect_unix(socket_path, max_frame_bytes=max_frame_bytes, timeout=timeout)
         return cls(transport, socket_path)
 

@@ -6,20 +6,28 @@ concurrent runs (other bridges, the CLI) apart. A run or rollback reports its
 steps as work-done progress and stops before its next file or step (never past
 the swap) when the host cancels it (docs/protocol.md §1.1): the service then
 undoes it.
+
+The service (the planner, the executor, the scan) is imported on the first
+call, in its worker thread: the commands are registered from the light result
+types alone, so a bridge start does not load the migration code.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import anyio
 
 from bridge.collector.errors import MigrationError
-from bridge.collector.execute import StepHook
-from bridge.collector.service import CollectorMigrationResult, CollectorMigrationService
-from bridge.collector.status import CollectorMigrationStatus
+from bridge.collector.status import CollectorMigrationResult, CollectorMigrationStatus
 from bridge.errors import BridgeError
 from bridge.host.app import App
 from bridge.host.registry import NoParams, WorkDoneParams, command
 from bridge.host.request import Request, current
+
+if TYPE_CHECKING:
+    from bridge.collector.execute import StepHook
+    from bridge.collector.service import CollectorMigrationService
 
 
 class RunMigrationParams(WorkDoneParams):
@@ -49,7 +57,12 @@ def _reporter(request: Request) -> StepHook:
     return hook
 
 
-def _service(request: Request) -> CollectorMigrationService:
+def _service(request: Request | None = None) -> CollectorMigrationService:
+    """A service on ``$HOME`` (call it in the worker thread: its first call imports the migration code)."""
+    from bridge.collector.service import CollectorMigrationService
+
+    if request is None:
+        return CollectorMigrationService()
     return CollectorMigrationService(hook=_reporter(request), cancelled=request.cancelled)
 
 
@@ -60,7 +73,7 @@ def _host_error(exc: MigrationError) -> BridgeError:
 @command("get_collector_migration_status", result=CollectorMigrationStatus)
 async def get_collector_migration_status(app: App, params: NoParams) -> CollectorMigrationStatus:
     """Where the collector roots stand; reading it writes nothing."""
-    return await anyio.to_thread.run_sync(CollectorMigrationService().status)
+    return await anyio.to_thread.run_sync(lambda: _service().status())
 
 
 @command("run_collector_migration", params=RunMigrationParams, result=CollectorMigrationResult)
@@ -69,7 +82,7 @@ async def run_collector_migration(app: App, params: RunMigrationParams) -> Colle
     request = current()
     request.begin("Collector migration", "dry run" if params.dry_run else None)
     try:
-        result = await anyio.to_thread.run_sync(_service(request).run, params.dry_run)
+        result = await anyio.to_thread.run_sync(lambda: _service(request).run(params.dry_run))
     except MigrationError as exc:
         request.end(exc.message)
         raise _host_error(exc) from None
@@ -83,7 +96,7 @@ async def rollback_collector_migration(app: App, params: RollbackMigrationParams
     request = current()
     request.begin("Collector migration rollback")
     try:
-        result = await anyio.to_thread.run_sync(_service(request).rollback)
+        result = await anyio.to_thread.run_sync(lambda: _service(request).rollback())
     except MigrationError as exc:
         request.end(exc.message)
         raise _host_error(exc) from None
