@@ -41,7 +41,7 @@ log = logging.getLogger("bridge.capture")
 
 _decode = msgspec.json.decode
 LAG_WINDOW = 2048
-MAX_QUEUED_FRAMES = 2_000  # beyond this the sidecar reader waits (bounded memory; a larger queue only adds RSS)
+MAX_QUEUED_FRAMES = 1_000  # beyond this the sidecar reader waits (bounded memory; a larger queue only adds RSS)
 MAX_RETRIES = 5  # a batch whose transaction fails is retried with backoff this often
 
 
