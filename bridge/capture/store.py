@@ -30,6 +30,8 @@ _decode = msgspec.json.decode
 DECISIONS_KEPT = 10_000
 CACHED_PER_KIND = 4_096  # ordinals and known rows kept per cache; past it the cache restarts from the store
 _FINAL_TURN = ("completed", "interrupted", "failed")
+
+
 class CaptureStore:
     def __init__(self, db: Database, preferred_source: str = "app_server_stream") -> None:
         self.db = db
