@@ -70,7 +70,7 @@ async def test_spans_and_logs_reach_the_receiver_with_their_attributes(tmp_path:
             await until(everything_arrived(sink), "the shell turn")
             status = service.status()
             assert status["state"] == "on" and status["origin"] == "config" and status["endpoint"] == sink.endpoint
-            assert status["sentBatches"] >= 2 and status["queueBatches"] == 0
+            assert status["sentBatches"] >= 1 and status["queueBatches"] == 0
     finally:
         sink.stop()
     assert {r.path for r in sink.requests} == {"/v1/traces", "/v1/logs"}
