@@ -62,6 +62,44 @@ def needs_redaction(raw: bytes) -> bool:
     return any(secret.encode() in raw for secret in _LITERALS)
 
 
+# What redact_text could mask, looked for in lower-cased bytes (JSON, or a protobuf message's bytes,
+# in which strings are verbatim): when none of it occurs, only a secret key can make redact change
+# a value decoded from them (see has_secret_key).
+_TEXT_SUSPECT = (b"sk-", b"bearer", b"eyj", b"://", b":\\/\\/")
+_NESTED = (dict, list)
+
+
+def text_needs_redaction(raw: bytes) -> bool:
+    """False only when no text in ``raw`` holds anything :func:`redact_text` would mask.
+
+    ``raw`` is JSON or the bytes of a protobuf message (whose strings appear in it as they are).
+    """
+    lowered = raw.lower()
+    if any(token in lowered for token in _TEXT_SUSPECT):
+        return True
+    if b"\\u00" in raw and _ESCAPED_ASCII.search(raw):
+        return True
+    return any(secret.encode() in raw for secret in _LITERALS)
+
+
+def has_secret_key(value: Any) -> bool:
+    """Whether a dict in ``value`` (at any depth) has a key whose value :func:`redact` masks.
+
+    With text known to be clean (:func:`text_needs_redaction` false for the bytes it was
+    decoded from), this alone says whether ``redact(value)`` differs from ``value``.
+    """
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and secret_key(key):
+                return True
+            if item.__class__ in _NESTED and has_secret_key(item):
+                return True
+        return False
+    if isinstance(value, (list, tuple)):
+        return any(has_secret_key(item) for item in value if item.__class__ in _NESTED)
+    return False
+
+
 @lru_cache(maxsize=4096)
 def secret_key(key: str) -> bool:
     """Whether a value stored under ``key`` must be masked."""

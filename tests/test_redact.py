@@ -107,3 +107,17 @@ def test_terminal_escapes_alone_do_not_make_json_suspect() -> None:
     from bridge.redact import needs_redaction
 
     assert not needs_redaction(b'{"aggregatedOutput": "\\u001b[32mok\\u001b[0m"}')
+
+
+def test_text_without_anything_to_mask_leaves_only_keys_to_check() -> None:
+    from bridge.redact import has_secret_key, text_needs_redaction
+
+    assert not text_needs_redaction(b"\n\x05model\x12\x06gpt-5")  # protobuf bytes: strings as they are
+    for suspect in (b"sk-abcdefgh123", b"BEARER x", b"eyJhbGc", b"http://h/login?x=1", b'"http:\\/\\/h"'):
+        assert text_needs_redaction(b"\x12\x10" + suspect)
+    clean = {"model": "gpt-5", "nested": [{"inputTokens": 3}], "auth.env_codex_api_key_enabled": True}
+    assert has_secret_key(clean) and redact(clean) != clean
+    del clean["auth.env_codex_api_key_enabled"]
+    assert not has_secret_key(clean) and redact(clean) == clean
+    assert has_secret_key({"a": [{"b": {"refreshToken": None}}]})
+    assert not has_secret_key("plain text") and not has_secret_key([1, "two"])
