@@ -18,7 +18,7 @@ Request pipeline and answers:
 | ``Content-Type`` protobuf or JSON, ``Content-Encoding`` gzip or none | 415 |
 | body (and its inflated form) within ``maxBodyBytes`` | 413 |
 | body decodes into the signal's ``Export*ServiceRequest`` | 400 + reason |
-| records stored (one transaction, duplicates ignored) | 503 + ``Retry-After`` |
+| records stored (transactions of 25 rows, duplicates ignored) | 503 + ``Retry-After`` |
 
 Success is 200 with an ``Export*ServiceResponse`` whose ``partial_success``
 counts the elements OTLP calls invalid.
