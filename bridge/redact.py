@@ -161,7 +161,8 @@ def redacted_json(raw: bytes) -> Generator[int, None, bytes]:
     """JSON ``raw`` with what :func:`redact` masks masked, worked out a piece at a time.
 
     The value is the same as ``encode(redact(decode(raw)))``, but the parts in which
-    nothing can need masking (:func:`needs_redaction`) keep their bytes as they came,
+    nothing can need masking (:func:`needs_redaction`) keep their bytes as they came
+    (unless they hold a line break: the result is always one line, as the host's frames are),
     and an object or array over :data:`PIECE_BYTES` is split one level down (its members
     as raw bytes) instead of being decoded whole. So no single step holds the
     interpreter for long: the generator yields the number of bytes each step looked
@@ -172,8 +173,8 @@ def redacted_json(raw: bytes) -> Generator[int, None, bytes]:
     head = raw[:64].lstrip()[:1]
     if len(raw) <= PIECE_BYTES or head not in (b"{", b"["):
         yield len(raw)
-        if not needs_redaction(raw):
-            return raw
+        if not needs_redaction(raw):  # kept as it came, unless a line break in it would split the host's frame
+            return raw if b"\n" not in raw and b"\r" not in raw else _encode(_decode(raw))
         return _encode(redact(_decode(raw)))
     if head == b"{":
         members = _raw_object.decode(raw)

@@ -92,6 +92,15 @@ async def test_a_secret_inside_a_large_answer_is_masked_and_the_rest_is_unchange
     assert got["thread"]["turns"][199]["accessToken"] is None and got["sessionToken"] == MASK
 
 
+async def test_an_answer_with_line_breaks_goes_out_on_one_line() -> None:
+    pretty = b'{\n  "thread": {"id": "th-1",\r\n "turns": []}\n}'  # JSON whitespace, as a WebSocket frame may carry it
+    large = b'{"rows": [' + b",\n".join([b'{"a": 1}'] * (PIECE_BYTES // 8)) + b"]}"
+    for raw in (pretty, large):
+        out = await threads.pass_on(msgspec.Raw(raw))
+        assert out is not None and b"\n" not in bytes(out) and b"\r" not in bytes(out)
+        assert _decode(bytes(out)) == _decode(raw)
+
+
 async def test_a_small_answer_with_a_secret_is_redacted_on_the_spot() -> None:
     raw = _encode({"thread": {"id": "th-1"}, "note": "Bearer abc.def"})
     out = await threads.pass_on(msgspec.Raw(raw))

@@ -29,7 +29,7 @@ from bridge.host.codex_answers import (
 )
 from bridge.host.registry import Forwarded, PassthroughParams, ProgressToken, WorkDoneParams, command
 from bridge.host.request import Request, current
-from bridge.redact import PIECE_BYTES, needs_redaction, redacted_json
+from bridge.redact import PIECE_BYTES, redacted_json
 from bridge.sidecar.rpc import RpcClient
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
@@ -73,7 +73,7 @@ async def pass_on(raw: msgspec.Raw) -> msgspec.Raw | None:
         return None
     data = bytes(raw)
     if len(data) <= PIECE_BYTES:
-        return raw if not needs_redaction(data) else msgspec.Raw(_run_all(redacted_json(data)))
+        return msgspec.Raw(_run_all(redacted_json(data)))
     return msgspec.Raw(await in_slices(redacted_json(data)))
 
 
