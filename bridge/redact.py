@@ -66,7 +66,7 @@ def needs_redaction(raw: bytes) -> bool:
 # in which strings are verbatim): when none of it occurs, only a secret key can make redact change
 # a value decoded from them (see has_secret_key).
 _TEXT_SUSPECT = (b"sk-", b"bearer", b"eyj", b"://", b":\\/\\/")
-_NESTED = (dict, list)
+_NESTED = (dict, list, tuple)
 
 
 def text_needs_redaction(raw: bytes) -> bool:

@@ -120,4 +120,5 @@ def test_text_without_anything_to_mask_leaves_only_keys_to_check() -> None:
     del clean["auth.env_codex_api_key_enabled"]
     assert not has_secret_key(clean) and redact(clean) == clean
     assert has_secret_key({"a": [{"b": {"refreshToken": None}}]})
+    assert has_secret_key({"a": ({"cookie": "c"},)}) and redact({"a": ({"cookie": "c"},)}) == {"a": [{"cookie": MASK}]}
     assert not has_secret_key("plain text") and not has_secret_key([1, "two"])
