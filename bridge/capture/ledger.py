@@ -26,6 +26,10 @@ import zlib
 from dataclasses import dataclass
 from typing import Literal
 
+# Keys held in memory (each ~200 bytes with its dict slot); past it the oldest half is forgotten and
+# looked up in the store's ledger table when seen again. Bounds the bridge's memory over a long day.
+CAPACITY = 20_000
+
 Decision = Literal["accepted", "duplicate", "replaced", "dropped"]
 
 
@@ -88,7 +92,7 @@ class Ledger:
     restarted bridge decides exactly as the old one would have.
     """
 
-    def __init__(self, preferred_source: str, capacity: int = 100_000) -> None:
+    def __init__(self, preferred_source: str, capacity: int = CAPACITY) -> None:
         self.preferred_source = preferred_source
         self.capacity = capacity
         self._held: dict[str, str] = {}

@@ -29,46 +29,21 @@ import msgspec
 
 from bridge.capture.events import CaptureEvent
 from bridge.capture.hold import DEFAULT_LIMIT_BYTES, Gap, HoldQueue
+from bridge.capture.live import METHOD, live_heads
 from bridge.capture.normalize import NormalizeError, normalize
 from bridge.capture.rows import Applied
 from bridge.capture.store import CaptureStore
 from bridge.capture.worker import CaptureThread
 from bridge.clock import iso_ms, now_iso
-from bridge.redact import needs_redaction, redact, redact_text
+from bridge.redact import redact_text
 from bridge.store.db import StorageUnavailable
 
 log = logging.getLogger("bridge.capture")
 
 _decode = msgspec.json.decode
 LAG_WINDOW = 2048
-MAX_QUEUED_FRAMES = 2_000  # beyond this the sidecar reader waits (bounded memory; a larger queue only adds RSS)
+MAX_QUEUED_FRAMES = 1_000  # beyond this the sidecar reader waits (bounded memory; a larger queue only adds RSS)
 MAX_RETRIES = 5  # a batch whose transaction fails is retried with backoff this often
-
-
-class SessionDelta(msgspec.Struct, rename="camel", kw_only=True):
-    """The live event of one accepted capture event (docs/protocol.md §5), encoded once."""
-
-    type: str = "SessionDelta"
-    thread_id: str
-    turn_id: str | None
-    item_id: str | None
-    event_type: str
-    source: str
-    sequence_id: int
-    received_at_iso: str | None
-    emitted_at_ms: int | None
-    key: str
-    payload: Any
-    seq: int = 0
-
-
-class DeltaPayload(msgspec.Struct, rename="camel", array_like=False):
-    """A delta's params for the host, rebuilt from the redacted event."""
-
-    thread_id: str
-    turn_id: str | None
-    item_id: str | None
-    delta: str | None
 
 
 class StreamFrame(Protocol):
@@ -127,12 +102,15 @@ class CapturePipeline:
         store: CaptureStore,
         emit: Emit,
         stream_enabled: Callable[[], bool],
-        emit_many: Callable[[str, list[Any]], None] | None = None,
+        emit_heads: Callable[[list[bytes]], None] | None = None,
         hold_limit_bytes: int = DEFAULT_LIMIT_BYTES,
     ) -> None:
         self.store = store
         self._emit = emit
-        self._emit_many = emit_many or (lambda method, bodies: [emit(method, b) for b in bodies] and None)
+        # the notifier's emit_heads numbers live events built as bytes; without it each goes through emit
+        self._emit_heads = emit_heads or (
+            lambda heads: [emit(METHOD, _decode(h + b"}}")["params"]) for h in heads] and None
+        )
         self._stream_enabled = stream_enabled
         self._queue: list[tuple[str, Any]] = []
         self._wake = anyio.Event()
@@ -337,18 +315,9 @@ class CapturePipeline:
     def _publish(self, applied: list[Applied]) -> None:
         if not applied:
             return
-        received = now_iso()
-        bodies = [
-            SessionDelta(
-                thread_id=(ev := entry.event).thread_id, turn_id=ev.turn_id, item_id=ev.item_id, event_type=ev.method,
-                source=ev.source, sequence_id=entry.sequence_id, received_at_iso=received,
-                emitted_at_ms=ev.emitted_at_ms, key=ev.key, payload=_payload(ev),
-            )
-            for entry in applied
-        ]  # fmt: skip
         if any(entry.event.source == "app_server_stream" for entry in applied):
             self.last_stream_event_at = time.monotonic()
-        self._emit_many("session:live:event", bodies)
+        self._emit_heads(live_heads(applied, now_iso()))
 
     # -------------------------------------------------------------- metrics
     def lag_percentiles(self) -> tuple[int | None, int | None]:
@@ -358,19 +327,3 @@ class CapturePipeline:
         p50 = ordered[len(ordered) // 2]
         p99 = ordered[min(len(ordered) - 1, (len(ordered) * 99) // 100)]
         return p50, p99
-
-
-def _payload(ev: CaptureEvent) -> Any:
-    """The event's params for the host, redacted (deltas are built without a re-decode)."""
-    if ev.payload is not None:
-        return ev.payload
-    if ev.kind == "delta":
-        return DeltaPayload(ev.thread_id, ev.turn_id, ev.item_id, ev.delta)
-    if not ev.raw_params:
-        return None
-    if not needs_redaction(ev.raw_params):
-        return msgspec.Raw(ev.raw_params)  # nothing to mask: pass codex's bytes on untouched
-    try:
-        return redact(_decode(ev.raw_params))
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return None

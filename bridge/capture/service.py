@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -29,13 +28,13 @@ class CaptureService:
         db: Database,
         emit: Emit,
         *,
-        emit_many: Callable[[str, list[Any]], None] | None = None,
+        emit_heads: Callable[[list[bytes]], None] | None = None,
         preferred_source: str,
         stream_enabled: Callable[[], bool],
         retention_days: Callable[[], int],
     ) -> None:
         self.store = CaptureStore(db, preferred_source)
-        self.pipeline = CapturePipeline(self.store, emit, stream_enabled, emit_many)
+        self.pipeline = CapturePipeline(self.store, emit, stream_enabled, emit_heads)
         self._retention_days = retention_days
         self.retention_hooks: list[Callable[[int], object]] = []
 

@@ -28,7 +28,10 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
 
 DECISIONS_KEPT = 10_000
+CACHED_PER_KIND = 4_096  # ordinals and known rows kept per cache; past it the cache restarts from the store
 _FINAL_TURN = ("completed", "interrupted", "failed")
+
+
 class CaptureStore:
     def __init__(self, db: Database, preferred_source: str = "app_server_stream") -> None:
         self.db = db
@@ -171,7 +174,18 @@ class CaptureStore:
         if self._batches % 50 == 0:
             conn.execute("DELETE FROM decisions WHERE id <= (SELECT max(id) FROM decisions) - ?", (DECISIONS_KEPT,))
         self._fresh_threads -= ledger.trim()  # forgotten keys must be looked up again
+        self._bound_caches()
         return applied
+
+    def _bound_caches(self) -> None:
+        """Keep memory flat over a long day: a cache past its bound is emptied and refills from the store.
+
+        Each of them only saves a lookup; a miss reads the same value back
+        (ordinals from ``max(...)``, known rows by ``INSERT OR IGNORE``).
+        """
+        for cache in (self._delta_ord, self._item_ord, self._turn_ord, self._threads_known, self._turns_known):
+            if len(cache) > CACHED_PER_KIND:
+                cache.clear()
 
     def _load_stored_keys(self, conn: sqlite3.Connection, events: Sequence[CaptureEvent]) -> None:
         """Teach the ledger the stored keys of this batch it does not hold (threads seen before only)."""

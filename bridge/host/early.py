@@ -11,10 +11,11 @@ Only a plain prefix is answered: complete frames, each a ``bridge_info``
 request without params, in one framing, with an integer or simple string id.
 The first frame that is anything else ends the early answering; it and
 everything after it go, untouched and in order, to the real transport after
-:meth:`EarlyInput.hand_over`. The same thread stays the one reader of stdin
-for the whole run (two readers of one pipe could reorder it), and after the
-hand-over it keeps at most one chunk in hand, so a paused transport still
-leaves the host's requests in the OS pipe.
+:meth:`EarlyInput.hand_over`. Then the thread retires: it finishes the read it
+may be in, hands that chunk over too, and ends; :meth:`EarlyInput.read` says
+so (``None``) and the transport reads stdin itself from then on. Only one
+thread ever reads the pipe at a time (two readers could reorder it), and a
+request costs no hop between two threads once the bridge is up.
 
 Standard library only: importing this module must cost nothing measurable.
 """
@@ -50,6 +51,7 @@ class EarlyInput:
         self._prefix = bytearray()  # before it: what was read and not answered
         self._eof = False
         self._handed = False
+        self._retired = False  # the reader thread has ended after the hand-over
         self._scanning = True  # the prefix is still made of answerable frames
         self._out_fd: int | None = None
         self._info: dict[str, Any] | None = None
@@ -75,24 +77,29 @@ class EarlyInput:
             self._cond.notify_all()
         sys.setswitchinterval(self._switch)
 
-    def read(self) -> bytes:
-        """The next chunk for the transport (blocking); ``b""`` at EOF. Call after :meth:`hand_over`."""
+    def read(self) -> bytes | None:
+        """The next chunk for the transport (blocking); ``b""`` at EOF. Call after :meth:`hand_over`.
+
+        ``None``: the reader thread has retired with nothing more in hand; the caller reads ``fd`` itself.
+        """
         with self._cond:
-            while not self._chunks and not self._eof:
+            while not self._chunks and not self._eof and not self._retired:
                 self._cond.wait()
             if self._chunks:
-                chunk = self._chunks.popleft()
-                self._cond.notify_all()
-                return chunk
-            return b""
+                return self._chunks.popleft()
+            return b"" if self._eof else None
 
     # -- the reader thread -------------------------------------------------------------------
     def _read(self) -> None:
         while True:
             with self._cond:
-                # Hold at most one chunk for the transport, and at most MAX_BUFFERED before it exists.
-                while (self._handed and self._chunks) or (not self._handed and len(self._prefix) >= MAX_BUFFERED):
+                # Before the hand-over, read no further than MAX_BUFFERED; after it, read no more at all.
+                while not self._handed and len(self._prefix) >= MAX_BUFFERED:
                     self._cond.wait()
+                if self._handed:
+                    self._retired = True
+                    self._cond.notify_all()
+                    return
             try:
                 data = os.read(self.fd, READ_CHUNK)
             except InterruptedError:

@@ -27,14 +27,6 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
 
-class _Message(msgspec.Struct, kw_only=True):
-    """The wire form of a notification."""
-
-    jsonrpc: str = "2.0"
-    method: str
-    params: Any
-
-
 class Notifier:
     def __init__(self, keep: int = KEEP, run_id: str | None = None) -> None:
         # seq restarts at 1 with every bridge process; the run id tells a host which numbering it holds.
@@ -70,24 +62,21 @@ class Notifier:
                 self._sink(data)
         return seq
 
-    def emit_many(self, method: str, bodies: list[Any]) -> None:
-        """Send a burst of notifications of one method (the stream's hot path).
+    def emit_heads(self, heads: list[bytes]) -> None:
+        """Send a burst of notifications built as bytes up to their ``seq`` (the stream's hot path).
 
-        Each body is a dict or a msgspec Struct with a ``seq`` field; it gets its seq here.
+        Each head is a whole message but for its closing ``,"seq":N}}`` (:mod:`bridge.capture.live`):
+        numbering it is all that is left, under the lock, so the wire order is the seq order.
         """
-        if not bodies:
+        if not heads:
             return
         with self._lock:
             seq = self._seq
             encoded: list[bytes] = []
             held = self._held
-            for body in bodies:
+            for head in heads:
                 seq += 1
-                if isinstance(body, dict):
-                    body["seq"] = seq
-                else:
-                    body.seq = seq
-                data = _encode(_Message(method=method, params=body))
+                data = b"%s,\"seq\":%d}}" % (head, seq)
                 encoded.append(data)
                 held.append((seq, data))
             self._seq = seq

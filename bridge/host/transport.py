@@ -1,5 +1,5 @@
 """Stdio byte transport: a reader thread for fd 0 and a writer thread for the
-protected stdout fd.
+protected stdout fd (written directly by the sender when the writer is idle).
 
 Blocking reads in a plain daemon thread (``os.read``) exit cleanly at
 shutdown, unlike executor-based readline. Chunks reach the event loop
@@ -54,9 +54,24 @@ def start_reader(
     called (from the thread) if the host closes its end meanwhile.
     """
     fd = source.fd if isinstance(source, EarlyInput) else source
-    read = source.read if isinstance(source, EarlyInput) else (lambda: os.read(fd, READ_CHUNK))
+    early = source if isinstance(source, EarlyInput) else None
     send, receive = anyio.create_memory_object_stream[bytes](1)
     token = current_token()
+
+    def read() -> bytes:
+        nonlocal early
+        if early is not None:  # what the early reader still holds comes first; then stdin is ours
+            chunk = early.read()
+            if chunk is not None:
+                return chunk
+            early = None
+        return os.read(fd, READ_CHUNK)
+
+    def deliver(data: bytes) -> None:
+        try:  # the loop's reader is waiting: hand the chunk over in one callback, not a task
+            anyio.from_thread.run_sync(send.send_nowait, data, token=token)
+        except anyio.WouldBlock:  # it is busy with the last chunk: wait for room (the back-pressure)
+            anyio.from_thread.run(send.send, data, token=token)
 
     def pump() -> None:
         try:
@@ -71,7 +86,7 @@ def start_reader(
                     data = b""
                 if not data:
                     break
-                anyio.from_thread.run(send.send, data, token=token)
+                deliver(data)
         except Exception:  # the loop is gone or the stream closed: nothing left to feed
             return
         try:
@@ -120,6 +135,10 @@ class OutputWriter:
             if self.framing is not None:
                 return
             self.framing = framing
+            # Nothing was written before the framing was known (the early reader, which writes blocking,
+            # has handed over by now). From here on the fd is non-blocking: a sender that finds the writer
+            # idle writes at once and never waits for a host slow to read (the rest goes to the writer).
+            os.set_blocking(self.fd, False)
             held, self._held = self._held, []
             for body in held:
                 self._unwritten += 1
@@ -137,6 +156,10 @@ class OutputWriter:
                 self._pending += len(body)
                 return
             data = encode(body, self.framing)
+            if self._unwritten == 0:
+                data = self._write_now(data)
+                if not data:
+                    return
             self._unwritten += 1
             self._pending += len(data)
         self._queue.put(data)
@@ -159,10 +182,16 @@ class OutputWriter:
                     self._pending += sum(len(body) for body in bodies)
                 else:
                     framing = self.framing
-                    data = b"".join(encode(body, framing) for body in bodies)
-                    self._unwritten += 1
-                    self._pending += len(data)
-                    self._queue.put(data)
+                    if framing == "jsonl":  # one join, no copy of each body
+                        data = b"\n".join(bodies) + b"\n"
+                    else:
+                        data = b"".join(encode(body, framing) for body in bodies)
+                    if self._unwritten == 0:
+                        data = self._write_now(data)
+                    if data:
+                        self._unwritten += 1
+                        self._pending += len(data)
+                        self._queue.put(data)
         if drop:
             if first:
                 log.warning(
@@ -243,14 +272,39 @@ class OutputWriter:
             if stop:
                 return
 
+    def _write_now(self, data: bytes) -> bytes:
+        """With the lock held and the writer idle: write what the pipe takes now; the rest is returned.
+
+        Saves the hand-off to the writer thread (a wake-up and a turn at the GIL, a good part of an
+        answer's latency while the stream is busy). Nothing can be queued meanwhile: queueing takes
+        the lock, and the writer writes only what was queued.
+        """
+        if self.broken:
+            return b""
+        try:
+            n = os.write(self.fd, data)
+        except (BlockingIOError, InterruptedError):
+            return data
+        except OSError:
+            self.broken = True  # the host is gone; nothing more can be said to it
+            return b""
+        return data[n:] if n < len(data) else b""
+
     def _write_all(self, data: bytes) -> None:
         if self.broken:
             return
         view = memoryview(data)
+        poller: select.poll | None = None
         while view:
             try:
                 n = os.write(self.fd, view)
             except InterruptedError:
+                continue
+            except BlockingIOError:  # the pipe is full: wait until the host reads (a hang-up ends the wait too)
+                if poller is None:
+                    poller = select.poll()
+                    poller.register(self.fd, select.POLLOUT)
+                poller.poll()
                 continue
             except OSError:
                 self.broken = True  # the host is gone; nothing more can be said to it

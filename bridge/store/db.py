@@ -51,7 +51,11 @@ class StorageUnavailable(BridgeError):
         self.detail = detail
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+WRITER_CACHE_KIB = 4096  # the capture transactions touch the tail of a few indexes: 4 MiB holds them
+READER_CACHE_KIB = 2048  # host reads are small and rare; more cache only grows RSS over a long day
+
+
+def _connect(path: Path, cache_kib: int) -> sqlite3.Connection:
     with suppress(OSError):  # a new store is private (0600); SQLite gives its -wal/-shm the same mode
         os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
@@ -59,7 +63,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=10000")
-    conn.execute("PRAGMA cache_size=-8192")  # 8 MiB of page cache per connection: more only grew RSS
+    conn.execute(f"PRAGMA cache_size=-{cache_kib}")  # a bound on the page cache, in KiB (memory stays flat)
     # No checkpoint on the committing connection: a commit that crosses the threshold would copy the WAL
     # into the store and fsync before returning, a 10-30 ms stall of live events. The Checkpointer below
     # does it on a thread and connection of its own; the WAL file is cut back to this size when it restarts.
@@ -135,10 +139,10 @@ class Database:
             self._move_aside_and_reopen(f"opening it failed: {exc}")
 
     def _open(self) -> None:
-        self._writer = _connect(self.path)
+        self._writer = _connect(self.path, WRITER_CACHE_KIB)
         try:
             self.schema_version = migrate(self._writer)
-            self._reader = _connect(self.path)
+            self._reader = _connect(self.path, READER_CACHE_KIB)
         except BaseException:
             self._writer.close()
             raise

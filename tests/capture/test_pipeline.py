@@ -31,7 +31,7 @@ async def run_pipeline(
     notifier.attach(sink)
     tmp_path.mkdir(parents=True, exist_ok=True)
     pipeline = CapturePipeline(
-        CaptureStore(Database(tmp_path / "c.db")), notifier.emit, lambda: enabled, notifier.emit_many
+        CaptureStore(Database(tmp_path / "c.db")), notifier.emit, lambda: enabled, notifier.emit_heads
     )
     async with anyio.create_task_group() as tg:
         tg.start_soon(pipeline.run)

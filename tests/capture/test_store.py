@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from bridge.capture import store as store_module
+from bridge.capture.ledger import Ledger
 from bridge.capture.normalize import normalize
 from bridge.capture.store import CaptureStore
 from bridge.store.db import Database
@@ -149,3 +153,25 @@ def test_interleaved_delta_kinds_of_one_item_keep_their_arrival_order(tmp_path: 
     assert item["text"] == "AbCD"  # every text delta, in the order it arrived, across batches
     fresh = CaptureStore(Database(tmp_path / "c.db"))  # after a restart the same frames are duplicates
     assert fresh.apply(batch[1:]) == []  # type: ignore[arg-type]
+
+
+def test_bounded_caches_decide_and_assemble_as_unbounded_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory stays flat over a long day: the ledger forgets its oldest keys and the ordinal caches
+    restart past their bound, and every decision and ordinal is still what the store says."""
+    evs = events("shell") + events("chat")
+    roomy = CaptureStore(Database(tmp_path / "roomy.db"))
+    roomy.apply(evs, at_ms=1_000)
+
+    monkeypatch.setattr(store_module, "CACHED_PER_KIND", 2)
+    tight = CaptureStore(Database(tmp_path / "tight.db"))
+    tight.ledger = Ledger(tight.ledger.preferred_source, capacity=6)
+    for ev in evs:  # one frame a batch: every bound is crossed many times
+        tight.apply([ev], at_ms=1_000)
+        assert len(tight.ledger._held) <= 7
+        assert all(len(c) <= 3 for c in (tight._delta_ord, tight._item_ord, tight._turn_ord, tight._turns_known))
+
+    for thread_id in {ev.thread_id for ev in evs}:
+        assert wire(tight.get_thread(thread_id)) == wire(roomy.get_thread(thread_id))
+    assert tight.counts == roomy.counts
+    assert tight.apply(evs) == []  # the forgotten keys are found in the store again
+    assert tight.counts["duplicate"] == roomy.counts["duplicate"] + len(evs)

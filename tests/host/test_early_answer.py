@@ -53,6 +53,12 @@ def answers(fd: int, framing: str = "jsonl", wait: float = 5.0) -> list[dict[str
     return found
 
 
+def rest_of_input(reader: EarlyInput) -> bytes:
+    """What the transport reads next: the early reader's chunk, else (it has retired) stdin itself."""
+    chunk = reader.read()
+    return os.read(reader.fd, 1 << 16) if chunk is None else chunk
+
+
 def test_the_early_dict_has_the_fields_of_the_command_result_in_order() -> None:
     assert list(INFO) == [BridgeInfo.__struct_encode_fields__[i] for i in range(len(BridgeInfo.__struct_fields__))]
 
@@ -72,7 +78,7 @@ def test_requests_read_before_enable_wait_for_it_then_are_answered(early: tuple[
         reader.hand_over()
         os.write(host_in, request(4) + b"\n")  # handed over: the transport's now
         assert answers(out_r, wait=0.3) == []
-        assert reader.read() == request(4) + b"\n"
+        assert rest_of_input(reader) == request(4) + b"\n"
     finally:
         os.close(out_r)
         os.close(out_w)
@@ -93,7 +99,7 @@ def test_answers_are_written_in_the_hosts_framing_and_the_rest_is_handed_over_in
         assert reader.framing == "content-length"
         assert [body for body, _ in reader.answered] == [request(1), request(2)]
         reader.hand_over()
-        rest = reader.read()
+        rest = rest_of_input(reader)
         # the first request that is not bridge_info ends early answering: it and the bridge_info after it are left
         assert rest.startswith(b"Content-Length: %d\r\n\r\n%s" % (len(status), status))
         assert rest.endswith(request(4))
@@ -124,7 +130,7 @@ def test_anything_but_a_plain_bridge_info_is_left_to_the_dispatcher(first: bytes
         reader.enable(out_w, dict(INFO))
         assert answers(out_r, wait=0.5) == []
         reader.hand_over()
-        assert reader.read() == first + b"\n" + request(9) + b"\n"
+        assert rest_of_input(reader) == first + b"\n" + request(9) + b"\n"
     finally:
         reader.hand_over()
         for fd in (in_w, out_r, out_w):
@@ -137,8 +143,25 @@ def test_eof_after_the_hand_over_reads_empty() -> None:
     os.write(in_w, b'{"id":1,"method":"get_ingest_config"}\n')
     os.close(in_w)
     reader.hand_over()
-    assert reader.read() == b'{"id":1,"method":"get_ingest_config"}\n'
-    assert reader.read() == b""
+    assert rest_of_input(reader) == b'{"id":1,"method":"get_ingest_config"}\n'
+    assert rest_of_input(reader) == b""
+
+
+def test_after_the_hand_over_the_reader_retires_and_stdin_is_the_transports() -> None:
+    in_r, in_w = os.pipe()
+    reader = EarlyInput(in_r)
+    try:
+        reader.hand_over()
+        os.write(in_w, request(5) + b"\n")
+        # The chunk the retiring thread may have been reading is handed over; after it, nothing is in hand
+        # and no thread but the transport's reads the pipe.
+        assert rest_of_input(reader) == request(5) + b"\n"
+        assert reader.read() is None
+        os.write(in_w, request(6) + b"\n")
+        assert reader.read() is None
+        assert os.read(in_r, 1 << 16) == request(6) + b"\n"
+    finally:
+        os.close(in_w)
 
 
 async def test_the_early_answer_is_the_commands_answer(tmp_path: Path) -> None:
