@@ -297,22 +297,28 @@ class Bridge:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
-        tail = b""
+        pieces: list[bytes] = []  # an unfinished line, as read (joined once it ends: O(n) for a long line)
         times = self.live_times if self.track_live else None
         while True:
             chunk = os.read(fd, 1 << 20)
             now = time.monotonic_ns()
             if not chunk:
                 break
-            data = tail + chunk if tail else chunk
-            cut = data.rfind(b"\n")
+            cut = chunk.rfind(b"\n")  # only the new bytes are searched
             if cut < 0:
-                tail = data
+                pieces.append(chunk)
                 continue
-            tail = data[cut + 1 :]
+            if pieces:
+                pieces.append(chunk[:cut])
+                complete = b"".join(pieces)
+                pieces.clear()
+            else:
+                complete = chunk[:cut]
+            if cut + 1 < len(chunk):
+                pieces.append(chunk[cut + 1 :])
             answers: list[tuple[Any, bytes]] = []
             live = other = 0
-            for line in data[:cut].split(b"\n"):
+            for line in complete.split(b"\n"):
                 if line.startswith(LIVE):
                     if FROM_STREAM not in line:
                         other += 1

@@ -11,8 +11,11 @@ from ``authUrl``-like login URLs.
 from __future__ import annotations
 
 import re
+from collections.abc import Generator
 from functools import lru_cache
 from typing import Any
+
+import msgspec
 
 MASK = "[REDACTED]"
 
@@ -30,8 +33,12 @@ _AUTH_URL_RE = re.compile(r"(https?://[^\s\"'?]*(?:oauth|authorize|login|auth)[^
 # path). Plain substring tests are much faster than one case-insensitive regex.
 _SUSPECT = (
     b'token"', b"secret", b"password", b"apikey", b"api_key", b"authorization", b"cookie",
-    b"x-capture-bridge-key", b"sk-", b"bearer", b"eyj", b"://",
+    b"x-capture-bridge-key", b"sk-", b"bearer", b"eyj", b"://", b":\\/\\/",
 )  # fmt: skip
+# A printable ASCII character written as a \u escape (``api\u005fkey``): the substring tests above
+# would miss what it spells, so such JSON always takes the decoding path. Encoders do not write
+# these for plain letters; ``\u001b`` (a terminal escape, common in command output) does not match.
+_ESCAPED_ASCII = re.compile(rb"\\u00[2-7][0-9a-fA-F]")
 
 
 # Secrets known by value (the receiver's key, which codex carries in its
@@ -50,7 +57,47 @@ def needs_redaction(raw: bytes) -> bool:
     lowered = raw.lower()
     if any(token in lowered for token in _SUSPECT):
         return True
+    if b"\\u00" in raw and _ESCAPED_ASCII.search(raw):
+        return True
     return any(secret.encode() in raw for secret in _LITERALS)
+
+
+# What redact_text could mask, looked for in lower-cased bytes (JSON, or a protobuf message's bytes,
+# in which strings are verbatim): when none of it occurs, only a secret key can make redact change
+# a value decoded from them (see has_secret_key).
+_TEXT_SUSPECT = (b"sk-", b"bearer", b"eyj", b"://", b":\\/\\/")
+_NESTED = (dict, list, tuple)
+
+
+def text_needs_redaction(raw: bytes) -> bool:
+    """False only when no text in ``raw`` holds anything :func:`redact_text` would mask.
+
+    ``raw`` is JSON or the bytes of a protobuf message (whose strings appear in it as they are).
+    """
+    lowered = raw.lower()
+    if any(token in lowered for token in _TEXT_SUSPECT):
+        return True
+    if b"\\u00" in raw and _ESCAPED_ASCII.search(raw):
+        return True
+    return any(secret.encode() in raw for secret in _LITERALS)
+
+
+def has_secret_key(value: Any) -> bool:
+    """Whether a dict in ``value`` (at any depth) has a key whose value :func:`redact` masks.
+
+    With text known to be clean (:func:`text_needs_redaction` false for the bytes it was
+    decoded from), this alone says whether ``redact(value)`` differs from ``value``.
+    """
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and secret_key(key):
+                return True
+            if item.__class__ in _NESTED and has_secret_key(item):
+                return True
+        return False
+    if isinstance(value, (list, tuple)):
+        return any(has_secret_key(item) for item in value if item.__class__ in _NESTED)
+    return False
 
 
 @lru_cache(maxsize=4096)
@@ -97,3 +144,51 @@ def redact(value: Any, *, keep_auth_url: bool = False) -> Any:
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
     return value
+
+
+# --- large JSON, a piece at a time ------------------------------------------------------------
+
+PIECE_BYTES = 64 * 1024  # larger objects and arrays are taken apart before they are looked at
+_MASKED = msgspec.Raw(msgspec.json.encode(MASK))
+_NULL = msgspec.Raw(b"null")
+_raw_object = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_raw_array = msgspec.json.Decoder(list[msgspec.Raw])
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
+
+
+def redacted_json(raw: bytes) -> Generator[int, None, bytes]:
+    """JSON ``raw`` with what :func:`redact` masks masked, worked out a piece at a time.
+
+    The value is the same as ``encode(redact(decode(raw)))``, but the parts in which
+    nothing can need masking (:func:`needs_redaction`) keep their bytes as they came
+    (unless they hold a line break: the result is always one line, as the host's frames are),
+    and an object or array over :data:`PIECE_BYTES` is split one level down (its members
+    as raw bytes) instead of being decoded whole. So no single step holds the
+    interpreter for long: the generator yields the number of bytes each step looked
+    at, for a caller that runs it in slices (on a worker thread, between which the
+    event loop runs). ``raw`` is taken to be valid JSON (a piece msgspec has parsed, as
+    codex's answers are): a part with nothing to mask is not decoded again.
+    """
+    head = raw[:64].lstrip()[:1]
+    if len(raw) <= PIECE_BYTES or head not in (b"{", b"["):
+        yield len(raw)
+        if not needs_redaction(raw):  # kept as it came, unless a line break in it would split the host's frame
+            return raw if b"\n" not in raw and b"\r" not in raw else _encode(_decode(raw))
+        return _encode(redact(_decode(raw)))
+    if head == b"{":
+        members = _raw_object.decode(raw)
+        yield len(raw) // 16  # the split: a scan of the bytes, far cheaper than a decode
+        out: dict[str, msgspec.Raw] = {}
+        for key, value in members.items():
+            if secret_key(key):
+                out[key] = _NULL if bytes(value) == b"null" else _MASKED
+            else:
+                out[key] = msgspec.Raw((yield from redacted_json(bytes(value))))
+        return _encode(out)
+    items = _raw_array.decode(raw)
+    yield len(raw) // 16
+    parts = []
+    for value in items:
+        parts.append(msgspec.Raw((yield from redacted_json(bytes(value)))))
+    return _encode(parts)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bridge.redact import MASK, redact, redact_text, secret_key
@@ -50,3 +52,73 @@ def test_registered_secret_values_are_masked_in_text_and_payload_checks() -> Non
     register_secret(secret)
     assert secret not in redact_text(f"stderr: bad header {secret} in -c otel.exporter")
     assert needs_redaction(f'{{"line": "{secret}"}}'.encode())
+
+
+def _run(steps: Any) -> bytes:
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+
+def test_large_json_is_redacted_a_piece_at_a_time_to_the_same_value() -> None:
+    import msgspec
+
+    from bridge.redact import PIECE_BYTES, redacted_json
+
+    rows = [{"n": n, "text": f"line {n} " + "x" * 200, "inputTokens": n} for n in range(2000)]
+    rows[10]["text"] = "auth: Bearer abc.def.ghi"
+    rows[500]["password"] = "hunter2"
+    rows[501]["refreshToken"] = None
+    rows[1999]["nested"] = [{"cookie": {"a": 1}}, "https://x.example/login?code=1"]
+    value = {"data": rows, "clientSecret": "s", "big": ["y" * 100] * 1000, "empty": {}, "none": None}
+    raw = msgspec.json.encode(value)
+    assert len(raw) > PIECE_BYTES
+    out = _run(redacted_json(raw))
+    assert msgspec.json.decode(out) == redact(value)
+    assert b"hunter2" not in out and b"abc.def" not in out and b"code=1" not in out
+
+
+def test_parts_with_nothing_to_mask_keep_their_bytes() -> None:
+    from bridge.redact import PIECE_BYTES, redacted_json
+
+    clean = b'{"a" :  [1, 2,  3]}'  # spacing as it came
+    body = b'{"rows": [' + b",".join([clean] * (PIECE_BYTES // len(clean) + 10)) + b'], "apiKey": "k"}'
+    out = _run(redacted_json(body))
+    assert out.startswith(b'{"rows":[' + clean + b"," + clean)
+    assert out.endswith(b'"apiKey":"' + MASK.encode() + b'"}')
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"api\\u005fkey": "k"}', b'{"x": "B\\u0065arer abc"}', b'{"u": "https:\\/\\/h\\/login?code=1"}'],
+)
+def test_escaped_json_never_passes_as_clean(raw: bytes) -> None:
+    import msgspec
+
+    from bridge.redact import needs_redaction
+
+    assert needs_redaction(raw)
+    assert redact(msgspec.json.decode(raw)) != msgspec.json.decode(raw)  # it did need masking
+
+
+def test_terminal_escapes_alone_do_not_make_json_suspect() -> None:
+    from bridge.redact import needs_redaction
+
+    assert not needs_redaction(b'{"aggregatedOutput": "\\u001b[32mok\\u001b[0m"}')
+
+
+def test_text_without_anything_to_mask_leaves_only_keys_to_check() -> None:
+    from bridge.redact import has_secret_key, text_needs_redaction
+
+    assert not text_needs_redaction(b"\n\x05model\x12\x06gpt-5")  # protobuf bytes: strings as they are
+    for suspect in (b"sk-abcdefgh123", b"BEARER x", b"eyJhbGc", b"http://h/login?x=1", b'"http:\\/\\/h"'):
+        assert text_needs_redaction(b"\x12\x10" + suspect)
+    clean = {"model": "gpt-5", "nested": [{"inputTokens": 3}], "auth.env_codex_api_key_enabled": True}
+    assert has_secret_key(clean) and redact(clean) != clean
+    del clean["auth.env_codex_api_key_enabled"]
+    assert not has_secret_key(clean) and redact(clean) == clean
+    assert has_secret_key({"a": [{"b": {"refreshToken": None}}]})
+    assert has_secret_key({"a": ({"cookie": "c"},)}) and redact({"a": ({"cookie": "c"},)}) == {"a": [{"cookie": MASK}]}
+    assert not has_secret_key("plain text") and not has_secret_key([1, "two"])

@@ -7,7 +7,7 @@ the gaps are filled.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Generator, Sequence
 
 import msgspec
 
@@ -15,7 +15,7 @@ from bridge.capture import codex_events as ce
 from bridge.capture.events import STREAM, CaptureEvent
 from bridge.capture.ledger import item_content_key, lifecycle_key
 from bridge.capture.normalize import _turn_error, item_fields
-from bridge.redact import redact_text
+from bridge.redact import needs_redaction, redact, redact_text
 
 
 class ThreadRead(msgspec.Struct, rename="camel"):
@@ -29,24 +29,26 @@ class TurnsPage(msgspec.Struct, rename="camel"):
 
 thread_read_decoder = msgspec.json.Decoder(ThreadRead)
 turns_page_decoder = msgspec.json.Decoder(TurnsPage)
+_encode = msgspec.json.encode
 
 
-def snapshot_events(thread: ce.Thread, turns: list[ce.Turn]) -> list[CaptureEvent]:
-    """Events reproducing what the snapshot shows, keyed like the live stream."""
-    tid = thread.id
-    created = thread.created_at * 1000 if thread.created_at else None
-    events = [
-        CaptureEvent(
-            "thread",
-            "thread/started",
-            STREAM,
-            lifecycle_key("thread/started", tid),
-            tid,
-            emitted_at_ms=created,
-            title=redact_text(thread.name or thread.preview or "") or None,
-            cwd=thread.cwd,
-        )
-    ]
+def thread_event(thread: ce.Thread) -> CaptureEvent:
+    """The ``thread/started`` event a snapshot reproduces, keyed like the live stream's."""
+    return CaptureEvent(
+        "thread",
+        "thread/started",
+        STREAM,
+        lifecycle_key("thread/started", thread.id),
+        thread.id,
+        emitted_at_ms=thread.created_at * 1000 if thread.created_at else None,
+        title=redact_text(thread.name or thread.preview or "") or None,
+        cwd=thread.cwd,
+    )
+
+
+def turn_events(tid: str, turns: Sequence[ce.Turn]) -> list[CaptureEvent]:
+    """The events of ``turns`` of thread ``tid`` (in order), keyed like the live stream's."""
+    events: list[CaptureEvent] = []
     for turn in turns:
         started = turn.started_at * 1000 if turn.started_at else None
         events.append(
@@ -76,10 +78,25 @@ def snapshot_events(thread: ce.Thread, turns: list[ce.Turn]) -> list[CaptureEven
     return events
 
 
-def snapshot_view(thread: ce.Thread, turns: list[ce.Turn]) -> dict[str, Any]:
-    """The sidecar's own view, returned to the host (redacted)."""
-    from bridge.redact import redact
+def view_of(thread: ce.Thread, turns: Sequence[ce.Turn]) -> Generator[int, None, bytes]:
+    """The sidecar's own view returned to the host, redacted, as JSON: the thread's fields and its ``turns``.
 
-    view: dict[str, Any] = redact(msgspec.to_builtins(thread))
-    view["turns"] = [redact(msgspec.to_builtins(t)) for t in turns]
-    return view
+    The same value as ``redact(to_builtins(thread))`` with ``turns`` set to each turn so
+    redacted, built a turn at a time: a part with nothing to mask is encoded only, never
+    walked. Yields the bytes each step produced, for a caller that runs it in slices.
+    """
+    head = _clean(thread)
+    yield len(head)
+    parts = []
+    for turn in turns:
+        part = _clean(turn)
+        parts.append(part)
+        yield len(part)
+    sep = b"," if len(head) > 2 else b""
+    return b"".join((head[:-1], sep, b'"turns":[', b",".join(parts), b"]}"))
+
+
+def _clean(value: msgspec.Struct) -> bytes:
+    """``value`` as redacted JSON (walked by ``redact`` only when its bytes hold something it could mask)."""
+    raw = _encode(value)
+    return raw if not needs_redaction(raw) else _encode(redact(msgspec.to_builtins(value)))

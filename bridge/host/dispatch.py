@@ -312,11 +312,14 @@ class Dispatcher:
 
 
 def _resolve(future: asyncio.Future[tuple[Any, BridgeError | None]], outcome: tuple[Any, BridgeError | None]) -> None:
-    """The session's answer, its result encoded now (once: the frame embeds the bytes as they are)."""
+    """The session's answer, its result encoded now (once: the frame embeds the bytes as they are).
+
+    A result that is already ``msgspec.Raw`` (codex's answer passed through) is embedded as it is.
+    """
     if future.done():
         return
     result, error = outcome
-    if error is None:
+    if error is None and not isinstance(result, msgspec.Raw):  # codex's bytes, passed on: already JSON
         try:
             result = msgspec.Raw(_json_encode(result))
         except Exception:

@@ -199,13 +199,18 @@ def parse_request(signal: Signal, fmt: Format, body: bytes) -> Any:
     return message
 
 
+def inflate(body: bytes, *, gzipped: bool, limit: int) -> bytes:
+    """The request's bytes as sent, inflated (bounded) when gzipped; :class:`Rejected` (413) past ``limit``."""
+    if gzipped:
+        return gunzip_bounded(body, limit)
+    if len(body) > limit:
+        raise Rejected(413, f"Body of {len(body)} bytes exceeds {limit} bytes (otlpReceiver.maxBodyBytes).")
+    return body
+
+
 def decode_body(signal: Signal, fmt: Format, body: bytes, *, gzipped: bool, limit: int) -> Any:
     """Inflate (bounded) when gzipped, then parse: the whole decode step of one request."""
-    if gzipped:
-        body = gunzip_bounded(body, limit)
-    elif len(body) > limit:
-        raise Rejected(413, f"Body of {len(body)} bytes exceeds {limit} bytes (otlpReceiver.maxBodyBytes).")
-    return parse_request(signal, fmt, body)
+    return parse_request(signal, fmt, inflate(body, gzipped=gzipped, limit=limit))
 
 
 def encode_response(signal: Signal, fmt: Format, rejected: int = 0, error_message: str = "") -> bytes:

@@ -18,7 +18,7 @@ Request pipeline and answers:
 | ``Content-Type`` protobuf or JSON, ``Content-Encoding`` gzip or none | 415 |
 | body (and its inflated form) within ``maxBodyBytes`` | 413 |
 | body decodes into the signal's ``Export*ServiceRequest`` | 400 + reason |
-| records stored (one transaction, duplicates ignored) | 503 + ``Retry-After`` |
+| records stored (transactions of 25 rows, duplicates ignored) | 503 + ``Retry-After`` |
 
 Success is 200 with an ``Export*ServiceResponse`` whose ``partial_success``
 counts the elements OTLP calls invalid.
@@ -39,7 +39,7 @@ from anyio.abc import TaskGroup
 from bridge.clock import now_iso
 from bridge.config.model import OtlpReceiverConfig
 from bridge.receiver import auth, decode, http, ratelimit
-from bridge.receiver.decode import Format, Rejected, Signal
+from bridge.receiver.decode import Format, Rejected
 from bridge.receiver.status import NOTIFICATION, Counters, ReceiverStatus, State, client_host, write_runtime
 from bridge.redact import register_secret
 from bridge.store.db import Database, StorageUnavailable
@@ -49,7 +49,9 @@ log = logging.getLogger(__name__)
 
 # Bodies being read, inflated and decoded at once: bounds memory to a few times maxBodyBytes.
 BODIES_IN_FLIGHT = 4
-WORKER_THREADS = 2
+# One worker: requests are decoded and stored one at a time. A second would only compete for the
+# same GIL (and the write lock) with the first and with the stream's capture thread.
+WORKER_THREADS = 1
 STOP_TIMEOUT = 1.5
 STORAGE_RETRY_AFTER = b"2"  # seconds; the storage probe looks every 0.5 s
 
@@ -321,71 +323,59 @@ class ReceiverService:
         if encoding not in ("identity", "gzip", "x-gzip"):
             return _response(fmt, 415, f"Content-Encoding {encoding[:40]!r} is not supported; use gzip or none.")
         limit = self._config.max_body_bytes
+        storing = self._ingest_enabled()
         async with self._bodies:
             try:
                 raw = await body.read(limit)
             except http.BodyTooLarge:
                 return _response(fmt, 413, f"Body exceeds {limit} bytes (otlpReceiver.maxBodyBytes).")
             try:
-                received_at_ms = int(time.time() * 1000)
-                records, rows, rejected, problems = await anyio.to_thread.run_sync(
-                    _decode_and_rows,
+                from bridge.receiver.sink import ingest
+
+                # One hop to the worker per request: inflate, parse, flatten, redact, encode and store.
+                done = await anyio.to_thread.run_sync(
+                    ingest,
+                    self._db if storing else None,
                     signal,
                     fmt,
                     raw,
                     encoding != "identity",
                     limit,
-                    received_at_ms,
+                    int(time.time() * 1000),
                     limiter=self._workers,
-                    abandon_on_cancel=True,
                 )
             except Rejected as exc:
                 return _response(fmt, exc.status, exc.reason)
             del raw
+        rejected, problems = done.rejected, done.problems
         self.counters.records_rejected += rejected
-        if not self._ingest_enabled():
-            self.counters.records_discarded += len(rows)
+        if not storing:
+            self.counters.records_discarded += done.rows
         else:
-            try:
-                from bridge.receiver.sink import store_new_rows
-
-                new = await anyio.to_thread.run_sync(store_new_rows, self._db, rows, limiter=self._workers)
-            except StorageUnavailable as exc:  # disk full, I/O error…: the exporter keeps the batch and retries
-                log.warning("storing OTLP records failed on the storage: %s", exc.detail)
+            self.counters.records_stored += len(done.new)
+            if done.error is None:
+                self.counters.records_duplicate += done.rows - len(done.new)
+            if done.new and self.on_records is not None:
+                try:
+                    self.on_records(done.new)  # the baseline: capture what is new (also what a failed request stored)
+                except Exception:
+                    log.exception("capturing stored OTLP records failed; they stay in otel_records")
+            if isinstance(done.error, StorageUnavailable):  # disk full, I/O error…: the exporter retries
+                log.warning("storing OTLP records failed on the storage: %s", done.error.detail)
                 self.counters.storage_refused += 1
                 return _response(
                     fmt,
                     503,
-                    f"The bridge cannot store telemetry now ({exc.detail}); retry later.",
+                    f"The bridge cannot store telemetry now ({done.error.detail}); retry later.",
                     [(b"retry-after", STORAGE_RETRY_AFTER)],
                 )
-            except Exception as exc:
-                log.exception("storing OTLP records failed")
+            if done.error is not None:
+                log.error("storing OTLP records failed", exc_info=done.error)
                 return _response(
                     fmt,
                     503,
-                    f"The store could not take the batch ({type(exc).__name__}); retry later.",
+                    f"The store could not take the batch ({type(done.error).__name__}); retry later.",
                     [(b"retry-after", b"1")],
                 )
-            self.counters.records_stored += len(new)
-            self.counters.records_duplicate += len(rows) - len(new)
-            if new and self.on_records is not None:
-                try:
-                    self.on_records([records[i] for i in new])  # the baseline: capture what is new
-                except Exception:
-                    log.exception("capturing stored OTLP records failed; they stay in otel_records")
         payload = decode.encode_response(signal, fmt, rejected, problems)
         return http.Response(200, payload, [(b"content-type", body_format.content_type)])
-
-
-def _decode_and_rows(
-    signal: Signal, fmt: Format, raw: bytes, gzipped: bool, limit: int, received_at_ms: int
-) -> tuple[list[Any], list[Any], int, str]:
-    """Worker-thread half of a request: inflate, parse, flatten, redact, encode (records and their rows)."""
-    from bridge.receiver.records import extract
-    from bridge.receiver.sink import to_rows
-
-    message = decode.decode_body(signal, fmt, raw, gzipped=gzipped, limit=limit)
-    extracted = extract(signal, message)
-    records = extracted.records
-    return records, to_rows(records, received_at_ms), extracted.rejected, extracted.error_message

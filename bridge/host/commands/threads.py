@@ -8,13 +8,15 @@ switch off (``SidecarCommands.stream_client`` says which is missing).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Generator
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import msgspec
 
 from bridge import errors
-from bridge.capture.snapshot import snapshot_events, snapshot_view, thread_read_decoder, turns_page_decoder
+from bridge.capture import codex_events as ce
+from bridge.capture.snapshot import thread_event, thread_read_decoder, turn_events, turns_page_decoder, view_of
 from bridge.errors import BridgeError
 from bridge.host.app import App
 from bridge.host.codex_answers import (
@@ -27,11 +29,13 @@ from bridge.host.codex_answers import (
 )
 from bridge.host.registry import Forwarded, PassthroughParams, ProgressToken, WorkDoneParams, command
 from bridge.host.request import Request, current
-from bridge.redact import redact
+from bridge.redact import PIECE_BYTES, redacted_json
 from bridge.sidecar.rpc import RpcClient
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
-_decode = msgspec.json.decode
+T = TypeVar("T")
+SLICE_BYTES = 128 * 1024  # the work of one worker call (~1 ms), after which the event loop has its turn
+SLICE_TURNS = 5  # turns a snapshot reconciles at a time (~100 items: a capture transaction of a few ms)
 
 
 def refuse_in_attach(app: App, command: str) -> None:
@@ -51,9 +55,52 @@ def stream_client(app: App) -> RpcClient:
     return app.sidecar.commands.stream_client()
 
 
-async def forward(app: App, method: str, params: dict[str, Any]) -> Any:
-    raw = await stream_client(app).request_raw(method, params)
-    return redact(_decode(raw)) if len(raw) else None
+async def forward(app: App, method: str, params: dict[str, Any]) -> msgspec.Raw | None:
+    """codex's answer to ``method``, as the bytes the host gets (see :func:`pass_on`)."""
+    return await pass_on(await stream_client(app).request_raw(method, params))
+
+
+async def pass_on(raw: msgspec.Raw) -> msgspec.Raw | None:
+    """codex's answer for the host, never decoded on the event loop.
+
+    When nothing in it could need masking (the stream's test, ``needs_redaction``),
+    codex's own bytes go out as they came, encoded by no one. Otherwise the parts
+    that could are decoded and redacted, a piece at a time (``redacted_json``); an
+    answer over :data:`PIECE_BYTES` (a resumed thread: megabytes) is worked on by a
+    worker thread in slices, so the loop answers other commands meanwhile.
+    """
+    if not len(raw):
+        return None
+    data = bytes(raw)
+    if len(data) <= PIECE_BYTES:
+        return msgspec.Raw(_run_all(redacted_json(data)))
+    return msgspec.Raw(await in_slices(redacted_json(data)))
+
+
+async def in_slices(steps: Generator[int, None, T]) -> T:
+    """Run ``steps`` on a worker thread, :data:`SLICE_BYTES` of work per call; the loop runs between calls."""
+    while True:
+        done, value = await anyio.to_thread.run_sync(_advance, steps, SLICE_BYTES)
+        if done:
+            return value  # type: ignore[return-value]
+
+
+def _advance(steps: Generator[int, None, T], budget: int) -> tuple[bool, T | None]:
+    spent = 0
+    try:
+        while spent < budget:
+            spent += next(steps)
+    except StopIteration as stop:
+        return True, stop.value
+    return False, None
+
+
+def _run_all(steps: Generator[int, None, T]) -> T:
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
 
 
 class ThreadStartParams(PassthroughParams):
@@ -156,22 +203,47 @@ async def thread_resume(app: App, params: Forwarded[ThreadResumeParams]) -> Any:
     except BridgeError as exc:
         request.end(exc.message)
         raise
-    turns = _turn_count(result)
+    turns = await _turn_count(result)
     request.end("resumed" if turns is None else f"resumed; turns: {turns}")
     return result
 
 
-def _turn_count(answer: Any) -> int | None:
-    """How many turns codex's resume answer carries (``None`` when it carries none, e.g. ``excludeTurns``)."""
-    thread = answer.get("thread") if isinstance(answer, dict) else None
-    turns = thread.get("turns") if isinstance(thread, dict) else None
-    return len(turns) if isinstance(turns, list) else None
+class _TurnsOnly(msgspec.Struct):
+    turns: list[msgspec.Raw] | None = None
 
 
-async def take_snapshot(app: App, thread_id: str, request: Request | None = None) -> dict[str, Any]:
-    """Read a thread from the sidecar, reconcile it into the store, return the sidecar's view.
+class _ResumedOnly(msgspec.Struct):
+    thread: _TurnsOnly | None = None
+
+
+_resumed_turns = msgspec.json.Decoder(_ResumedOnly)
+
+
+def turn_count(answer: msgspec.Raw | None) -> int | None:
+    """How many turns codex's resume answer carries (``None`` when it carries none, e.g. ``excludeTurns``).
+
+    Only the turn list's outline is parsed: each turn stays raw bytes.
+    """
+    if answer is None:
+        return None
+    try:
+        turns = _resumed_turns.decode(answer).thread
+    except (msgspec.ValidationError, msgspec.DecodeError):  # not the shape a resume answer has
+        return None
+    return None if turns is None or turns.turns is None else len(turns.turns)
+
+
+async def _turn_count(answer: msgspec.Raw | None) -> int | None:
+    if answer is not None and len(answer) > PIECE_BYTES:
+        return await anyio.to_thread.run_sync(turn_count, answer)  # ~0.6 ms a megabyte, off the loop
+    return turn_count(answer)
+
+
+async def take_snapshot(app: App, thread_id: str, request: Request | None = None) -> msgspec.Raw:
+    """Read a thread from the sidecar, reconcile it into the store, return the sidecar's view (as JSON).
 
     With a host ``request``: progress per page, and a cancel stops it before anything is stored.
+    The decoding, the events and the view are built on worker threads, a slice at a time.
     """
     request = request or Request("")
     request.begin("Thread snapshot", thread_id)
@@ -181,18 +253,24 @@ async def take_snapshot(app: App, thread_id: str, request: Request | None = None
         request.end()
 
 
-async def _snapshot(app: App, thread_id: str, request: Request) -> dict[str, Any]:
+async def _decoded(decoder: msgspec.json.Decoder[T], raw: msgspec.Raw) -> T:
+    if len(raw) > PIECE_BYTES:
+        return await anyio.to_thread.run_sync(decoder.decode, raw)
+    return decoder.decode(raw)
+
+
+async def _snapshot(app: App, thread_id: str, request: Request) -> msgspec.Raw:
     client = stream_client(app)
-    read = thread_read_decoder.decode(await client.request_raw("thread/read", {"threadId": thread_id}))
+    read = await _decoded(thread_read_decoder, await client.request_raw("thread/read", {"threadId": thread_id}))
     request.report("thread read", 10)
-    turns = []
+    turns: list[ce.Turn] = []
     cursor: str | None = None
     for page_no in range(1000):  # bounded paging
         request.check()  # cancelled: nothing was stored yet
         asked: dict[str, Any] = {"threadId": thread_id, "itemsView": "full", "sortDirection": "asc"}
         if cursor:
             asked["cursor"] = cursor
-        page = turns_page_decoder.decode(await client.request_raw("thread/turns/list", asked))
+        page = await _decoded(turns_page_decoder, await client.request_raw("thread/turns/list", asked))
         turns.extend(page.data)
         cursor = page.next_cursor
         request.report(f"page {page_no + 1}: {len(turns)} turns read", min(10 + 10 * (page_no + 1), 70))
@@ -201,13 +279,20 @@ async def _snapshot(app: App, thread_id: str, request: Request) -> dict[str, Any
     request.check()
     if app.capture is not None:
         request.report("reconciling into the store", 80)
-        app.capture.pipeline.feed_events(snapshot_events(read.thread, turns))
+        pipeline = app.capture.pipeline
+        first = [thread_event(read.thread)]
         with anyio.fail_after(30):
-            await app.capture.pipeline.drain()
-    return snapshot_view(read.thread, turns)
+            # A slice at a time, each committed before the next is built: the capture thread's
+            # transaction never runs long, so other commands are answered between slices.
+            for at in range(0, max(len(turns), 1), SLICE_TURNS):
+                events = await anyio.to_thread.run_sync(turn_events, read.thread.id, turns[at : at + SLICE_TURNS])
+                pipeline.feed_events(first + events)
+                first = []
+                await pipeline.drain()
+    return msgspec.Raw(await in_slices(view_of(read.thread, turns)))
 
 
 @command("codex_app_server_request_thread_snapshot", params=SnapshotParams, result=ThreadSnapshot)
-async def request_thread_snapshot(app: App, params: SnapshotParams) -> dict[str, Any]:
+async def request_thread_snapshot(app: App, params: SnapshotParams) -> msgspec.Raw:
     """The thread with its turns and items as the sidecar reports them, reconciled into the store."""
     return await take_snapshot(app, params.thread_id, current())
