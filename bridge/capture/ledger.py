@@ -32,6 +32,19 @@ CAPACITY = 20_000
 
 Decision = Literal["accepted", "duplicate", "replaced", "dropped"]
 
+# The streamed pieces of an item: their keys carry the item (``METHOD|T|I|…``), so the ledger can tell which
+# items lost keys when it forgets some.
+DELTA_METHODS = frozenset(
+    {
+        "item/agentMessage/delta",
+        "item/plan/delta",
+        "item/reasoning/summaryTextDelta",
+        "item/reasoning/textDelta",
+        "item/commandExecution/outputDelta",
+        "item/fileChange/outputDelta",
+    }
+)
+
 
 def text_hash(text: str | bytes) -> str:
     """A short, stable digest of a text: CRC-32 plus the length.
@@ -57,13 +70,20 @@ def delta_key(method: str, thread_id: str, item_id: str, emitted_at_ms: int | No
     return f"{method}|{thread_id}|{item_id}|{emitted_at_ms if emitted_at_ms is not None else ''}|{digest}"
 
 
-def key_thread(key: str) -> str:
-    """The thread a key belongs to (every key has it second)."""
-    return key.split("|", 2)[1]
-
-
 def event_key(method: str, thread_id: str, emitted_at_ms: int | None, raw_params: bytes) -> str:
     return f"{method}|{thread_id}|{emitted_at_ms if emitted_at_ms is not None else ''}|{text_hash(raw_params)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """What a trim forgot: threads with lifecycle/content/other keys gone, and items with delta keys gone.
+
+    A delta's key names its item, so only the deltas of these items need a lookup in the store;
+    a long stream's new items (whose keys are all still held) need none.
+    """
+
+    threads: set[str]
+    items: set[tuple[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +129,19 @@ class Ledger:
             self._held[key] = incoming_source
         return outcome
 
-    def trim(self) -> set[str]:
-        """Forget the oldest half when over capacity (the store still knows them).
-
-        Returns the threads some of whose keys were forgotten.
-        """
+    def trim(self) -> Forgotten | None:
+        """Forget the oldest half when over capacity (the store still knows them); None when under it."""
         if len(self._held) <= self.capacity:
-            return set()
-        items = list(self._held.items())
-        cut = len(items) // 2
-        self._held = dict(items[cut:])
-        return {key_thread(key) for key, _ in items[:cut]}
+            return None
+        keys = list(self._held)
+        cut = len(keys) // 2
+        self._held = {key: self._held[key] for key in keys[cut:]}
+        threads: set[str] = set()
+        items: set[tuple[str, str]] = set()
+        for key in keys[:cut]:
+            parts = key.split("|", 3)
+            if parts[0] in DELTA_METHODS:
+                items.add((parts[1], parts[2]))
+            else:
+                threads.add(parts[1])
+        return Forgotten(threads, items)

@@ -13,19 +13,9 @@ import msgspec
 
 from bridge.capture import codex_events as ce
 from bridge.capture.events import STREAM, CaptureEvent, ItemFields, Kind
-from bridge.capture.ledger import delta_key, event_key, item_content_key, lifecycle_key, text_hash
+from bridge.capture.ledger import DELTA_METHODS, delta_key, event_key, item_content_key, lifecycle_key, text_hash
 from bridge.redact import redact_text
 
-DELTA_METHODS = frozenset(
-    {
-        "item/agentMessage/delta",
-        "item/plan/delta",
-        "item/reasoning/summaryTextDelta",
-        "item/reasoning/textDelta",
-        "item/commandExecution/outputDelta",
-        "item/fileChange/outputDelta",
-    }
-)
 NOT_CAPTURED = frozenset(
     {
         "account/updated",

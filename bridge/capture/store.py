@@ -42,6 +42,8 @@ class CaptureStore:
         self._threads_known: set[str] = set()
         self._turns_known: set[tuple[str, str]] = set()
         self._fresh_threads: set[str] = set()  # threads with no ledger rows from before this process
+        self._forgot_threads: set[str] = set()  # fresh threads whose lifecycle/content keys the ledger forgot
+        self._forgot_items: set[tuple[str, str]] = set()  # items of fresh threads whose delta keys it forgot
         self._batches = 0
         self.counts = {"accepted": 0, "duplicate": 0, "replaced": 0, "dropped": 0}
         db.on_replaced(self._forget_caches)  # a damaged store was replaced: nothing cached from it holds
@@ -66,7 +68,7 @@ class CaptureStore:
     def _forget_caches(self) -> None:
         self.ledger = Ledger(self.ledger.preferred_source, self.ledger.capacity)
         for cache in (self._delta_ord, self._item_ord, self._turn_ord, self._threads_known, self._turns_known,
-                      self._fresh_threads):  # fmt: skip
+                      self._fresh_threads, self._forgot_threads, self._forgot_items):  # fmt: skip
             cache.clear()
 
     def _apply(self, conn: sqlite3.Connection, events: Sequence[CaptureEvent], at: int) -> list[Applied]:
@@ -173,7 +175,10 @@ class CaptureStore:
         self._batches += 1
         if self._batches % 50 == 0:
             conn.execute("DELETE FROM decisions WHERE id <= (SELECT max(id) FROM decisions) - ?", (DECISIONS_KEPT,))
-        self._fresh_threads -= ledger.trim()  # forgotten keys must be looked up again
+        forgotten = ledger.trim()
+        if forgotten is not None:  # forgotten keys must be looked up again when they come back
+            self._forgot_threads |= forgotten.threads
+            self._forgot_items |= forgotten.items
         self._bound_caches()
         return applied
 
@@ -186,6 +191,11 @@ class CaptureStore:
         for cache in (self._delta_ord, self._item_ord, self._turn_ord, self._threads_known, self._turns_known):
             if len(cache) > CACHED_PER_KIND:
                 cache.clear()
+        if len(self._forgot_items) + len(self._forgot_threads) > CACHED_PER_KIND:
+            # Too many to track one by one: their threads go back to looking up every key they have not held.
+            self._fresh_threads -= self._forgot_threads | {thread for thread, _ in self._forgot_items}
+            self._forgot_threads.clear()
+            self._forgot_items.clear()
 
     def _load_stored_keys(self, conn: sqlite3.Connection, events: Sequence[CaptureEvent]) -> None:
         """Teach the ledger the stored keys of this batch it does not hold (threads seen before only)."""
@@ -197,7 +207,16 @@ class CaptureStore:
                 # Nothing of this thread was ever stored: none of its keys can be, no lookups needed.
                 conn.execute("INSERT OR IGNORE INTO ledger_threads VALUES (?)", (thread_id,))
                 fresh.add(thread_id)
-        lookups = [e for e in events if e.thread_id not in fresh and e.key not in ledger]
+        forgot_threads, forgot_items = self._forgot_threads, self._forgot_items
+        lookups = [
+            e
+            for e in events
+            if e.key not in ledger
+            and (
+                e.thread_id not in fresh
+                or ((e.thread_id, e.item_id) in forgot_items if e.kind == "delta" else e.thread_id in forgot_threads)
+            )
+        ]
         if not lookups:
             return
         keys = list({e.key for e in lookups if e.kind != "delta"})

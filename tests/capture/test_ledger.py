@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.capture.ledger import Ledger, decide, delta_key, item_content_key, text_hash
+from bridge.capture.ledger import Ledger, decide, delta_key, item_content_key, lifecycle_key, text_hash
 
 S, O = "app_server_stream", "otel"  # noqa: E741
 
@@ -47,3 +47,25 @@ def test_delta_keys_differ_by_text_and_time_but_not_by_arrival() -> None:
     assert a == key(100, "hello")
     assert a != key(101, "hello")
     assert a != key(100, "hello!")
+
+
+def test_a_trim_forgets_the_oldest_half_and_names_the_items_and_threads_it_forgot() -> None:
+    """Only the deltas of the items named need a store lookup later: a stream's new items need none."""
+    ledger = Ledger("app_server_stream", capacity=4)
+    old = [
+        delta_key("item/agentMessage/delta", "t1", "i1", 1, text_hash("a")),
+        lifecycle_key("turn/started", "t2", "u1"),
+        delta_key("item/commandExecution/outputDelta", "t1", "i2", 2, text_hash("b")),
+    ]
+    new = [item_content_key("t3", "i9"), delta_key("item/agentMessage/delta", "t3", "i9", 3, text_hash("c"))]
+    for key in old + new:
+        ledger.decide(key, "app_server_stream")
+    assert Ledger("x", capacity=9).trim() is None  # under capacity: nothing forgotten
+
+    forgotten = ledger.trim()
+
+    assert forgotten is not None
+    assert forgotten.items == {("t1", "i1")}  # the oldest half: 5 // 2 keys
+    assert forgotten.threads == {"t2"}
+    assert [key in ledger for key in old + new] == [False, False, True, True, True]
+    assert ledger.trim() is None
