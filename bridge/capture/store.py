@@ -20,7 +20,8 @@ from bridge.capture.decisions import replay_logged_decisions
 from bridge.capture.events import OTEL, CaptureEvent
 from bridge.capture.ledger import Ledger, Outcome, item_content_key
 from bridge.capture.reads import CapturedThread, DedupDecision, ThreadSummary
-from bridge.capture.rows import ACCEPTED, LOGGED_WHEN_ACCEPTED, Applied, DeltaRun, chunks, ms_or_unknown, prompt_item_id
+from bridge.capture.recall import Recall, load_stored_keys
+from bridge.capture.rows import ACCEPTED, LOGGED_WHEN_ACCEPTED, Applied, DeltaRun, prompt_item_id
 from bridge.clock import now_ms
 from bridge.store.db import Database
 
@@ -41,9 +42,7 @@ class CaptureStore:
         self._turn_ord: dict[str, int] = {}
         self._threads_known: set[str] = set()
         self._turns_known: set[tuple[str, str]] = set()
-        self._fresh_threads: set[str] = set()  # threads with no ledger rows from before this process
-        self._forgot_threads: set[str] = set()  # fresh threads whose lifecycle/content keys the ledger forgot
-        self._forgot_items: set[tuple[str, str]] = set()  # items of fresh threads whose delta keys it forgot
+        self._recall = Recall()  # which keys the ledger does not hold may still be stored
         self._batches = 0
         self.counts = {"accepted": 0, "duplicate": 0, "replaced": 0, "dropped": 0}
         db.on_replaced(self._forget_caches)  # a damaged store was replaced: nothing cached from it holds
@@ -67,14 +66,14 @@ class CaptureStore:
 
     def _forget_caches(self) -> None:
         self.ledger = Ledger(self.ledger.preferred_source, self.ledger.capacity)
-        for cache in (self._delta_ord, self._item_ord, self._turn_ord, self._threads_known, self._turns_known,
-                      self._fresh_threads, self._forgot_threads, self._forgot_items):  # fmt: skip
+        for cache in (self._delta_ord, self._item_ord, self._turn_ord, self._threads_known, self._turns_known):
             cache.clear()
+        self._recall.clear()
 
     def _apply(self, conn: sqlite3.Connection, events: Sequence[CaptureEvent], at: int) -> list[Applied]:
         ledger = self.ledger
         held = ledger._held
-        self._load_stored_keys(conn, events)
+        load_stored_keys(conn, ledger, self._recall, events)
         applied: list[Applied] = []
         decisions: list[tuple[Any, ...]] = []
         ledger_rows: list[tuple[str, str, int]] = []
@@ -175,10 +174,7 @@ class CaptureStore:
         self._batches += 1
         if self._batches % 50 == 0:
             conn.execute("DELETE FROM decisions WHERE id <= (SELECT max(id) FROM decisions) - ?", (DECISIONS_KEPT,))
-        forgotten = ledger.trim()
-        if forgotten is not None:  # forgotten keys must be looked up again when they come back
-            self._forgot_threads |= forgotten.threads
-            self._forgot_items |= forgotten.items
+        self._recall.forgot(ledger.trim())  # forgotten keys are looked up again when they come back
         self._bound_caches()
         return applied
 
@@ -191,58 +187,10 @@ class CaptureStore:
         for cache in (self._delta_ord, self._item_ord, self._turn_ord, self._threads_known, self._turns_known):
             if len(cache) > CACHED_PER_KIND:
                 cache.clear()
-        if len(self._forgot_items) + len(self._forgot_threads) > CACHED_PER_KIND:
-            # Too many to track one by one: their threads go back to looking up every key they have not held.
-            self._fresh_threads -= self._forgot_threads | {thread for thread, _ in self._forgot_items}
-            self._forgot_threads.clear()
-            self._forgot_items.clear()
-
-    def _load_stored_keys(self, conn: sqlite3.Connection, events: Sequence[CaptureEvent]) -> None:
-        """Teach the ledger the stored keys of this batch it does not hold (threads seen before only)."""
-        ledger = self.ledger
-        fresh = self._fresh_threads
-        for thread_id in {e.thread_id for e in events if e.thread_id not in fresh}:
-            known = conn.execute("SELECT 1 FROM ledger_threads WHERE thread_id = ?", (thread_id,)).fetchone()
-            if known is None:
-                # Nothing of this thread was ever stored: none of its keys can be, no lookups needed.
-                conn.execute("INSERT OR IGNORE INTO ledger_threads VALUES (?)", (thread_id,))
-                fresh.add(thread_id)
-        forgot_threads, forgot_items = self._forgot_threads, self._forgot_items
-        lookups = [
-            e
-            for e in events
-            if e.key not in ledger
-            and (
-                e.thread_id not in fresh
-                or ((e.thread_id, e.item_id) in forgot_items if e.kind == "delta" else e.thread_id in forgot_threads)
-            )
-        ]
-        if not lookups:
-            return
-        keys = list({e.key for e in lookups if e.kind != "delta"})
-        for chunk in chunks(keys):
-            marks = ",".join("?" * len(chunk))
-            for key, source in conn.execute(f"SELECT key, source FROM ledger WHERE key IN ({marks})", chunk):
-                ledger.remember(key, source)
-        stored_deltas: dict[tuple[str, str | None], set[tuple[int, str, str]]] = {}
-        for e in lookups:
-            if e.kind != "delta":
-                continue
-            item = (e.thread_id, e.item_id)
-            known = stored_deltas.get(item)
-            if known is None:
-                known = stored_deltas[item] = {
-                    (at, digest, method)
-                    for method, idents in conn.execute(
-                        "SELECT method, idents FROM deltas WHERE thread_id = ? AND item_id = ?", item
-                    )
-                    for at, digest in _decode(idents)
-                }
-            if (ms_or_unknown(e.emitted_at_ms), e.text_hash, e.method) in known:
-                ledger.remember(e.key, e.source)
+        self._recall.bound(CACHED_PER_KIND)
 
     def _ensure_thread(self, conn: sqlite3.Connection, ev: CaptureEvent, at: int) -> None:
-        if ev.thread_id not in self._fresh_threads:
+        if ev.thread_id not in self._recall.fresh:
             conn.execute("INSERT OR IGNORE INTO ledger_threads VALUES (?)", (ev.thread_id,))
         if ev.thread_id in self._threads_known:
             return

@@ -1,0 +1,89 @@
+"""What the ledger must learn back from the store before it decides a batch.
+
+The ledger holds a bounded window of keys. A key it does not hold can still be
+stored when its thread has rows from before this process, or when a trim
+forgot it. :class:`Recall` tracks both (pure bookkeeping); :func:`load_stored_keys`
+reads back, in one pass per batch, only the keys that may be stored — so a long
+stream's new items cost no lookup at all.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import msgspec
+
+from bridge.capture.events import CaptureEvent
+from bridge.capture.ledger import Forgotten, Ledger
+from bridge.capture.rows import chunks, ms_or_unknown
+
+_decode = msgspec.json.decode
+
+
+class Recall:
+    """Threads with no rows from before this process, and what trims have forgotten of them."""
+
+    def __init__(self) -> None:
+        self.fresh: set[str] = set()
+        self.threads: set[str] = set()  # fresh threads whose lifecycle/content keys the ledger forgot
+        self.items: set[tuple[str, str]] = set()  # items of fresh threads whose delta keys it forgot
+
+    def forgot(self, forgotten: Forgotten | None) -> None:
+        if forgotten is not None:
+            self.threads |= forgotten.threads
+            self.items |= forgotten.items
+
+    def bound(self, limit: int) -> None:
+        """Past ``limit`` names, their threads go back to looking up every key the ledger does not hold."""
+        if len(self.items) + len(self.threads) > limit:
+            self.fresh -= self.threads | {thread for thread, _ in self.items}
+            self.threads.clear()
+            self.items.clear()
+
+    def clear(self) -> None:
+        for names in (self.fresh, self.threads, self.items):
+            names.clear()
+
+    def may_be_stored(self, ev: CaptureEvent) -> bool:
+        """Whether an event whose key the ledger does not hold may still have it in the store."""
+        if ev.thread_id not in self.fresh:
+            return True
+        if ev.kind == "delta":
+            return (ev.thread_id, ev.item_id) in self.items
+        return ev.thread_id in self.threads
+
+
+def load_stored_keys(conn: sqlite3.Connection, ledger: Ledger, recall: Recall, events: Sequence[CaptureEvent]) -> None:
+    """Teach the ledger the stored keys of this batch it does not hold."""
+    fresh = recall.fresh
+    for thread_id in {e.thread_id for e in events if e.thread_id not in fresh}:
+        known = conn.execute("SELECT 1 FROM ledger_threads WHERE thread_id = ?", (thread_id,)).fetchone()
+        if known is None:
+            # Nothing of this thread was ever stored: none of its keys can be, no lookups needed.
+            conn.execute("INSERT OR IGNORE INTO ledger_threads VALUES (?)", (thread_id,))
+            fresh.add(thread_id)
+    lookups = [e for e in events if e.key not in ledger and recall.may_be_stored(e)]
+    if not lookups:
+        return
+    keys = list({e.key for e in lookups if e.kind != "delta"})
+    for chunk in chunks(keys):
+        marks = ",".join("?" * len(chunk))
+        for key, source in conn.execute(f"SELECT key, source FROM ledger WHERE key IN ({marks})", chunk):
+            ledger.remember(key, source)
+    stored_deltas: dict[tuple[str, str | None], set[tuple[int, str, str]]] = {}
+    for e in lookups:
+        if e.kind != "delta":
+            continue
+        item = (e.thread_id, e.item_id)
+        known_deltas = stored_deltas.get(item)
+        if known_deltas is None:
+            known_deltas = stored_deltas[item] = {
+                (at, digest, method)
+                for method, idents in conn.execute(
+                    "SELECT method, idents FROM deltas WHERE thread_id = ? AND item_id = ?", item
+                )
+                for at, digest in _decode(idents)
+            }
+        if (ms_or_unknown(e.emitted_at_ms), e.text_hash, e.method) in known_deltas:
+            ledger.remember(e.key, e.source)
