@@ -52,6 +52,11 @@ def register_secret(value: str) -> None:
         _LITERALS.add(value)
 
 
+def registered_secrets() -> frozenset[str]:
+    """The values :func:`register_secret` was given (the decoder process is told them, to mask them too)."""
+    return frozenset(_LITERALS)
+
+
 def needs_redaction(raw: bytes) -> bool:
     """False only when raw JSON certainly holds nothing :func:`redact` would change."""
     lowered = raw.lower()

@@ -11,8 +11,17 @@ import os
 from pathlib import Path
 
 ENV_HOME = "CAPTURE_BRIDGE_HOME"
+TELEMETRY_FILE = "telemetry.sqlite3"
 # Files of a data dir that only the user may read: the store (and its WAL/SHM) and the config (it may hold secrets).
-PRIVATE_FILES = ("capture.sqlite3", "capture.sqlite3-wal", "capture.sqlite3-shm", "config.json")
+PRIVATE_FILES = (
+    "capture.sqlite3",
+    "capture.sqlite3-wal",
+    "capture.sqlite3-shm",
+    "telemetry.sqlite3",
+    "telemetry.sqlite3-wal",
+    "telemetry.sqlite3-shm",
+    "config.json",
+)
 
 
 def resolve_data_dir(cli_value: str | None = None) -> Path:
@@ -59,6 +68,11 @@ class DataDir:
     @property
     def database(self) -> Path:
         return self.root / "capture.sqlite3"
+
+    @property
+    def telemetry(self) -> Path:
+        """The OTEL baseline's received records, written by the receiver's decoder process."""
+        return self.root / TELEMETRY_FILE
 
     @property
     def lock(self) -> Path:

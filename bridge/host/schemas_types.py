@@ -157,4 +157,3 @@ class HeldSessionLiveEvent(_Held, tag="session:live:event"):
 HeldNotification = (
     HeldCodexAppServerStatus | HeldCaptureReliabilityTransition | HeldOtelReceiverStatus | HeldSessionLiveEvent
 )
-

@@ -113,6 +113,7 @@ async def _start_receiver(app: App, tg: TaskGroup) -> None:
     app.receiver = ReceiverService(
         config=app.config.current.otlp_receiver,
         db=app.db,
+        telemetry_path=app.data_dir.telemetry,
         key_path=app.data_dir.otlp_key,
         runtime_path=app.data_dir.runtime,
         emit=app.notifier.emit,

@@ -27,6 +27,7 @@ redacted by the provider modules, as the stream's normaliser does.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from bridge.capture.events import CaptureEvent
@@ -111,6 +112,20 @@ def learns(record: OtelRecord) -> tuple[str, str | None, str | None] | None:
     if record.provider not in (CODEX, CLAUDE):
         return None
     return record.trace_id, record.conversation_id, record.turn_id
+
+
+def for_baseline(record: OtelRecord) -> OtelRecord | None:
+    """What the baseline feeder needs of a stored record: all of a relevant one, the ids of one that
+    only tells its trace's thread and turn (:func:`learns`), nothing of the rest.
+
+    The decoder process hands the bridge only these, so a flood of records no capture event comes
+    from costs the bridge a few fields each. The trimmed copy keeps every scalar field.
+    """
+    if relevant(record):
+        return record
+    if learns(record) is None:
+        return None
+    return replace(record, body=None, attributes={}, resource={}, detail={})
 
 
 # -- records → events ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The OTLP/HTTP receiver service: the OTEL baseline's front door.
 
 It binds ``otlpReceiver.host:port``, checks the key, rate-limits per key,
-reads bounded bodies, decodes and stores them off the event loop, answers as
+reads bounded bodies, has its decoder process (:mod:`bridge.receiver.decoder`)
+decode and store them in the telemetry store, answers as
 OTLP/HTTP prescribes, and reports its state (``listening`` / ``stopped`` /
 ``error``) through ``otel-receiver-status`` notifications and
 ``<dataDir>/runtime.json``. A failure to bind never takes the bridge down: it
@@ -18,7 +19,8 @@ Request pipeline and answers:
 | ``Content-Type`` protobuf or JSON, ``Content-Encoding`` gzip or none | 415 |
 | body (and its inflated form) within ``maxBodyBytes`` | 413 |
 | body decodes into the signal's ``Export*ServiceRequest`` | 400 + reason |
-| records stored (transactions of 25 rows, duplicates ignored) | 503 + ``Retry-After`` |
+| the decoder process takes the job | 503 + ``Retry-After`` |
+| records stored (duplicates ignored) | 503 + ``Retry-After`` |
 
 Success is 200 with an ``Export*ServiceResponse`` whose ``partial_success``
 counts the elements OTLP calls invalid.
@@ -31,27 +33,28 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 from anyio.abc import TaskGroup
 
 from bridge.clock import now_iso
 from bridge.config.model import OtlpReceiverConfig
+from bridge.config.paths import TELEMETRY_FILE
 from bridge.receiver import auth, decode, http, ratelimit
 from bridge.receiver.decode import Format, Rejected
 from bridge.receiver.status import NOTIFICATION, Counters, ReceiverStatus, State, client_host, write_runtime
 from bridge.redact import register_secret
-from bridge.store.db import Database, StorageUnavailable
+from bridge.store.db import Database
+
+if TYPE_CHECKING:
+    from bridge.receiver.decoder import DecoderProcess
 
 log = logging.getLogger(__name__)
 
 
 # Bodies being read, inflated and decoded at once: bounds memory to a few times maxBodyBytes.
 BODIES_IN_FLIGHT = 4
-# One worker: requests are decoded and stored one at a time. A second would only compete for the
-# same GIL (and the write lock) with the first and with the stream's capture thread.
-WORKER_THREADS = 1
 STOP_TIMEOUT = 1.5
 STORAGE_RETRY_AFTER = b"2"  # seconds; the storage probe looks every 0.5 s
 
@@ -77,9 +80,12 @@ class ReceiverService:
         ingest_enabled: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.monotonic,
         http_limits: http.Limits | None = None,
+        decoder: DecoderProcess | None = None,
+        telemetry_path: Path | None = None,
     ) -> None:
         self._config = config
-        self._db = db
+        self._db = db  # its health takes the telemetry store's faults; the decoder process writes that store
+        self._telemetry_path = telemetry_path or db.path.with_name(TELEMETRY_FILE)
         self._key_path = key_path
         self._runtime_path = runtime_path
         self._emit = emit
@@ -89,7 +95,8 @@ class ReceiverService:
         self._key: str | None = None
         self._buckets = ratelimit.for_rate(config.max_requests_per_second)
         self._bodies = anyio.Semaphore(BODIES_IN_FLIGHT)
-        self._workers = anyio.CapacityLimiter(WORKER_THREADS)
+        self._decoder = decoder  # made on the first request (its module is not needed before)
+        self._reaping = False
         self._lock = anyio.Lock()
         self._tg: TaskGroup | None = None
         self._scope: anyio.CancelScope | None = None
@@ -109,6 +116,9 @@ class ReceiverService:
 
     @property
     def state(self) -> State:
+        """``error`` also while the socket listens but the decoder process keeps failing."""
+        if self._state == "listening" and self._decoder_fault() is not None:
+            return "error"
         return self._state
 
     @property
@@ -123,13 +133,15 @@ class ReceiverService:
     def status(self) -> ReceiverStatus:
         c = self.counters
         message = self._message
-        if self.listening and not self._ingest_enabled():
+        if self.listening and self._decoder_fault() is not None:
+            message = self._decoder_fault()
+        elif self.listening and not self._ingest_enabled():
             message = (
                 "autoIngestEnabled is false: telemetry is answered but not stored. "
                 "Turn it on with set_ingest_config to capture the baseline."
             )
         return ReceiverStatus(
-            state=self._state,
+            state=self.state,
             endpoint=self.endpoint,
             header_name=auth.HEADER_NAME,
             last_batch_at_iso=c.last_batch_at_iso,
@@ -142,6 +154,9 @@ class ReceiverService:
             records_rejected=c.records_rejected,
             records_discarded=c.records_discarded,
         )
+
+    def _decoder_fault(self) -> str | None:
+        return self._decoder.fault if self._decoder is not None else None
 
     def codex_overrides(self, protocol: Literal["json", "binary"] = "binary") -> list[str]:
         """``-c`` arguments pointing a codex this bridge spawns at the receiver ([] when not listening)."""
@@ -285,6 +300,8 @@ class ReceiverService:
         with anyio.CancelScope(shield=True):
             async with self._lock:
                 await self._stop_listening()
+                if self._decoder is not None:
+                    await self._decoder.aclose()
                 await self._set_state("stopped", "The bridge stopped.")
 
     # -- requests ---------------------------------------------------------------
@@ -329,53 +346,60 @@ class ReceiverService:
                 raw = await body.read(limit)
             except http.BodyTooLarge:
                 return _response(fmt, 413, f"Body exceeds {limit} bytes (otlpReceiver.maxBodyBytes).")
-            try:
-                from bridge.receiver.sink import ingest
+            from bridge.receiver.decoder import DecoderFailed, DecoderProcess, DecoderUnavailable
+            from bridge.receiver.decoder_wire import Job
 
-                # One hop to the worker per request: inflate, parse, flatten, redact, encode and store.
-                done = await anyio.to_thread.run_sync(
-                    ingest,
-                    self._db if storing else None,
-                    signal,
-                    fmt,
-                    raw,
-                    encoding != "identity",
-                    limit,
-                    int(time.time() * 1000),
-                    limiter=self._workers,
-                )
+            if self._decoder is None:
+                self._decoder = DecoderProcess(self._telemetry_path)
+            if not self._reaping and self._tg is not None:  # stops the process when telemetry goes quiet
+                self._reaping = True
+                self._tg.start_soon(self._decoder.run)
+            job = Job(signal.value, body_format.value, raw, encoding != "identity", limit, int(time.time() * 1000),
+                      storing)  # fmt: skip
+            del raw
+            fault = self._decoder.fault
+            try:
+                done = await self._decoder.ingest(job)  # inflate, parse, flatten, redact, encode, store
             except Rejected as exc:
                 return _response(fmt, exc.status, exc.reason)
-            del raw
+            except DecoderUnavailable as exc:
+                self.counters.decoder_refused += 1
+                retry = str(max(1, math.ceil(exc.retry_after))).encode()
+                return _response(fmt, 503, exc.message, [(b"retry-after", retry)])
+            except DecoderFailed as exc:
+                log.error("decoding an OTLP request failed in the decoder process: %s", exc)
+                return _response(fmt, 500, "Internal error while decoding the request; see the bridge log.")
+            finally:
+                del job
+                if self._decoder.fault != fault:
+                    await self.refresh()
         rejected, problems = done.rejected, done.problems
         self.counters.records_rejected += rejected
         if not storing:
-            self.counters.records_discarded += done.rows
-        else:
-            self.counters.records_stored += len(done.new)
-            if done.error is None:
-                self.counters.records_duplicate += done.rows - len(done.new)
-            if done.new and self.on_records is not None:
+            self.counters.records_discarded += done.count
+        elif done.count:
+            self.counters.records_stored += done.stored
+            if done.fault is None and done.error is None:
+                self.counters.records_duplicate += done.count - done.stored
+            if done.baseline and self.on_records is not None:
                 try:
-                    self.on_records(done.new)  # the baseline: capture what is new (also what a failed request stored)
+                    self.on_records(done.baseline)  # the baseline: what is new (also what a failed request stored)
                 except Exception:
                     log.exception("capturing stored OTLP records failed; they stay in otel_records")
-            if isinstance(done.error, StorageUnavailable):  # disk full, I/O error…: the exporter retries
-                log.warning("storing OTLP records failed on the storage: %s", done.error.detail)
+            if done.fault is not None:  # disk full, I/O error…: a fact of the mode, and the exporter retries
+                kind, detail = done.fault
+                log.warning("storing OTLP records failed on the storage: %s", detail)
+                self._db.health.set_fault(kind, detail, "otlp")
                 self.counters.storage_refused += 1
                 return _response(
                     fmt,
                     503,
-                    f"The bridge cannot store telemetry now ({done.error.detail}); retry later.",
+                    f"The bridge cannot store telemetry now ({detail}); retry later.",
                     [(b"retry-after", STORAGE_RETRY_AFTER)],
                 )
             if done.error is not None:
-                log.error("storing OTLP records failed", exc_info=done.error)
-                return _response(
-                    fmt,
-                    503,
-                    f"The store could not take the batch ({type(done.error).__name__}); retry later.",
-                    [(b"retry-after", b"1")],
-                )
+                log.error("storing OTLP records failed: %s", done.error)
+                return _response(fmt, 503, "The store could not take the batch; retry later.",
+                                 [(b"retry-after", b"1")])  # fmt: skip
         payload = decode.encode_response(signal, fmt, rejected, problems)
         return http.Response(200, payload, [(b"content-type", body_format.content_type)])

@@ -46,6 +46,7 @@ class Counters:
     records_rejected: int = 0
     records_discarded: int = 0
     storage_refused: int = 0  # requests answered 503 because the store could not take them
+    decoder_refused: int = 0  # requests answered 503 because the decoder process could not take them
     last_batch_at_iso: str | None = None
 
 

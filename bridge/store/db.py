@@ -56,8 +56,11 @@ READER_CACHE_KIB = 2048  # host reads are small and rare; more cache only grows 
 
 
 def _connect(path: Path, cache_kib: int) -> sqlite3.Connection:
-    with suppress(OSError):  # a new store is private (0600); SQLite gives its -wal/-shm the same mode
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    if not path.exists():  # a new store is private (0600); SQLite gives its -wal/-shm the same mode
+        # Only before any connection has it open: closing a descriptor of the file would drop every POSIX
+        # lock this process holds on it, and another process could then delete the WAL under our writer.
+        with suppress(OSError):
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -119,8 +122,9 @@ def move_aside(path: Path, stamp: str | None = None) -> Path:
 class Database:
     """The store of one data dir: a writer connection and a reader connection."""
 
-    def __init__(self, path: Path, health: StorageHealth | None = None) -> None:
+    def __init__(self, path: Path, health: StorageHealth | None = None, migrations: list[str] = MIGRATIONS) -> None:
         self.path = path
+        self._migrations = migrations
         self.health = health or StorageHealth(path.parent)
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
@@ -141,7 +145,7 @@ class Database:
     def _open(self) -> None:
         self._writer = _connect(self.path, WRITER_CACHE_KIB)
         try:
-            self.schema_version = migrate(self._writer)
+            self.schema_version = migrate(self._writer, self._migrations)
             self._reader = _connect(self.path, READER_CACHE_KIB)
         except BaseException:
             self._writer.close()

@@ -8,25 +8,8 @@ the previous version intact.
 
 from __future__ import annotations
 
-MIGRATIONS: list[str] = [
-    # 1: bridge-wide key/value state and the host notification log.
-    """
-    CREATE TABLE kv (
-        key TEXT PRIMARY KEY,
-        value BLOB NOT NULL,
-        updated_at_ms INTEGER NOT NULL
-    );
-    CREATE TABLE mode_transitions (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        at_ms INTEGER NOT NULL,
-        from_mode TEXT,
-        to_mode TEXT NOT NULL,
-        reason TEXT NOT NULL
-    );
-    CREATE INDEX mode_transitions_at ON mode_transitions(at_ms);
-    """,
-    # 2: the OTEL baseline's received records (bridge.receiver), one row per dedup key.
-    """
+# The OTEL baseline's received records (bridge.receiver), one row per dedup key.
+OTEL_RECORDS = """
     CREATE TABLE otel_records (
         id INTEGER PRIMARY KEY,
         dedup_key TEXT NOT NULL UNIQUE,
@@ -51,7 +34,28 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX otel_records_conversation ON otel_records(provider, conversation_id, time_ns);
     CREATE INDEX otel_records_received ON otel_records(received_at_ms);
+    """
+
+MIGRATIONS: list[str] = [
+    # 1: bridge-wide key/value state and the host notification log.
+    """
+    CREATE TABLE kv (
+        key TEXT PRIMARY KEY,
+        value BLOB NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE mode_transitions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        from_mode TEXT,
+        to_mode TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE INDEX mode_transitions_at ON mode_transitions(at_ms);
     """,
+    # 2: the OTEL baseline's received records, as bridges before the telemetry store wrote them
+    #    (kept: they stay readable; new records go to TELEMETRY_MIGRATIONS' store).
+    OTEL_RECORDS,
     # 3: captured content (bridge.capture): threads → turns → items, deltas as they arrived,
     #    the dedup ledger (key → source holding it) and the bounded decision log.
     """
@@ -147,3 +151,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX reliability_events_at ON reliability_events(at_ms);
     """,
 ]
+
+# <dataDir>/telemetry.sqlite3, which the receiver's decoder process writes: a file of its own, so
+# a telemetry flood never holds the write lock the stream's capture commits wait for.
+TELEMETRY_MIGRATIONS: list[str] = [OTEL_RECORDS]

@@ -28,6 +28,8 @@ from tests.stream.support import LIVE, run_turn, streaming_bridge
 from tests.support.claude import claude_binary, claude_env
 from tests.support.fake_anthropic import FakeAnthropic
 
+TELEMETRY = "telemetry.sqlite3"  # the receiver's store
+AGENT_RESPONSES = "SELECT 1 FROM otel_records WHERE name = 'codex.agent_response'"
 KEEP_COLUMNS = (
     "dedup_key", "signal", "provider", "name", "conversation_id", "turn_id", "item_id", "call_id", "sequence",
     "trace_id", "span_id", "time_ns", "body", "attributes", "detail",
@@ -68,13 +70,13 @@ async def record_codex(tmp: Path) -> dict[str, Any]:
                      "decisionToken": request["decisionToken"], "decision": "accept"},
                 )  # fmt: skip
             await wait_until(
-                lambda: len(store_rows(host, "SELECT 1 FROM otel_records WHERE name = 'codex.agent_response'")) >= 2,
+                lambda: len(store_rows(host, AGENT_RESPONSES, store=TELEMETRY)) >= 2,
                 30,
                 "both agent responses",
             )
             await host.call("stop_codex_app_server")  # codex flushes its last spans on the way out
             await anyio.sleep(3)
-            rows = store_rows(host, "SELECT * FROM otel_records ORDER BY time_ns, id")
+            rows = store_rows(host, "SELECT * FROM otel_records ORDER BY time_ns, id", store=TELEMETRY)
             stream = [
                 {"method": p["eventType"], "params": p["payload"], "emittedAtMs": p["emittedAtMs"]}
                 for m, p in host.notifications

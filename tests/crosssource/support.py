@@ -23,9 +23,13 @@ STREAM = "app_server_stream"
 OTEL = "otel"
 
 
-def store_rows(host: Host, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    """Read the running bridge's database (WAL: a reader does not disturb its writer)."""
-    conn = sqlite3.connect(f"file:{host.data_dir / 'capture.sqlite3'}?mode=ro", uri=True, timeout=5)
+def store_rows(
+    host: Host, sql: str, params: tuple[Any, ...] = (), *, store: str = "capture.sqlite3"
+) -> list[dict[str, Any]]:
+    """Read the running bridge's database, or ``store="telemetry.sqlite3"`` (WAL: a reader never disturbs a writer)."""
+    if not (host.data_dir / store).exists():
+        return []
+    conn = sqlite3.connect(f"file:{host.data_dir / store}?mode=ro", uri=True, timeout=5)
     try:
         conn.row_factory = sqlite3.Row
         return [dict(r) for r in conn.execute(sql, params)]

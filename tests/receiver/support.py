@@ -4,8 +4,10 @@ a recording proxy that keeps what a real sender sent, and independent decoding o
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ import anyio.abc
 import h11
 
 from bridge.config.model import OtlpReceiverConfig
+from bridge.config.paths import DataDir
 from bridge.receiver import auth
 from bridge.receiver.receiver import ReceiverService
 from bridge.store.db import Database
@@ -38,17 +41,22 @@ class Running:
         return self.service.endpoint
 
     def rows(self, where: str = "1=1", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        def read(conn: Any) -> list[dict[str, Any]]:
-            cur = conn.execute(f"SELECT * FROM otel_records WHERE {where} ORDER BY id", params)
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-        return self.db.read(read)
+        """Rows of the telemetry store (the receiver's decoder process writes it)."""
+        return telemetry_rows(self.data_dir, where, params)
 
     def count(self, where: str = "1=1", params: tuple[Any, ...] = ()) -> int:
-        return int(
-            self.db.read(lambda c: c.execute(f"SELECT count(*) FROM otel_records WHERE {where}", params).fetchone()[0])
-        )
+        return len(self.rows(where, params))
+
+
+def telemetry_rows(data_dir: Path, where: str = "1=1", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """``otel_records`` rows of a data dir's telemetry store ([] before the first record was stored)."""
+    path = DataDir(data_dir).telemetry
+    if not path.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(path, timeout=10)) as conn:
+        cur = conn.execute(f"SELECT * FROM otel_records WHERE {where} ORDER BY id", params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 @asynccontextmanager

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 import stat
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from typing import Any
 import anyio
 
 from tests.receiver.payloads import SESSION, claude_logs
-from tests.receiver.support import post
+from tests.receiver.support import post, telemetry_rows
 from tests.support.host import spawn_bridge
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,8 +47,7 @@ def free_port() -> int:
 
 
 def stored(data_dir: Path) -> list[str]:
-    with sqlite3.connect(data_dir / "capture.sqlite3") as conn:
-        return [row[0] for row in conn.execute("SELECT dedup_key FROM otel_records ORDER BY id")]
+    return [row["dedup_key"] for row in telemetry_rows(data_dir)]
 
 
 async def test_receiver_lifecycle_in_the_bridge(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The receiver's worker half: a request decoded, redacted, encoded and stored in short transactions."""
+"""A request prepared (decoded, redacted, encoded: the decoder process's part) and stored in short transactions."""
 
 from __future__ import annotations
 
@@ -8,17 +8,31 @@ from typing import Any
 
 import pytest
 
-from bridge.receiver import sink
+from bridge.receiver import prepare, sink
 from bridge.receiver.decode import SIGNAL_BY_PATH, Format
 from bridge.redact import MASK
 from bridge.store.db import Database, StorageUnavailable
+from bridge.store.schema import TELEMETRY_MIGRATIONS
 from tests.receiver.payloads import claude_logs, codex_event, codex_logs
 
 LOGS = SIGNAL_BY_PATH["/v1/logs"]
 
 
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of 25 rows, so a request of a few dozen records spans several transactions."""
+    monkeypatch.setattr(sink, "CHUNK_ROWS", 25)
+
+
+def ingest(db: Database, body: bytes) -> tuple[prepare.Prepared, sink.Stored]:
+    """What the receiver does with a body: prepared (in the decoder process), then stored."""
+    prepared = prepare.prepare(LOGS, Format.PROTOBUF, body, gzipped=False, limit=1 << 20, received_at_ms=1,
+                               storing=True)  # fmt: skip
+    return prepared, sink.store(db, prepared)
+
+
 def _db(tmp_path: Path) -> Database:
-    return Database(tmp_path / "capture.sqlite3")
+    return Database(tmp_path / "telemetry.sqlite3", migrations=TELEMETRY_MIGRATIONS)
 
 
 def _stored(db: Database) -> list[dict[str, Any]]:
@@ -50,8 +64,8 @@ def test_a_request_is_stored_in_transactions_of_at_most_a_chunk(
     db = _db(tmp_path)
     body = claude_logs(*range(1, 61)).SerializeToString()  # 60 records
     writes = _counting_writes(db, monkeypatch)
-    done = sink.ingest(db, LOGS, Format.PROTOBUF, body, False, 1 << 20, 1)
-    assert len(done.new) == 60 and done.rows == 60 and done.error is None
+    prepared, done = ingest(db, body)
+    assert done.new == 60 and prepared.count == 60 and done.error is None
     assert len(writes) == -(-60 // sink.CHUNK_ROWS)  # never one transaction for the whole request
     assert len(_stored(db)) == 60
 
@@ -59,10 +73,10 @@ def test_a_request_is_stored_in_transactions_of_at_most_a_chunk(
 def test_a_key_repeated_in_a_later_chunk_is_stored_once(tmp_path: Path) -> None:
     db = _db(tmp_path)
     sequences = [*range(1, sink.CHUNK_ROWS + 1), 1, 2]  # 1 and 2 again, in the next chunk
-    done = sink.ingest(db, LOGS, Format.PROTOBUF, claude_logs(*sequences).SerializeToString(), False, 1 << 20, 1)
-    assert done.rows == len(sequences) and len(done.new) == sink.CHUNK_ROWS
-    again = sink.ingest(db, LOGS, Format.PROTOBUF, claude_logs(1, 2).SerializeToString(), False, 1 << 20, 1)
-    assert again.new == [] and again.error is None  # a redelivery: nothing new
+    prepared, done = ingest(db, claude_logs(*sequences).SerializeToString())
+    assert prepared.count == len(sequences) and done.new == sink.CHUNK_ROWS
+    _, again = ingest(db, claude_logs(1, 2).SerializeToString())
+    assert again.new == 0 and again.baseline == [] and again.error is None  # a redelivery: nothing new
     assert len(_stored(db)) == sink.CHUNK_ROWS
 
 
@@ -72,18 +86,17 @@ def test_when_a_later_chunk_fails_the_stored_ones_are_still_reported(
     db = _db(tmp_path)
     body = claude_logs(*range(1, 2 * sink.CHUNK_ROWS + 1)).SerializeToString()
     _counting_writes(db, monkeypatch, fail_at=1)
-    done = sink.ingest(db, LOGS, Format.PROTOBUF, body, False, 1 << 20, 1)
+    _, done = ingest(db, body)
     assert isinstance(done.error, StorageUnavailable)
-    assert len(done.new) == sink.CHUNK_ROWS  # the first chunk is stored: handed on, not lost
-    assert {r.sequence for r in done.new} == set(range(1, sink.CHUNK_ROWS + 1))
+    assert done.new == sink.CHUNK_ROWS  # the first chunk is stored: handed on, not lost
+    assert {r.sequence for r in done.baseline} == set(range(1, sink.CHUNK_ROWS + 1))
     assert len(_stored(db)) == sink.CHUNK_ROWS
 
 
-def test_ingest_off_decodes_but_stores_nothing(tmp_path: Path) -> None:
-    db = _db(tmp_path)
-    done = sink.ingest(None, LOGS, Format.PROTOBUF, claude_logs(1, 2).SerializeToString(), False, 1 << 20, 1)
-    assert done.rows == 2 and done.new == []
-    assert _stored(db) == []
+def test_ingest_off_decodes_but_makes_no_rows() -> None:
+    body = claude_logs(1, 2).SerializeToString()
+    done = prepare.prepare(LOGS, Format.PROTOBUF, body, gzipped=False, limit=1 << 20, received_at_ms=1, storing=False)
+    assert done.count == 2 and done.rows == [] and done.baseline == []
 
 
 def test_clean_text_rows_are_the_rows_of_the_redacting_path() -> None:
@@ -98,9 +111,9 @@ def test_clean_text_rows_are_the_rows_of_the_redacting_path() -> None:
     records = extract(
         LOGS, decode_body(LOGS, Format.PROTOBUF, message.SerializeToString(), gzipped=False, limit=1 << 20)
     )
-    clean = sink.to_rows(records.records, 5, clean_text=True)
-    assert clean == sink.to_rows(records.records, 5)
-    attributes = [json.loads(row[sink.COLUMNS.index("attributes")]) for row in clean]
+    clean = prepare.to_rows(records.records, 5, clean_text=True)
+    assert clean == prepare.to_rows(records.records, 5)
+    attributes = [json.loads(row[prepare.COLUMNS.index("attributes")]) for row in clean]
     assert attributes[0]["auth.env_codex_api_key_enabled"] == MASK  # a secret key: masked on either path
     assert attributes[1]["nested.accessToken"] == MASK and attributes[1]["prompt"] == "plain words"
 
@@ -112,7 +125,7 @@ def test_text_that_needs_masking_is_masked_whichever_record_holds_it(tmp_path: P
         codex_event("codex.user_prompt", prompt="fine"),
         codex_event("codex.tool_result", output=f"the value is {secret} here"),
     )
-    sink.ingest(db, LOGS, Format.PROTOBUF, message.SerializeToString(), False, 1 << 20, 1)
+    ingest(db, message.SerializeToString())
     rows = _stored(db)
     assert len(rows) == 2
     assert rows[0]["attributes"]["prompt"] == "fine"

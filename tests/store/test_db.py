@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -131,3 +132,32 @@ def test_the_wal_stays_bounded_while_a_writer_never_pauses(tmp_path: Path) -> No
     assert biggest <= 6 * WAL_KEEP_BYTES, f"the WAL grew to {biggest} bytes"
     db.close()
     assert db.wal_bytes() == 0  # a clean stop truncates it
+
+
+def _in_another_process(path: Path, sql: str) -> list[tuple[object, ...]]:
+    """Run ``sql`` on a connection of another process, which it then closes (its last connection to the file)."""
+    code = (
+        "import sqlite3, sys, json\n"
+        "conn = sqlite3.connect(sys.argv[1])\n"
+        "rows = conn.execute(sys.argv[2]).fetchall()\n"
+        "conn.close()\n"
+        "print(json.dumps(rows))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(path), sql], capture_output=True, text=True, check=True)
+    return [tuple(row) for row in json.loads(done.stdout)]
+
+
+def test_another_process_closing_its_connection_never_takes_the_wal_from_under_the_writer(tmp_path: Path) -> None:
+    """The store's files stay locked while the bridge has them open: a second process (the decoder, the
+    status command, a test reading the store) that opens and closes the store must not find it unused and
+    delete the WAL the bridge is still committing into, which would lose every commit after it."""
+    path = tmp_path / "capture.sqlite3"
+    db = Database(path)  # writer and reader connections: opening the second must not drop the first's locks
+    put = "INSERT INTO kv (key, value, updated_at_ms) VALUES (?, 'v', 0)"
+    try:
+        db.write(lambda c: c.execute(put, ("before",)))
+        assert _in_another_process(path, "SELECT key FROM kv ORDER BY key") == [("before",)]
+        db.write(lambda c: c.execute(put, ("after",)))
+        assert _in_another_process(path, "SELECT key FROM kv ORDER BY key") == [("after",), ("before",)]
+    finally:
+        db.close()

@@ -1,0 +1,291 @@
+"""The bridge's handle on its OTLP decoder process: started on first use, restarted after a failure.
+
+Decoding and storing a request (protobuf parsing, flattening, redaction,
+encoding, inserting: ~40 µs a record) is the receiver's whole cost. In the
+bridge it would hold the GIL the stream's capture thread and the host's answers
+need, and the store's write lock the capture commits wait for; in a process of
+its own, writing a store file of its own, it runs on the other core
+(docs/performance.md). Only the jobs cross the pipe: the body in, the counts
+and the baseline's records out (:mod:`decoder_wire`).
+
+- Started on the first request, not at launch (nothing to pay before the first
+  status answer), and stopped after :data:`IDLE_EXIT_S` without a request, so an
+  idle bridge holds no second interpreter.
+- One job at a time; while the bridge stores one request the process decodes the next.
+- A process that exits, breaks the protocol or outlives :data:`JOB_TIMEOUT` is
+  killed; the request fails with :class:`DecoderUnavailable` (the receiver answers
+  503, so the sender retries and nothing is lost) and the next start waits out a
+  backoff. After :data:`FAULT_AFTER` failures in a row :attr:`DecoderProcess.fault`
+  says so, and the receiver reports state ``error`` (a fact of the capture mode)
+  until a start succeeds.
+- Shutdown is bounded and shielded: stdin closed (the process ends by itself),
+  then a kill.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import anyio
+import msgspec
+from anyio.abc import Process
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from bridge import runtime
+from bridge.receiver.decode import Rejected
+from bridge.receiver.decoder_wire import (
+    HEADER_BYTES,
+    Failed,
+    FromDecoder,
+    Hello,
+    Ingested,
+    Job,
+    Ready,
+    Refused,
+    frame,
+    frame_length,
+)
+from bridge.redact import registered_secrets
+
+log = logging.getLogger(__name__)
+
+MODULE = "bridge.receiver.decoder_main"
+START_TIMEOUT = 20.0  # seconds for the interpreter to start and import the decoders (a slow machine)
+JOB_TIMEOUT = 60.0  # one job; a 16 MiB JSON body takes a few seconds
+IDLE_EXIT_S = 60.0
+IDLE_CHECK_S = 5.0
+STOP_TIMEOUT = 1.0
+FAULT_AFTER = 3
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 30.0
+
+
+def backoff(failures: int) -> float:
+    """Seconds to wait before the next start after ``failures`` failures in a row (0 after none)."""
+    if failures <= 0:
+        return 0.0
+    return float(min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (failures - 1)))
+
+
+class DecoderUnavailable(Exception):
+    """The decoder cannot take the job now; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class DecoderFailed(Exception):
+    """The decoder met an unexpected error on this job (a bug, or no memory): its sentence, redacted."""
+
+
+class _Running:
+    def __init__(self, process: Process) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self.process = process
+        self.stdin = process.stdin
+        self.stdout = BufferedByteReceiveStream(process.stdout)
+        self.secrets: frozenset[str] = frozenset()
+
+    async def send(self, message: msgspec.Struct) -> None:
+        await self.stdin.send(frame(message))
+
+    async def receive(self) -> FromDecoder:
+        header = await self.stdout.receive_exactly(HEADER_BYTES)
+        payload = await self.stdout.receive_exactly(frame_length(header))
+        answer: FromDecoder = _decoder.decode(payload)
+        return answer
+
+
+_decoder: msgspec.msgpack.Decoder[FromDecoder] = msgspec.msgpack.Decoder(FromDecoder)
+# What ends a job without an answer: the process is gone or out of step.
+_LOST = (
+    anyio.EndOfStream,
+    anyio.IncompleteRead,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    msgspec.DecodeError,
+    ValueError,
+    OSError,
+    TimeoutError,
+)
+
+
+class DecoderProcess:
+    """One decoder process at a time, on demand; see the module docstring for its rules."""
+
+    def __init__(
+        self,
+        store: Path | None = None,
+        *,
+        argv: Sequence[str] | None = None,
+        idle_exit_s: float = IDLE_EXIT_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._argv = list(argv) if argv is not None else runtime.module_argv(MODULE)
+        self._idle_exit_s = idle_exit_s
+        self._clock = clock
+        self._lock = anyio.Lock()
+        self._running: _Running | None = None
+        self._last_used = 0.0
+        self._failures = 0
+        self._not_before = 0.0
+        self._last_problem = ""
+        self.starts = 0
+        self.failures_total = 0
+
+    # -- state -------------------------------------------------------------------
+
+    @property
+    def fault(self) -> str | None:
+        """A sentence while the decoder keeps failing (:data:`FAULT_AFTER` in a row), else None."""
+        if self._failures < FAULT_AFTER:
+            return None
+        return (
+            f"The OTLP decoder process failed {self._failures} times in a row (last: {self._last_problem}); "
+            "telemetry is answered 503 so senders retry, and it is started again after a backoff."
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self._running.process.pid if self._running is not None else None
+
+    # -- jobs --------------------------------------------------------------------
+
+    async def ingest(self, job: Job) -> Ingested:
+        """Decode and store one request in the process; :class:`Rejected` for a refused body.
+
+        :class:`DecoderUnavailable` when the process could not take it (the request is to be
+        retried), :class:`DecoderFailed` when the process met an unexpected error.
+        """
+        async with self._lock:
+            running = await self._ensure()
+            answered = False
+            try:
+                with anyio.fail_after(JOB_TIMEOUT):
+                    await self._sync_secrets(running)
+                    await running.send(job)
+                    answer = await running.receive()
+                answered = True
+            except _LOST as exc:
+                await self._lost(running, f"it stopped answering a job ({_what(exc)})")
+                raise DecoderUnavailable(
+                    "The OTLP decoder stopped while decoding this request; retry.", max(1.0, self._wait())
+                ) from exc
+            finally:
+                if not answered and self._running is running:  # cancelled mid-job: out of step, never reused
+                    await self._stop(running, kill=True)
+            self._last_used = self._clock()
+        if isinstance(answer, Ingested):
+            return answer
+        if isinstance(answer, Refused):
+            raise Rejected(answer.status, answer.reason)
+        if isinstance(answer, Failed):
+            raise DecoderFailed(answer.error)
+        raise DecoderFailed(f"an answer of the wrong kind ({type(answer).__name__})")
+
+    async def _sync_secrets(self, running: _Running, *, first: bool = False) -> None:
+        """The first Hello (the store, the secrets); secrets registered since then reach it before the next job."""
+        current = registered_secrets()
+        if first or current != running.secrets:
+            await running.send(Hello(sorted(current), str(self._store) if self._store is not None else None))
+            if not isinstance(await running.receive(), Ready):
+                raise ValueError("no Ready after Hello")
+            running.secrets = current
+
+    def _wait(self) -> float:
+        return max(0.0, self._not_before - self._clock())
+
+    async def _ensure(self) -> _Running:
+        if self._running is not None:
+            if self._running.process.returncode is None:
+                return self._running
+            await self._lost(self._running, f"it exited with code {self._running.process.returncode} while idle")
+        wait = self._wait()
+        if wait > 0:
+            raise DecoderUnavailable(
+                f"The OTLP decoder is restarting after a failure ({self._last_problem}); retry.", wait
+            )
+        try:
+            with anyio.fail_after(START_TIMEOUT):
+                process = await anyio.open_process(
+                    self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+                )
+        except (OSError, TimeoutError) as exc:
+            await self._failed(f"it could not be started ({_what(exc)})")
+            raise DecoderUnavailable(f"The OTLP decoder could not be started ({_what(exc)}); retry.",
+                                     max(1.0, self._wait())) from exc  # fmt: skip
+        running = _Running(process)
+        self._running = running
+        self.starts += 1
+        try:
+            with anyio.fail_after(START_TIMEOUT):
+                await self._sync_secrets(running, first=True)
+        except _LOST as exc:
+            await self._lost(running, f"it did not start ({_what(exc)}, exit code {process.returncode})")
+            raise DecoderUnavailable("The OTLP decoder did not start; retry.", max(1.0, self._wait())) from exc
+        except BaseException:
+            await self._stop(running, kill=True)
+            raise
+        if self._failures:
+            log.info("the OTLP decoder process started again after %d failure(s)", self._failures)
+            self._failures = 0
+        return running
+
+    async def _lost(self, running: _Running, problem: str) -> None:
+        await self._stop(running, kill=True)
+        await self._failed(problem)
+
+    async def _failed(self, problem: str) -> None:
+        self._failures += 1
+        self.failures_total += 1
+        self._last_problem = problem
+        self._not_before = self._clock() + backoff(self._failures)
+        log.warning("the OTLP decoder process failed: %s (%d in a row)", problem, self._failures)
+
+    # -- lifetime ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Stop the process after :data:`IDLE_EXIT_S` without a job (until cancelled)."""
+        while True:
+            await anyio.sleep(min(IDLE_CHECK_S, self._idle_exit_s))
+            running = self._running
+            if running is None or self._lock.locked():
+                continue
+            if self._clock() - self._last_used >= self._idle_exit_s:
+                async with self._lock:
+                    if self._running is running:
+                        await self._stop(running, kill=False)
+
+    async def aclose(self) -> None:
+        """Stop the process (bounded, shielded): end its stdin, wait a moment, then kill it."""
+        with anyio.CancelScope(shield=True):
+            if self._running is not None:
+                await self._stop(self._running, kill=False)
+
+    async def _stop(self, running: _Running, *, kill: bool) -> None:
+        if self._running is running:
+            self._running = None
+        process = running.process
+        with anyio.CancelScope(shield=True):
+            if not kill:
+                with anyio.move_on_after(STOP_TIMEOUT):
+                    await running.stdin.aclose()
+                    await process.wait()
+            if process.returncode is None:
+                process.kill()
+                with anyio.move_on_after(STOP_TIMEOUT):
+                    await process.wait()
+            with anyio.move_on_after(STOP_TIMEOUT):
+                await process.aclose()
+
+
+def _what(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,150 @@
+"""The OTLP decoder process: a request's bytes in, its records stored, a small answer out.
+
+The bridge starts it (``bridge.runtime.module_argv``, so a frozen build runs its own
+executable) on the first request and stops it when telemetry has been quiet for a while.
+It reads :mod:`bridge.receiver.decoder_wire` frames from stdin and writes the answers to
+stdout; it ends when stdin does. Per job it runs :func:`bridge.receiver.prepare.prepare`
+and stores the rows in the telemetry store (``<dataDir>/telemetry.sqlite3``, its own
+connection and checkpoints), so the bridge only receives counts, the few records the OTEL
+baseline maps, and a storage fault as a value. Killing it loses nothing: a job it did not
+answer is answered 503 by the bridge and sent again by its exporter.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+import msgspec
+
+from bridge.receiver import decode, sink
+from bridge.receiver.decode import Format, Rejected, Signal
+from bridge.receiver.decoder_wire import (
+    HEADER_BYTES,
+    Failed,
+    Hello,
+    Ingested,
+    Job,
+    Ready,
+    Refused,
+    ToDecoder,
+    frame,
+    frame_length,
+)
+from bridge.receiver.prepare import prepare
+from bridge.redact import redact_text, register_secret
+from bridge.store.db import Database, StorageUnavailable
+from bridge.store.health import classify
+from bridge.store.schema import TELEMETRY_MIGRATIONS
+
+_ERROR_MAX = 300
+
+
+def _sentence(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {redact_text(str(exc))[:_ERROR_MAX]}"
+
+
+class Decoder:
+    """The process's state: the telemetry store's path, and its connection once a job stores."""
+
+    def __init__(self) -> None:
+        self.store_path: Path | None = None
+        self._db: Database | None = None
+
+    def hello(self, message: Hello) -> Ready:
+        for secret in message.secrets:
+            register_secret(secret)
+        if message.store is not None:
+            self.store_path = Path(message.store)
+        decode.warm_up()
+        return Ready(os.getpid())
+
+    def _store(self) -> Database:
+        if self._db is None:
+            if self.store_path is None:
+                raise RuntimeError("the bridge named no telemetry store")
+            self._db = Database(self.store_path, migrations=TELEMETRY_MIGRATIONS)
+            self._db.start_checkpoints()
+        return self._db
+
+    def handle(self, job: Job) -> Ingested | Refused | Failed:
+        """One job's answer: never an exception (a refused body, a storage fault and a failure are values)."""
+        try:
+            prepared = prepare(
+                Signal(job.signal),
+                Format(job.fmt),
+                job.body,
+                gzipped=job.gzipped,
+                limit=job.limit,
+                received_at_ms=job.received_at_ms,
+                storing=job.storing,
+            )
+        except Rejected as exc:
+            return Refused(exc.status, exc.reason)
+        except Exception as exc:  # a bug or no memory: the bridge answers 500 and logs this sentence
+            return Failed(_sentence(exc))
+        done = Ingested(prepared.count, prepared.rejected, prepared.problems)
+        if not prepared.rows:
+            return done
+        try:
+            stored = sink.store(self._store(), prepared)
+        except Exception as exc:  # opening the store failed
+            found = (exc.kind, exc.detail) if isinstance(exc, StorageUnavailable) else classify(exc)
+            if found is not None:
+                done.fault = found
+            else:
+                done.error = _sentence(exc)
+            return done
+        done.stored, done.baseline = stored.new, stored.baseline
+        if isinstance(stored.error, StorageUnavailable):
+            done.fault = (stored.error.kind, stored.error.detail)
+        elif stored.error is not None:
+            done.error = _sentence(stored.error)
+        return done
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
+    """``size`` bytes, or None at the end of the stream (the bridge closed it, or is gone)."""
+    data = stream.read(size)
+    if len(data) < size:
+        return None
+    return data
+
+
+def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
+    """Answer frames until stdin ends; returns the exit code."""
+    decoder = msgspec.msgpack.Decoder(ToDecoder)
+    state = Decoder()
+    try:
+        while True:
+            header = _read_exactly(stdin, HEADER_BYTES)
+            if header is None:
+                return 0
+            payload = _read_exactly(stdin, frame_length(header))
+            if payload is None:
+                return 0
+            message = decoder.decode(payload)
+            answer = state.hello(message) if isinstance(message, Hello) else state.handle(message)
+            stdout.write(frame(answer))
+            stdout.flush()
+    finally:
+        state.close()
+
+
+def main(argv: list[str]) -> int:
+    if argv:
+        print("usage: the bridge starts this process itself; it takes no arguments", file=sys.stderr)
+        return 2
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing but answers may reach the answer channel
+    return serve(stdin, stdout)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
