@@ -33,6 +33,12 @@ CACHED_PER_KIND = 4_096  # ordinals and known rows kept per cache; past it the c
 _FINAL_TURN = ("completed", "interrupted", "failed")
 
 
+# The stream's userMessage of a turn (not the baseline's synthetic prompt): an index lookup (items_turn).
+TURN_USER_MESSAGE = (
+    "SELECT item_id FROM items WHERE thread_id = ? AND turn_id = ? AND type = 'userMessage' "
+    "AND item_id != ? ORDER BY ord LIMIT 1"
+)
+
 class CaptureStore:
     def __init__(self, db: Database, preferred_source: str = "app_server_stream") -> None:
         self.db = db
@@ -302,11 +308,7 @@ class CaptureStore:
         thread_id = ev.thread_id
         synthetic = prompt_item_id(ev.turn_id)
         if ev.item_id == synthetic:
-            row = conn.execute(
-                "SELECT item_id FROM items WHERE thread_id = ? AND turn_id = ? AND type = 'userMessage' "
-                "AND item_id != ? ORDER BY ord LIMIT 1",
-                (thread_id, ev.turn_id, synthetic),
-            ).fetchone()
+            row = conn.execute(TURN_USER_MESSAGE, (thread_id, ev.turn_id, synthetic)).fetchone()
             if row is None:
                 return ev
             key = item_content_key(thread_id, row[0])

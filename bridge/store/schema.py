@@ -150,6 +150,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX reliability_events_at ON reliability_events(at_ms);
     """,
+    # 5: a turn's items in order, so joining the baseline's user prompt to the stream's userMessage of
+    #    its turn looks up that turn instead of sorting every item of a long thread, once per prompt.
+    """
+    CREATE INDEX items_turn ON items(thread_id, turn_id, ord);
+    """,
 ]
 
 # <dataDir>/telemetry.sqlite3, which the receiver's decoder process writes: a file of its own, so

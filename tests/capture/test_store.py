@@ -175,3 +175,17 @@ def test_bounded_caches_decide_and_assemble_as_unbounded_ones(tmp_path: Path, mo
     assert tight.counts == roomy.counts
     assert tight.apply(evs) == []  # the forgotten keys are found in the store again
     assert tight.counts["duplicate"] == roomy.counts["duplicate"] + len(evs)
+
+
+def test_joining_a_baseline_prompt_looks_up_its_turn_not_the_whole_thread(tmp_path: Path) -> None:
+    """Every baseline user prompt asks for the stream's userMessage of its turn; in a thread of many
+    thousands of items that must be an index lookup, never a sort of the thread's items."""
+    db = Database(tmp_path / "capture.sqlite3")
+    try:
+        plan = db.read(
+            lambda c: c.execute("EXPLAIN QUERY PLAN " + store_module.TURN_USER_MESSAGE, ("t", "u", "x")).fetchall()
+        )
+        details = " ".join(str(row[-1]) for row in plan)
+    finally:
+        db.close()
+    assert "items_turn" in details and "TEMP B-TREE" not in details, details

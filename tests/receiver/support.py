@@ -65,6 +65,7 @@ async def running_receiver(
     *,
     ingest: Callable[[], bool] = lambda: True,
     clock: Callable[[], float] | None = None,
+    decoder: Any = None,
     **config: Any,
 ) -> AsyncIterator[Running]:
     """A started :class:`ReceiverService` on 127.0.0.1:0 with its own database."""
@@ -73,6 +74,8 @@ async def running_receiver(
     db = Database(data_dir / "capture.sqlite3")
     emitted: list[tuple[str, Any]] = []
     kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
+    if decoder is not None:
+        kwargs["decoder"] = decoder
     service = ReceiverService(
         config=OtlpReceiverConfig(**{"port": 0, **config}),
         db=db,

@@ -1,0 +1,113 @@
+"""The receiver's decoder process: started on first use, stopped when idle, and its failures answered 503
+(the exporter retries, nothing is lost) and, past three in a row, a fact of the mode (receiver state error).
+
+The failing decoders here are named fakes (a process that exits at once, one that dies on its first job):
+the real decoder cannot be made to crash on purpose.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from bridge.receiver.decode import Rejected
+from bridge.receiver.decoder import FAULT_AFTER, DecoderProcess, DecoderUnavailable, backoff
+from bridge.receiver.decoder_wire import Job
+from tests.receiver.payloads import claude_logs
+from tests.receiver.support import post, running_receiver
+
+# A fake decoder that exits before it answers anything.
+EXITS_AT_ONCE = [sys.executable, "-c", "raise SystemExit(3)"]
+# A fake decoder that answers the Hello like the real one, then dies on its first job.
+DIES_ON_A_JOB = [
+    sys.executable,
+    "-c",
+    "import sys\n"
+    "from bridge.receiver.decoder_wire import Ready, frame\n"
+    "n = int.from_bytes(sys.stdin.buffer.read(4), 'big'); sys.stdin.buffer.read(n)\n"
+    "sys.stdout.buffer.write(frame(Ready(0))); sys.stdout.buffer.flush()\n"
+    "sys.stdin.buffer.read(4)\n"
+    "raise SystemExit(1)\n",
+]
+
+
+class Clock:
+    """Monotonic seconds the test moves on, so backoffs pass without waiting for them."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def job(*sequences: int, storing: bool = True) -> Job:
+    return Job("logs", "protobuf", claude_logs(*sequences).SerializeToString(), False, 1 << 20, 1, storing)
+
+
+async def test_the_real_decoder_stores_what_it_decodes_and_stops_when_closed(tmp_path: Path) -> None:
+    store = tmp_path / "telemetry.sqlite3"
+    decoder = DecoderProcess(store)
+    first = await decoder.ingest(job(1, 2))
+    again = await decoder.ingest(job(2, 3))
+    with pytest.raises(Rejected) as refused:  # a body that is no protobuf: refused as a value, the process lives
+        await decoder.ingest(Job("logs", "protobuf", b"\xff\xff", False, 1 << 20, 1, True))
+    pid = decoder.pid
+    await decoder.aclose()
+    assert (first.count, first.stored) == (2, 2) and (again.count, again.stored) == (2, 1)  # 2 was a redelivery
+    assert [r.sequence for r in first.baseline] == [1, 2] and [r.sequence for r in again.baseline] == [3]
+    assert refused.value.status == 400
+    assert pid is not None and decoder.pid is None and decoder.starts == 1 and decoder.failures_total == 0
+    with sqlite3.connect(store) as conn:
+        assert [s for (s,) in conn.execute("SELECT sequence FROM otel_records ORDER BY id")] == [1, 2, 3]
+
+
+async def test_an_idle_decoder_stops_and_the_next_request_starts_it_again(tmp_path: Path) -> None:
+    decoder = DecoderProcess(tmp_path / "telemetry.sqlite3", idle_exit_s=0.2)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(decoder.run)
+        await decoder.ingest(job(1))
+        with anyio.fail_after(10):
+            while decoder.pid is not None:
+                await anyio.sleep(0.05)
+        assert (await decoder.ingest(job(2))).stored == 1
+        tg.cancel_scope.cancel()
+    await decoder.aclose()
+    assert decoder.starts == 2 and decoder.failures_total == 0
+
+
+async def test_a_decoder_that_dies_on_a_job_is_counted_and_started_again_after_a_backoff(tmp_path: Path) -> None:
+    clock = Clock()
+    decoder = DecoderProcess(tmp_path / "telemetry.sqlite3", argv=DIES_ON_A_JOB, clock=clock)
+    with pytest.raises(DecoderUnavailable) as lost:
+        await decoder.ingest(job(1))
+    assert lost.value.retry_after >= 1 and decoder.failures_total == 1 and decoder.fault is None
+    with pytest.raises(DecoderUnavailable, match="restarting"):  # inside the backoff: not started again
+        await decoder.ingest(job(1))
+    assert decoder.starts == 1
+    clock.now += backoff(1)
+    with pytest.raises(DecoderUnavailable):
+        await decoder.ingest(job(1))
+    assert decoder.starts == 2 and decoder.failures_total == 2
+    await decoder.aclose()
+
+
+async def test_a_decoder_that_keeps_failing_turns_the_receiver_to_error_and_requests_to_503(tmp_path: Path) -> None:
+    clock = Clock()
+    decoder = DecoderProcess(argv=EXITS_AT_ONCE, clock=clock)
+    async with running_receiver(tmp_path, decoder=decoder) as rx:
+        answers = []
+        for n in range(FAULT_AFTER):
+            answers.append(await post(rx.endpoint, "/v1/logs", claude_logs(n + 1).SerializeToString(), key=rx.key))
+            clock.now += backoff(n + 1)
+        assert [a.status for a in answers] == [503] * FAULT_AFTER
+        assert all(int(a.headers["retry-after"]) >= 1 for a in answers)
+        status = rx.service.status()
+        assert status.state == "error" and rx.service.state == "error"
+        assert status.message is not None and "decoder process failed 3 times" in status.message
+        assert rx.emitted[-1][1].state == "error"  # the notification (and the mode's facts) say so
+        assert rx.service.counters.decoder_refused == FAULT_AFTER and rx.count() == 0
