@@ -43,6 +43,9 @@ log = logging.getLogger("bridge.capture")
 _decode = msgspec.json.decode
 LAG_WINDOW = 2048
 MAX_QUEUED_FRAMES = 1_000  # beyond this the sidecar reader waits (bounded memory; a larger queue only adds RSS)
+# Queued entries (a read's frames, a request's baseline events) decided and committed in one transaction:
+# however far the capture falls behind, one transaction stays short, so a stop never waits on a long one.
+MAX_WORK_PER_COMMIT = 256
 MAX_RETRIES = 5  # a batch whose transaction fails is retried with backoff this often
 
 
@@ -190,9 +193,10 @@ class CapturePipeline:
             await self._wake.wait()
             self._wake = anyio.Event()
             while self._queue:
-                work, self._queue = self._queue, []
-                self.queued_frames = 0
-                self._room.set()
+                work, self._queue = self._queue[:MAX_WORK_PER_COMMIT], self._queue[MAX_WORK_PER_COMMIT:]
+                self.queued_frames -= sum(len(batch) for kind, batch in work if kind == "frames")
+                if self.queued_frames <= MAX_QUEUED_FRAMES:
+                    self._room.set()
                 async with self._commit_lock:
                     if self.held:  # older batches wait for the store: keep the order
                         self._hold(work)

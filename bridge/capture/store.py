@@ -39,6 +39,7 @@ TURN_USER_MESSAGE = (
     "AND item_id != ? ORDER BY ord LIMIT 1"
 )
 
+
 class CaptureStore:
     def __init__(self, db: Database, preferred_source: str = "app_server_stream") -> None:
         self.db = db
