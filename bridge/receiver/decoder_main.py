@@ -12,6 +12,7 @@ answer is answered 503 by the bridge and sent again by its exporter.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -40,6 +41,7 @@ from bridge.store.health import classify
 from bridge.store.schema import TELEMETRY_MIGRATIONS
 
 _ERROR_MAX = 300
+NICENESS = 10
 
 
 def _sentence(exc: BaseException) -> str:
@@ -143,7 +145,20 @@ def main(argv: list[str]) -> int:
         return 2
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but answers may reach the answer channel
+    _yield_to_the_bridge()
     return serve(stdin, stdout)
+
+
+def _yield_to_the_bridge() -> None:
+    """Run at a lower CPU priority than the bridge: when both want a core, its live events go first.
+
+    A telemetry batch answered a few milliseconds later costs nothing (the exporter waits, the records
+    are stored before the answer); a live event late by as much is what a user sees.
+    """
+    nice = getattr(os, "nice", None)  # POSIX only; Windows runs it at the bridge's priority
+    if nice is not None:
+        with contextlib.suppress(OSError):
+            nice(NICENESS)
 
 
 if __name__ == "__main__":

@@ -99,11 +99,14 @@ def all_processes() -> list[ProcInfo]:
     return out
 
 
+DECODER_MODULE = "bridge.receiver.decoder_main"
+
+
 def leftovers(tmp_path: Path, root_pid: int | None = None, needles: tuple[str, ...] = ()) -> list[ProcInfo]:
     """Processes that belong to this test, zombies included.
 
-    That is: descendants of ``root_pid`` (a bridge the test spawned; other tests of
-    this session may have children of their own), any process whose environment
+    That is: descendants of ``root_pid`` (a bridge the test spawned, apart from its own
+    decoder process; other tests of this session may have children of their own), any process whose environment
     carries this test's mark, and any process whose command line contains one of
     ``needles`` and whose environment points into ``tmp_path`` (its HOME or
     CODEX_HOME). Other sessions' codex processes on a shared machine never match.
@@ -118,6 +121,8 @@ def leftovers(tmp_path: Path, root_pid: int | None = None, needles: tuple[str, .
     stack = [root_pid] if root_pid else []
     while stack:
         for child in children.get(stack.pop(), []):
+            if child.ppid == root_pid and DECODER_MODULE in child.cmdline:
+                continue  # the running bridge's own OTLP decoder process: part of the bridge, not left behind
             if child.pid not in found:
                 found[child.pid] = child
                 stack.append(child.pid)
