@@ -117,19 +117,19 @@ def leftovers(tmp_path: Path, root_pid: int | None = None, needles: tuple[str, .
     children: dict[int, list[ProcInfo]] = {}
     for p in procs:
         children.setdefault(p.ppid, []).append(p)
+    # The running bridge's own OTLP decoder process is part of the bridge, not left behind.
+    own = {p.pid for p in procs if root_pid and p.ppid == root_pid and DECODER_MODULE in p.cmdline}
     found: dict[int, ProcInfo] = {}
     stack = [root_pid] if root_pid else []
     while stack:
         for child in children.get(stack.pop(), []):
-            if child.ppid == root_pid and DECODER_MODULE in child.cmdline:
-                continue  # the running bridge's own OTLP decoder process: part of the bridge, not left behind
-            if child.pid not in found:
+            if child.pid not in found and child.pid not in own:
                 found[child.pid] = child
                 stack.append(child.pid)
     mark = f"{MARK}={tmp_path}\0".encode()
     ours = f"={tmp_path}/".encode()
     for p in procs:
-        if p.pid in (me, root) or p.pid in found:
+        if p.pid in (me, root) or p.pid in found or p.pid in own:
             continue
         if _environ_has(p.pid, mark) or (any(n in p.cmdline for n in needles) and _environ_has(p.pid, ours)):
             found[p.pid] = p
