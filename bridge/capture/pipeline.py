@@ -194,7 +194,7 @@ class CapturePipeline:
             self._wake = anyio.Event()
             while self._queue:
                 work, self._queue = self._queue[:MAX_WORK_PER_COMMIT], self._queue[MAX_WORK_PER_COMMIT:]
-                self.queued_frames -= sum(len(batch) for kind, batch in work if kind == "frames")
+                self.queued_frames -= sum(len(batch) for kind, batch in work if kind == "stream")
                 if self.queued_frames <= MAX_QUEUED_FRAMES:
                     self._room.set()
                 async with self._commit_lock:

@@ -143,3 +143,4 @@ async def test_a_backlog_is_committed_in_bounded_transactions_in_order(
         tg.cancel_scope.cancel()
     assert pipeline.batches == -(-len(frames) // 10)
     assert pipeline.store.counts["accepted"] == len(once)
+    assert pipeline.queued_frames == 0  # what was taken no longer counts against the sidecar reader's room
