@@ -47,7 +47,11 @@ def thread_event(thread: ce.Thread) -> CaptureEvent:
 
 
 def turn_events(tid: str, turns: Sequence[ce.Turn]) -> list[CaptureEvent]:
-    """The events of ``turns`` of thread ``tid`` (in order), keyed like the live stream's."""
+    """The events of ``turns`` of thread ``tid`` (in order), keyed like the live stream's.
+
+    An item's event carries the params codex's own ``item/started`` / ``item/completed`` would (its
+    ``raw_params``), so the host's live event of a back-filled item holds the item, as a streamed one does.
+    """
     events: list[CaptureEvent] = []
     for turn in turns:
         started = turn.started_at * 1000 if turn.started_at else None
@@ -59,14 +63,18 @@ def turn_events(tid: str, turns: Sequence[ce.Turn]) -> list[CaptureEvent]:
         for item in turn.items:
             done = finished or (item.status is not None and item.status != "inProgress")
             if done:
+                params = _encode(ce.ItemCompleted(tid, turn.id, item, item.completed_at_ms))
                 events.append(
                     CaptureEvent("item_completed", "item/completed", STREAM, item_content_key(tid, item.id), tid,
-                                 turn.id, item.id, item.completed_at_ms, item=item_fields(item, "completed"))
+                                 turn.id, item.id, item.completed_at_ms, item=item_fields(item, "completed"),
+                                 raw_params=params)
                 )  # fmt: skip
             else:
+                params = _encode(ce.ItemStarted(tid, turn.id, item, item.started_at_ms))
                 events.append(
                     CaptureEvent("item_started", "item/started", STREAM, lifecycle_key("item/started", tid, item.id),
-                                 tid, turn.id, item.id, item.started_at_ms, item=item_fields(item, "inProgress"))
+                                 tid, turn.id, item.id, item.started_at_ms, item=item_fields(item, "inProgress"),
+                                 raw_params=params)
                 )  # fmt: skip
         if finished:
             completed = turn.completed_at * 1000 if turn.completed_at else None

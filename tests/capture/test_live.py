@@ -90,3 +90,25 @@ def test_other_events_carry_codex_params_with_secrets_masked() -> None:
     assert sent == [documented(entry, seq) for seq, entry in enumerate(applied, start=1)]
     assert clean in sent[0]  # codex's bytes, untouched
     assert b"sk-proj-abcdefghijklmnopqrstuvwxyz0123456789" not in sent[1]
+
+
+def test_a_back_filled_item_is_pushed_with_its_item_like_a_streamed_one() -> None:
+    """Items a thread snapshot fills in (after a restart, on attach) reach the host with the params codex's
+    own item/completed would carry, redacted like the stream's, never with a null payload."""
+    from bridge.capture import codex_events as ce
+    from bridge.capture.snapshot import turn_events
+
+    turn = msgspec.json.decode(
+        b'{"id":"u1","status":"completed","items":['
+        b'{"type":"agentMessage","id":"i1","text":"done; key sk-abcdefghijklmnop1234"},'
+        b'{"type":"commandExecution","id":"i2","command":"ls","status":"completed","exitCode":0}]}',
+        type=ce.Turn,
+    )
+    items = [ev for ev in turn_events("t1", [turn]) if ev.method == "item/completed"]
+    payloads = [
+        json.loads(frame)["params"]["payload"] for frame in numbered([Applied(ev, ACCEPTED, 0) for ev in items])
+    ]
+    assert [p["item"]["id"] for p in payloads] == ["i1", "i2"]
+    assert all(p["threadId"] == "t1" and p["turnId"] == "u1" for p in payloads)
+    assert payloads[1]["item"]["type"] == "commandExecution" and payloads[1]["item"]["exitCode"] == 0
+    assert "sk-abcdefghijklmnop1234" not in json.dumps(payloads)
