@@ -105,24 +105,6 @@ def has_secret_key(value: Any) -> bool:
     return False
 
 
-# What a key :func:`secret_key` masks always shows in its JSON (lower-cased; a key ending in "token" is
-# followed by its closing quote).
-_KEY_NEEDLES = (b"secret", b"password", b"apikey", b"api_key", b"authorization", b"cookie", b'token"',
-                b"x-capture-bridge-key")  # fmt: skip
-
-
-def may_have_secret_key(raw: bytes) -> bool:
-    """False only when the JSON ``raw`` certainly has no key :func:`has_secret_key` would find.
-
-    A look at the bytes, before the walk over the value: non-ASCII bytes always get the walk, since
-    ``str.lower`` can turn a non-ASCII letter into an ASCII one (the Kelvin sign into ``k``).
-    """
-    if not raw.isascii():
-        return True
-    lowered = raw.lower()
-    return any(needle in lowered for needle in _KEY_NEEDLES)
-
-
 @lru_cache(maxsize=4096)
 def secret_key(key: str) -> bool:
     """Whether a value stored under ``key`` must be masked."""

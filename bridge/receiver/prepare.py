@@ -23,7 +23,7 @@ import msgspec
 from bridge.receiver import decode, mapping
 from bridge.receiver.decode import Format, Signal
 from bridge.receiver.records import OtelRecord, extract
-from bridge.redact import has_secret_key, may_have_secret_key, needs_redaction, redact, text_needs_redaction
+from bridge.redact import has_secret_key, needs_redaction, redact, text_needs_redaction
 
 Row = tuple[Any, ...]  # an otel_records row, in COLUMNS order
 _INT64_MAX = (1 << 63) - 1
@@ -75,14 +75,8 @@ def _encode(value: Any) -> str:
 
 
 def _encode_clean_text(value: Any) -> str:
-    """:func:`_encode` for a value whose texts hold nothing to mask: only a secret key can need it.
-
-    The walk over the value (``has_secret_key``) runs only when the encoded bytes could hold such a key.
-    """
-    raw = _json.encode(value)
-    if may_have_secret_key(raw) and has_secret_key(value):
-        raw = _json.encode(redact(value))
-    return raw.decode("utf-8")
+    """:func:`_encode` for a value whose texts hold nothing to mask: only a secret key can need it."""
+    return _json.encode(redact(value) if has_secret_key(value) else value).decode("utf-8")
 
 
 def to_rows(records: Sequence[OtelRecord], received_at_ms: int, *, clean_text: bool = False) -> list[Row]:

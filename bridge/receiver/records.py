@@ -102,12 +102,7 @@ def any_value(value: Any) -> Any:
 
 
 def attributes(pairs: Iterable[Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for kv in pairs:
-        value = kv.value
-        # Most attributes are strings: read those here, without a call per value (a flood has millions).
-        out[kv.key] = value.string_value if value.WhichOneof("value") == "string_value" else any_value(value)
-    return out
+    return {kv.key: any_value(kv.value) for kv in pairs}
 
 
 def _digest(value: Any) -> str:

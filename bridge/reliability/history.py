@@ -162,9 +162,10 @@ def decision_counts(conn: sqlite3.Connection) -> dict[str, int]:
 
 
 def last_baseline_record_ms(conn: sqlite3.Connection) -> int | None:
+    """When the newest stored OTEL record arrived (rows are appended as they arrive: the last row's time)."""
     if not _has_table(conn, "otel_records"):
         return None
-    row = conn.execute("SELECT MAX(received_at_ms) FROM otel_records").fetchone()
+    row = conn.execute("SELECT received_at_ms FROM otel_records ORDER BY id DESC LIMIT 1").fetchone()
     return int(row[0]) if row and row[0] is not None else None
 
 

@@ -141,13 +141,26 @@ def read_recorded(data_dir: DataDir, window_start_ms: int) -> Recorded:
             snapshot=history.read_snapshot(conn),
             events=history.events(conn, window_start_ms),
             decision_counts=history.decision_counts(conn),
-            last_baseline_ms=history.last_baseline_record_ms(conn),
+            last_baseline_ms=_last_baseline_ms(data_dir, conn),
             has_store=True,
         )
     except sqlite3.Error as exc:
         raise Unreadable(f"cannot read the store {data_dir.database}: {exc}") from exc
     finally:
         conn.close()
+
+
+def _last_baseline_ms(data_dir: DataDir, conn: sqlite3.Connection) -> int | None:
+    """The newest baseline record's arrival: in the telemetry store, or (stored by an older bridge) the main one."""
+    found = [history.last_baseline_record_ms(conn)]
+    telemetry = open_readonly(data_dir.telemetry)
+    if telemetry is not None:
+        try:
+            found.append(history.last_baseline_record_ms(telemetry))
+        finally:
+            telemetry.close()
+    known = [ms for ms in found if ms is not None]
+    return max(known) if known else None
 
 
 def gate_inputs(

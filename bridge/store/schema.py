@@ -9,7 +9,7 @@ the previous version intact.
 from __future__ import annotations
 
 # The OTEL baseline's received records (bridge.receiver), one row per dedup key.
-OTEL_RECORDS = """
+_OTEL_RECORDS_TABLE = """
     CREATE TABLE otel_records (
         id INTEGER PRIMARY KEY,
         dedup_key TEXT NOT NULL UNIQUE,
@@ -33,8 +33,16 @@ OTEL_RECORDS = """
         received_at_ms INTEGER NOT NULL
     );
     CREATE INDEX otel_records_conversation ON otel_records(provider, conversation_id, time_ns);
+    """
+
+# As migration 2 made it in the main store (with an index of arrival times, which the telemetry store
+# does without: its rows are appended as they arrive, so the last row is the newest).
+OTEL_RECORDS = (
+    _OTEL_RECORDS_TABLE
+    + """
     CREATE INDEX otel_records_received ON otel_records(received_at_ms);
     """
+)
 
 MIGRATIONS: list[str] = [
     # 1: bridge-wide key/value state and the host notification log.
@@ -159,4 +167,4 @@ MIGRATIONS: list[str] = [
 
 # <dataDir>/telemetry.sqlite3, which the receiver's decoder process writes: a file of its own, so
 # a telemetry flood never holds the write lock the stream's capture commits wait for.
-TELEMETRY_MIGRATIONS: list[str] = [OTEL_RECORDS]
+TELEMETRY_MIGRATIONS: list[str] = [_OTEL_RECORDS_TABLE]
