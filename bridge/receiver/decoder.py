@@ -11,7 +11,8 @@ and the baseline's records out (:mod:`decoder_wire`).
 - Started on the first request, not at launch (nothing to pay before the first
   status answer), and stopped after :data:`IDLE_EXIT_S` without a request, so an
   idle bridge holds no second interpreter.
-- One job at a time; while the bridge stores one request the process decodes the next.
+- Jobs are pipelined (answers come back in the order the jobs went), so the process
+  has the next body waiting while the bridge answers the last.
 - A process that exits, breaks the protocol or outlives :data:`JOB_TIMEOUT` is
   killed; the request fails with :class:`DecoderUnavailable` (the receiver answers
   503, so the sender retries and nothing is lost) and the next start waits out a
@@ -24,9 +25,11 @@ and the baseline's records out (:mod:`decoder_wire`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -84,13 +87,28 @@ class DecoderFailed(Exception):
     """The decoder met an unexpected error on this job (a bug, or no memory): its sentence, redacted."""
 
 
+class _Waiter:
+    """One sent message's answer, filled in by whichever caller reads it off the pipe."""
+
+    __slots__ = ("answer", "done", "problem")
+
+    def __init__(self) -> None:
+        self.answer: FromDecoder | None = None
+        self.problem: str | None = None
+        self.done = False
+
+
 class _Running:
     def __init__(self, process: Process) -> None:
         assert process.stdin is not None and process.stdout is not None
         self.process = process
         self.stdin = process.stdin
         self.stdout = BufferedByteReceiveStream(process.stdout)
-        self.secrets: frozenset[str] = frozenset()
+        self.secrets: frozenset[str] | None = None  # None until the first Hello is sent
+        self.sending = anyio.Lock()
+        self.reading = anyio.Lock()
+        self.waiting: deque[_Waiter] = deque()  # sent, not yet answered: answers come back in this order
+        self.lost: str | None = None  # why it can take no more jobs
 
     async def send(self, message: msgspec.Struct) -> None:
         await self.stdin.send(frame(message))
@@ -131,7 +149,7 @@ class DecoderProcess:
         self._argv = list(argv) if argv is not None else runtime.module_argv(MODULE)
         self._idle_exit_s = idle_exit_s
         self._clock = clock
-        self._lock = anyio.Lock()
+        self._starting = anyio.Lock()
         self._running: _Running | None = None
         self._last_used = 0.0
         self._failures = 0
@@ -163,25 +181,17 @@ class DecoderProcess:
 
         :class:`DecoderUnavailable` when the process could not take it (the request is to be
         retried), :class:`DecoderFailed` when the process met an unexpected error.
+
+        Jobs are pipelined: a request sends its job as soon as it has one and waits for its
+        answer in order, so the process always has the next body waiting while the bridge
+        answers the last one. Whoever waits reads answers off the pipe for everyone, one
+        whole answer at a time (shielded, so a cancelled request never leaves the pipe out
+        of step); a cancelled request's answer is read and dropped.
         """
-        async with self._lock:
+        async with self._starting:
             running = await self._ensure()
-            answered = False
-            try:
-                with anyio.fail_after(JOB_TIMEOUT):
-                    await self._sync_secrets(running)
-                    await running.send(job)
-                    answer = await running.receive()
-                answered = True
-            except _LOST as exc:
-                await self._lost(running, f"it stopped answering a job ({_what(exc)})")
-                raise DecoderUnavailable(
-                    "The OTLP decoder stopped while decoding this request; retry.", max(1.0, self._wait())
-                ) from exc
-            finally:
-                if not answered and self._running is running:  # cancelled mid-job: out of step, never reused
-                    await self._stop(running, kill=True)
-            self._last_used = self._clock()
+        waiter = await self._send(running, job)
+        answer = await self._answer(running, waiter)
         if isinstance(answer, Ingested):
             return answer
         if isinstance(answer, Refused):
@@ -190,23 +200,75 @@ class DecoderProcess:
             raise DecoderFailed(answer.error)
         raise DecoderFailed(f"an answer of the wrong kind ({type(answer).__name__})")
 
-    async def _sync_secrets(self, running: _Running, *, first: bool = False) -> None:
-        """The first Hello (the store, the secrets); secrets registered since then reach it before the next job."""
-        current = registered_secrets()
-        if first or current != running.secrets:
-            await running.send(Hello(sorted(current), str(self._store) if self._store is not None else None))
-            if not isinstance(await running.receive(), Ready):
-                raise ValueError("no Ready after Hello")
-            running.secrets = current
+    async def _send(self, running: _Running, message: Job | Hello) -> _Waiter:
+        """Queue ``message`` (after a Hello, when the secrets changed); its waiter is in line from now."""
+        async with running.sending:
+            current = registered_secrets()
+            if isinstance(message, Job) and current != running.secrets:  # secrets registered since the start
+                await self._send_now(running, Hello(sorted(current), self._store_arg()))
+                running.secrets = current
+            return await self._send_now(running, message)
+
+    async def _send_now(self, running: _Running, message: Job | Hello) -> _Waiter:
+        if running.lost is not None:
+            raise self._unavailable(running.lost)
+        waiter = _Waiter()
+        running.waiting.append(waiter)
+        try:
+            with anyio.CancelScope(shield=True), anyio.fail_after(JOB_TIMEOUT):
+                await running.send(message)  # all of it or nothing: a frame cut short would desync the pipe
+        except _LOST as exc:
+            await self._lose(running, f"it stopped taking jobs ({_what(exc)})")
+            raise self._unavailable(running.lost or "") from exc
+        return waiter
+
+    async def _answer(self, running: _Running, waiter: _Waiter) -> FromDecoder:
+        """Read answers in order until ``waiter``'s is in."""
+        while not waiter.done:
+            async with running.reading:
+                if waiter.done:
+                    break
+                try:
+                    with anyio.CancelScope(shield=True), anyio.fail_after(JOB_TIMEOUT):
+                        answer = await running.receive()
+                except _LOST as exc:
+                    await self._lose(running, f"it stopped answering ({_what(exc)})")
+                    break
+                first = running.waiting.popleft()
+                first.answer, first.done = answer, True
+                self._last_used = self._clock()
+        if waiter.answer is None:
+            raise self._unavailable(waiter.problem or running.lost or "it stopped")
+        return waiter.answer
+
+    async def _lose(self, running: _Running, problem: str) -> None:
+        """The process can take no more jobs: everyone waiting gets ``problem``; it is killed and counted once."""
+        if running.lost is not None:
+            return
+        running.lost = problem
+        while running.waiting:
+            waiter = running.waiting.popleft()
+            waiter.problem, waiter.done = problem, True
+        await self._lost(running, problem)
+
+    def _unavailable(self, problem: str) -> DecoderUnavailable:
+        return DecoderUnavailable(
+            f"The OTLP decoder stopped while decoding this request ({problem}); retry.", max(1.0, self._wait())
+        )
+
+    def _store_arg(self) -> str | None:
+        return str(self._store) if self._store is not None else None
 
     def _wait(self) -> float:
         return max(0.0, self._not_before - self._clock())
 
     async def _ensure(self) -> _Running:
         if self._running is not None:
-            if self._running.process.returncode is None:
+            if self._running.process.returncode is None and self._running.lost is None:
                 return self._running
-            await self._lost(self._running, f"it exited with code {self._running.process.returncode} while idle")
+            if self._running.lost is None:
+                await self._lose(self._running, f"it exited with code {self._running.process.returncode} while idle")
+            self._running = None
         wait = self._wait()
         if wait > 0:
             raise DecoderUnavailable(
@@ -225,12 +287,19 @@ class DecoderProcess:
         self._running = running
         self.starts += 1
         try:
+            secrets = registered_secrets()
             with anyio.fail_after(START_TIMEOUT):
-                await self._sync_secrets(running, first=True)
+                await running.send(Hello(sorted(secrets), self._store_arg()))
+                ready = await running.receive()
+            if not isinstance(ready, Ready):
+                raise ValueError(f"a {type(ready).__name__} instead of Ready")
+            running.secrets = secrets
         except _LOST as exc:
+            running.lost = "it did not start"
             await self._lost(running, f"it did not start ({_what(exc)}, exit code {process.returncode})")
             raise DecoderUnavailable("The OTLP decoder did not start; retry.", max(1.0, self._wait())) from exc
         except BaseException:
+            running.lost = "its start was cancelled"
             await self._stop(running, kill=True)
             raise
         if self._failures:
@@ -256,11 +325,15 @@ class DecoderProcess:
         while True:
             await anyio.sleep(min(IDLE_CHECK_S, self._idle_exit_s))
             running = self._running
-            if running is None or self._lock.locked():
+            if running is not None and running.waiting and not running.reading.locked():
+                with contextlib.suppress(DecoderUnavailable):  # answers whose requests were cancelled: drop them
+                    await self._answer(running, running.waiting[-1])
+            if running is None or running.waiting or self._starting.locked():
                 continue
             if self._clock() - self._last_used >= self._idle_exit_s:
-                async with self._lock:
-                    if self._running is running:
+                async with self._starting, running.sending:
+                    if self._running is running and not running.waiting:
+                        running.lost = "it was stopped after a quiet while"
                         await self._stop(running, kill=False)
 
     async def aclose(self) -> None:

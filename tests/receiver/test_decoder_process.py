@@ -116,3 +116,26 @@ async def test_a_decoder_that_keeps_failing_turns_the_receiver_to_error_and_requ
         assert status.message is not None and "decoder process failed 3 times" in status.message
         assert rx.emitted[-1][1].state == "error"  # the notification (and the mode's facts) say so
         assert rx.service.counters.decoder_refused == FAULT_AFTER and rx.count() == 0
+
+
+async def test_concurrent_requests_share_one_process_and_a_cancelled_one_leaves_it_in_step(tmp_path: Path) -> None:
+    """Jobs are pipelined: answers come back in order, each to its own request; a request cancelled while
+    its job is out leaves an answer that is read and dropped, never a pipe out of step."""
+    decoder = DecoderProcess(tmp_path / "telemetry.sqlite3")
+    results: dict[int, tuple[int, int]] = {}
+
+    async def one(n: int) -> None:
+        done = await decoder.ingest(job(*range(n * 100 + 1, n * 100 + n + 2)))  # n + 1 records of its own
+        results[n] = (done.count, done.stored)
+
+    async with anyio.create_task_group() as tg:
+        for n in range(8):
+            tg.start_soon(one, n)
+    assert results == {n: (n + 1, n + 1) for n in range(8)}
+    for wait in (0.0, 0.001, 0.005):
+        with anyio.move_on_after(wait):  # cancelled before, while or after its job went out
+            await decoder.ingest(job(*range(5_000, 5_400)))
+    after = await decoder.ingest(job(9_999))
+    await decoder.aclose()
+    assert (after.count, after.stored) == (1, 1)
+    assert decoder.starts == 1 and decoder.failures_total == 0
