@@ -36,7 +36,11 @@ log = logging.getLogger("bridge.store")
 
 _SIDE_FILES = ("-wal", "-shm")
 WAL_KEEP_BYTES = 16 * 1024 * 1024  # the WAL file is truncated back to this when it restarts
-WAL_CAP_BYTES = 32 * 1024 * 1024  # past this, the checkpointer finishes its catch-up under the write lock
+# Past this, the checkpointer finishes its catch-up under the write lock: two fsyncs (~25-35 ms on a
+# busy virtual disk) that every commit waits for. A stream that never pauses fills ~16 MB/s of WAL, so
+# at 32 MiB that stall came every 2 s; at 128 MiB every ~8 s, for a WAL file that grows that far only
+# while commits never pause (it is cut back to WAL_KEEP_BYTES when it restarts).
+WAL_CAP_BYTES = 128 * 1024 * 1024
 CHECKPOINT_INTERVAL_S = 1.0
 _CATCH_UP_ROUNDS = 3
 
@@ -150,6 +154,11 @@ class Database:
         except BaseException:
             self._writer.close()
             raise
+
+    def write_connection_pragma(self, pragma: str) -> None:
+        """Set ``PRAGMA <pragma>`` on the writer connection (a store with another write pattern than the bridge's)."""
+        with self._write_lock:
+            self._writer.execute(f"PRAGMA {pragma}")
 
     def on_replaced(self, listener: Callable[[], None]) -> None:
         """``listener()`` runs (under the write lock) after a damaged store was replaced by a fresh one."""
