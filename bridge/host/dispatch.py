@@ -324,11 +324,8 @@ def _resolve(future: asyncio.Future[tuple[Any, BridgeError | None]], outcome: tu
             result = msgspec.Raw(_json_encode(result))
         except Exception:
             log.exception("a command's result could not be encoded")
-            result, error = (
-                None,
-                BridgeError(
-                    errors.INTERNAL_ERROR, "Internal error while encoding the answer; the bridge log has the details."
-                ),
+            result, error = None, BridgeError(
+                errors.INTERNAL_ERROR, "Internal error while encoding the answer; the bridge log has the details."
             )
     future.set_result((result, error))
 

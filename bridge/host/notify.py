@@ -76,7 +76,7 @@ class Notifier:
             held = self._held
             for head in heads:
                 seq += 1
-                data = b'%s,"seq":%d}}' % (head, seq)
+                data = b"%s,\"seq\":%d}}" % (head, seq)
                 encoded.append(data)
                 held.append((seq, data))
             self._seq = seq

@@ -91,3 +91,5 @@ def cancelled_error(method: str) -> BridgeError:
     return BridgeError(
         errors.REQUEST_CANCELLED, f"{method} was cancelled ($/cancelRequest); nothing it started was left half done."
     )
+
+

@@ -157,3 +157,4 @@ class HeldSessionLiveEvent(_Held, tag="session:live:event"):
 HeldNotification = (
     HeldCodexAppServerStatus | HeldCaptureReliabilityTransition | HeldOtelReceiverStatus | HeldSessionLiveEvent
 )
+

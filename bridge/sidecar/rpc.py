@@ -60,7 +60,6 @@ T = TypeVar("T")
 MAX_PENDING = 256
 METHOD_NOT_FOUND = -32601
 
-
 class _Pending:
     __slots__ = ("done", "error", "method", "result")
 

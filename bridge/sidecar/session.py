@@ -88,6 +88,7 @@ def _scrub(exc: BridgeError, secret: str | None) -> BridgeError:
     return BridgeError(exc.code, clean(exc.message), kind=kind, **data)
 
 
+
 class CodexSession:
     """Handshake and auth with codex; the authority on what codex reported about its account."""
 

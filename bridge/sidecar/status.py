@@ -97,5 +97,9 @@ def derive(facts: SidecarFacts) -> Health:
         reasons.append("the sidecar sent a frame the bridge could not read")
     if not facts.alive:
         reasons.append("the sidecar did not answer the liveness probe")
-    healthy = not reasons and facts.handshake is Handshake.INITIALIZED and auth.mode_allowed(facts.required_mode)
+    healthy = (
+        not reasons
+        and facts.handshake is Handshake.INITIALIZED
+        and auth.mode_allowed(facts.required_mode)
+    )
     return Health(tuple(reasons), healthy)

@@ -49,7 +49,6 @@ STALL_TIMEOUT_S = 15.0  # the player made no progress for this long: the replay 
 SETTLE_TIMEOUT_S = 3.0  # how long a --host request waits for the live events recorded before it
 OPTIONAL_GRACE_S = 0.3  # how long an optional step waits for the bridge to act by itself
 
-
 def load(path: Path) -> list[Line]:
     with path.open("rb") as fh:
         return list(parse_lines(fh, str(path)))

@@ -25,7 +25,9 @@ def test_an_invalid_config_file_is_a_json_log_line_naming_the_field(tmp_path: Pa
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     (data_dir / "config.json").write_text(json.dumps({"otlpReceiver": {"port": 70000}}))
-    proc = subprocess.run(bridge_argv(data_dir), input=b"", capture_output=True, env=bridge_env(tmp_path), timeout=60)
+    proc = subprocess.run(
+        bridge_argv(data_dir), input=b"", capture_output=True, env=bridge_env(tmp_path), timeout=60
+    )
     assert proc.returncode == 1
     assert proc.stdout == b""
     [entry] = [e for e in json_lines(proc.stderr) if e["level"] == "error"]
@@ -39,7 +41,9 @@ def test_a_config_file_that_is_not_json_is_a_json_log_line(tmp_path: Path) -> No
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     (data_dir / "config.json").write_text("{not json")
-    proc = subprocess.run(bridge_argv(data_dir), input=b"", capture_output=True, env=bridge_env(tmp_path), timeout=60)
+    proc = subprocess.run(
+        bridge_argv(data_dir), input=b"", capture_output=True, env=bridge_env(tmp_path), timeout=60
+    )
     assert proc.returncode == 1
     [entry] = [e for e in json_lines(proc.stderr) if e["level"] == "error"]
     assert "config.json is invalid" in entry["msg"]

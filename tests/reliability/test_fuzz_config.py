@@ -41,7 +41,6 @@ values = st.recursive(
 
 def related(field: str, path: str) -> bool:
     """``field`` (from the error) names the patched ``path``, or a part of it, or what holds it."""
-
     def canon(name: str) -> str:  # snake_case is accepted for every field: compare spelling-free
         return name.split("[")[0].replace("_", "").lower()
 

@@ -142,7 +142,7 @@ bad_headers = st.sampled_from(
         b"Content-Length: 1e3\r\n\r\n",
         b"Content-Length: 0\r\n\r\n",
         b"X-Junk: " + b"a" * 9000 + b"\r\n\r\n",
-        b'content-length:\t12\n\n{"id": null}',
+        b"content-length:\t12\n\n{\"id\": null}",
     ]
 )
 

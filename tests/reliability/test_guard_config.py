@@ -160,3 +160,4 @@ async def test_the_data_dir_and_what_it_holds_are_private(tmp_path: Path) -> Non
         }
         seen = {name: oct(mode(path)) for name, (path, _) in files.items()}
         assert seen == {name: oct(want) for name, (_, want) in files.items()}, seen
+

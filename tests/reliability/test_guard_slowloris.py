@@ -41,7 +41,6 @@ def post_once(port: int, key: str) -> tuple[int, float]:
 
 async def trickle(stream: anyio.abc.SocketStream, head: bytes, closed: dict[int, float], index: int) -> None:
     """Send ``head`` one byte a second until the server closes the connection; note when it did."""
-
     async def reader() -> None:
         try:
             while await stream.receive():

@@ -73,14 +73,8 @@ DEGRADED = {"state": "degraded", "stream_healthy": False}
         (state({}, auth=AuthView(state="needs_login")), True, False, False, True, True),
         (state({}, handshake=Handshake.ANSWERED), True, True, True, True, False),
         # a process that is gone is not alive and sends no bad frames
-        (
-            state({"state": "inactive", "pid": None}, process_up=False, last_frame_valid=False),
-            False,
-            True,
-            True,
-            True,
-            True,
-        ),
+        (state({"state": "inactive", "pid": None}, process_up=False, last_frame_valid=False), False, True, True, True,
+         True),
         (state({"state": "crash_loop", "pid": None}, process_up=False), False, True, True, True, True),
     ],
 )
