@@ -235,3 +235,36 @@ def test_the_drill_runs_frozen_and_ends_in_go(frozen: Frozen, tmp_path: Path, cl
     assert out.returncode == 0, out.stdout + out.stderr
     assert "verdict: GO" in out.stdout
     assert_nothing_left_in(clean_tmp)
+
+
+def test_the_receiver_decodes_and_stores_through_the_frozen_decoder(
+    frozen: Frozen, tmp_path: Path, clean_tmp: Path
+) -> None:
+    """The frozen bridge starts its OTLP decoder process as itself (``--run-module``, no Python to run),
+    the records land in the telemetry store, and the decoder ends with the bridge."""
+    import http.client
+    import sqlite3
+    from urllib.parse import urlsplit
+
+    from tests.receiver.payloads import claude_logs
+
+    bridge = Bridge(frozen, tmp_path, clean_tmp)
+    try:
+        bridge.request("set_ingest_config", {"autoIngestEnabled": True})
+        endpoint = bridge.request("get_otlp_receiver_status")["result"]["endpoint"]
+        key = (bridge.data_dir / "otlp.key").read_text().strip()
+        url = urlsplit(endpoint)
+        conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=60)
+        conn.request("POST", "/v1/logs", claude_logs(1, 2).SerializeToString(),
+                     {"content-type": "application/x-protobuf", "x-capture-bridge-key": key})  # fmt: skip
+        answer = conn.getresponse()
+        assert answer.status == 200, answer.read()
+        conn.close()
+        status = bridge.request("get_otlp_receiver_status")["result"]
+        assert status["recordsStored"] == 2 and status["state"] == "listening", status
+    finally:
+        bridge.request("shutdown")
+        assert bridge.wait_exit(EXIT_LIMIT) == 0
+    with sqlite3.connect(bridge.data_dir / "telemetry.sqlite3") as conn_db:
+        assert conn_db.execute("SELECT count(*) FROM otel_records").fetchone()[0] == 2
+    assert_nothing_left_in(clean_tmp)
