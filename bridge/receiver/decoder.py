@@ -188,6 +188,7 @@ class DecoderProcess:
         whole answer at a time (shielded, so a cancelled request never leaves the pipe out
         of step); a cancelled request's answer is read and dropped.
         """
+        self._last_used = self._clock()  # from now on the process is not idle: the reaper leaves it
         async with self._starting:
             running = await self._ensure()
         waiter = await self._send(running, job)
@@ -214,6 +215,7 @@ class DecoderProcess:
             raise self._unavailable(running.lost)
         waiter = _Waiter()
         running.waiting.append(waiter)
+        self._last_used = self._clock()
         try:
             with anyio.CancelScope(shield=True), anyio.fail_after(JOB_TIMEOUT):
                 await running.send(message)  # all of it or nothing: a frame cut short would desync the pipe
@@ -294,6 +296,7 @@ class DecoderProcess:
             if not isinstance(ready, Ready):
                 raise ValueError(f"a {type(ready).__name__} instead of Ready")
             running.secrets = secrets
+            self._last_used = self._clock()  # a fresh process is not idle before its first job
         except _LOST as exc:
             running.lost = "it did not start"
             await self._lost(running, f"it did not start ({_what(exc)}, exit code {process.returncode})")
@@ -332,7 +335,8 @@ class DecoderProcess:
                 continue
             if self._clock() - self._last_used >= self._idle_exit_s:
                 async with self._starting, running.sending:
-                    if self._running is running and not running.waiting:
+                    idle = self._clock() - self._last_used >= self._idle_exit_s
+                    if self._running is running and not running.waiting and idle:
                         running.lost = "it was stopped after a quiet while"
                         await self._stop(running, kill=False)
 
