@@ -63,6 +63,32 @@ def fill(path: Path) -> int:
     return written
 
 
+def fill_store_slack(store: Path) -> int:
+    """Use up the room the store's WAL file already has (SQLite rewrites it in place after a checkpoint, so
+    a full disk alone may not fail a small write); returns how many rows it took. Call after :func:`fill`.
+
+    Writes 64 KiB rows under keys of its own into ``kv`` until SQLite answers that the disk is full; a
+    checkpoint cannot make room again, since copying them would grow the store file itself.
+    """
+    rows = 0
+    conn = sqlite3.connect(store, timeout=30)
+    try:
+        while rows < 10_000:
+            try:
+                conn.execute(
+                    "INSERT INTO kv (key, value, updated_at_ms) VALUES (?, ?, 0)", (f"test.slack.{rows}", b"\0" * 65536)
+                )
+                conn.commit()
+            except sqlite3.OperationalError as exc:
+                assert "full" in str(exc), exc
+                conn.rollback()
+                return rows
+            rows += 1
+    finally:
+        conn.close()
+    raise AssertionError("the store never filled")
+
+
 async def until(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
     """Poll ``check`` (an async callable) until it returns something truthy; fail naming ``what``."""
     last: Any = None
@@ -104,6 +130,7 @@ async def test_disk_full_during_a_real_turn_is_failure_and_recovers_by_itself(
             await until("HYBRID_ACTIVE", lambda: _mode_is(host, "HYBRID_ACTIVE"), timeout=30)
             filler = data / "filler"
             fill(filler)
+            fill_store_slack(data / "capture.sqlite3")  # the capture's next writes need new room
             since = len(host.notifications)
             turn = await host.call(
                 "codex_app_server_turn_start", {"threadId": thread_id, "text": "[[scenario:chat]] hi"}
