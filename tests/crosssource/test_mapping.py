@@ -241,3 +241,17 @@ def test_claude_tool_records_become_one_item(tool: str, params: str, item_type: 
     rejected = _claude_tool("claude_code.tool_decision", 12, tool_name=tool, decision="reject", source="user")
     [declined] = fed([rejected])
     assert declined.item is not None and declined.item.status == "declined" and declined.item_id == "tool:12"
+
+
+@pytest.mark.parametrize("fixture", [CODEX, CLAUDE], ids=["codex", "claude"])
+def test_what_the_decoder_hands_on_maps_exactly_as_the_whole_records(fixture: dict[str, Any]) -> None:
+    """The decoder process hands the bridge only ``mapping.for_baseline`` of each stored record (all of a
+    relevant one, the ids of one that only tells its trace's thread and turn, nothing of the rest); the
+    feeder must make the very same events of that as of the whole records."""
+    records = fixture_records(fixture)
+    handed = [kept for r in records if (kept := mapping.for_baseline(r)) is not None]
+    trimmed = [kept for r, kept in zip(records, map(mapping.for_baseline, records), strict=True)
+               if kept is not None and kept is not r]  # fmt: skip
+    if fixture is CODEX:
+        assert trimmed and all(not r.attributes and not r.resource for r in trimmed)  # the fixture has them
+    assert fed(handed) == fed(records)
