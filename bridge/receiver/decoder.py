@@ -201,11 +201,11 @@ class DecoderProcess:
             raise DecoderFailed(answer.error)
         raise DecoderFailed(f"an answer of the wrong kind ({type(answer).__name__})")
 
-    async def _send(self, running: _Running, message: Job | Hello) -> _Waiter:
+    async def _send(self, running: _Running, message: Job) -> _Waiter:
         """Queue ``message`` (after a Hello, when the secrets changed); its waiter is in line from now."""
         async with running.sending:
             current = registered_secrets()
-            if isinstance(message, Job) and current != running.secrets:  # secrets registered since the start
+            if current != running.secrets:  # secrets registered since the start
                 await self._send_now(running, Hello(sorted(current), self._store_arg()))
                 running.secrets = current
             return await self._send_now(running, message)
@@ -251,7 +251,7 @@ class DecoderProcess:
         while running.waiting:
             waiter = running.waiting.popleft()
             waiter.problem, waiter.done = problem, True
-        await self._lost(running, problem)
+        await self._kill_and_count(running, problem)
 
     def _unavailable(self, problem: str) -> DecoderUnavailable:
         return DecoderUnavailable(
@@ -299,7 +299,7 @@ class DecoderProcess:
             self._last_used = self._clock()  # a fresh process is not idle before its first job
         except _LOST as exc:
             running.lost = "it did not start"
-            await self._lost(running, f"it did not start ({_what(exc)}, exit code {process.returncode})")
+            await self._kill_and_count(running, f"it did not start ({_what(exc)}, exit code {process.returncode})")
             raise DecoderUnavailable("The OTLP decoder did not start; retry.", max(1.0, self._wait())) from exc
         except BaseException:
             running.lost = "its start was cancelled"
@@ -310,7 +310,8 @@ class DecoderProcess:
             self._failures = 0
         return running
 
-    async def _lost(self, running: _Running, problem: str) -> None:
+    async def _kill_and_count(self, running: _Running, problem: str) -> None:
+        """Kill the process and count the failure (its backoff starts now)."""
         await self._stop(running, kill=True)
         await self._failed(problem)
 
