@@ -21,10 +21,18 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_last_second: tuple[int | None, str] = (None, "")  # an epoch second and its formatted prefix: strftime once a second
+
+
 def iso_ms(ms: int) -> str:
     """``ms`` (epoch milliseconds) as ISO-8601 UTC with milliseconds."""
+    global _last_second
     seconds, millis = divmod(int(ms), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    second, prefix = _last_second  # one tuple: any thread sees a whole pair
+    if second != seconds:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _last_second = (seconds, prefix)
+    return "%s.%03dZ" % (prefix, millis)  # noqa: UP031 (cheaper than an f-string on a hot path)
 
 
 def iso_seconds(wall: float) -> str:

@@ -46,3 +46,14 @@ def test_a_written_time_reads_back() -> None:
 def test_the_journal_form_is_to_the_second() -> None:
     assert clock.iso_datetime(datetime(2025, 12, 3, 7, 5, 0, 128000, tzinfo=UTC)) == "2025-12-03T07:05:00Z"
     assert clock.stamp(0) == "19700101T000000Z"
+
+
+def test_consecutive_times_across_second_and_day_boundaries_format_like_strftime() -> None:
+    """iso_ms formats a second once and reuses it: the reuse never leaks into another second."""
+    import time
+
+    start = 1_764_806_399_000  # 2025-12-03T23:59:59.000Z, one second before midnight
+    for ms in [*range(start - 2, start + 2_003, 7), start, -1, 0, start]:
+        seconds, millis = divmod(ms, 1000)
+        want = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+        assert clock.iso_ms(ms) == want

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from itertools import islice
 from typing import Literal
 
 # Keys held in memory (each ~200 bytes with its dict slot); past it the oldest half is forgotten and
 # looked up in the store's ledger table when seen again. Bounds the bridge's memory over a long day.
 CAPACITY = 20_000
+
+_crc32 = zlib.crc32
 
 Decision = Literal["accepted", "duplicate", "replaced", "dropped"]
 
@@ -54,7 +57,7 @@ def text_hash(text: str | bytes) -> str:
     millisecond), so a cryptographic hash would be wasted on the hot path.
     """
     data = text.encode() if isinstance(text, str) else text
-    return f"{zlib.crc32(data):08x}{len(data):x}"
+    return "%08x%x" % (_crc32(data), len(data))  # noqa: UP031 (printf-style: a third cheaper than an f-string)
 
 
 def lifecycle_key(method: str, thread_id: str, *ids: str | None) -> str:
@@ -117,6 +120,11 @@ class Ledger:
         self.capacity = capacity
         self._held: dict[str, str] = {}
 
+    @property
+    def held(self) -> dict[str, str]:
+        """Key -> source, the dict itself: the capture's hot loop tests and records new deltas in it directly."""
+        return self._held
+
     def __contains__(self, key: str) -> bool:
         return key in self._held
 
@@ -133,14 +141,16 @@ class Ledger:
         """Forget the oldest half when over capacity (the store still knows them); None when under it."""
         if len(self._held) <= self.capacity:
             return None
-        keys = list(self._held)
-        cut = len(keys) // 2
-        self._held = {key: self._held[key] for key in keys[cut:]}
+        held = self._held
+        old = list(islice(held, len(held) // 2))  # the oldest half, in place: no copy of the rest
+        for key in old:
+            del held[key]
         threads: set[str] = set()
         items: set[tuple[str, str]] = set()
-        for key in keys[:cut]:
+        deltas = DELTA_METHODS
+        for key in old:
             parts = key.split("|", 3)
-            if parts[0] in DELTA_METHODS:
+            if parts[0] in deltas:
                 items.add((parts[1], parts[2]))
             else:
                 threads.add(parts[1])

@@ -26,6 +26,10 @@ _enc = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
 
 METHOD = "session:live:event"
+_NOTHING: Any = object()  # differs from every id, None included
+# prefix, sequenceId, receivedAtIso + emittedAtMs's name, emittedAtMs, key, then the payload
+_DELTA = b'%s%d%s%s,"key":%s,"payload":%s%s}'
+_OTHER = b'%s%d%s%s,"key":%s,"payload":%s'
 _HEAD = b'{"jsonrpc":"2.0","method":"session:live:event","params":{"type":"SessionDelta","threadId":'
 
 
@@ -34,24 +38,24 @@ def live_heads(applied: Sequence[Applied], received_at_iso: str) -> list[bytes]:
     out: list[bytes] = []
     append = out.append
     received = b',"receivedAtIso":' + _enc(received_at_iso) + b',"emittedAtMs":'
-    last: tuple[str, str | None, str | None, str, str] | None = None
+    thread = turn = item = method = source = _NOTHING  # what the current prefix was built for
     prefix = delta_head = b""
     for entry in applied:
         ev = entry.event
-        ident = (ev.thread_id, ev.turn_id, ev.item_id, ev.method, ev.source)
-        if ident != last:
-            last = ident
-            ids = _enc(ev.thread_id) + b',"turnId":' + _enc(ev.turn_id) + b',"itemId":' + _enc(ev.item_id)
-            prefix = _HEAD + ids + b',"eventType":' + _enc(ev.method) + b',"source":' + _enc(ev.source)
-            prefix += b',"sequenceId":'
+        if ev.item_id != item or ev.method != method or ev.thread_id != thread or ev.turn_id != turn or (
+            ev.source != source
+        ):
+            thread, turn, item, method, source = ev.thread_id, ev.turn_id, ev.item_id, ev.method, ev.source
+            ids = _enc(thread) + b',"turnId":' + _enc(turn) + b',"itemId":' + _enc(item)
+            prefix = _HEAD + ids + b',"eventType":' + _enc(method) + b',"source":' + _enc(source) + b',"sequenceId":'
             delta_head = b'{"threadId":' + ids + b',"delta":'
-        if ev.payload is None and ev.kind == "delta":
-            payload = delta_head + _enc(ev.delta) + b"}"
+        emitted = ev.emitted_at_ms
+        if ev.payload is None and ev.kind == "delta":  # one format for the whole message: the hot path
+            append(_DELTA % (prefix, entry.sequence_id, received, b"null" if emitted is None else b"%d" % emitted,
+                             _enc(ev.key), delta_head, _enc(ev.delta)))  # fmt: skip
         else:
-            payload = _enc(payload_of(ev))
-        emitted = b"null" if ev.emitted_at_ms is None else b"%d" % ev.emitted_at_ms
-        append(b"".join((prefix, b"%d" % entry.sequence_id, received, emitted, b',"key":', _enc(ev.key),
-                         b',"payload":', payload)))  # fmt: skip
+            append(_OTHER % (prefix, entry.sequence_id, received, b"null" if emitted is None else b"%d" % emitted,
+                             _enc(ev.key), _enc(payload_of(ev))))  # fmt: skip
     return out
 
 

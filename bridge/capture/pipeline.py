@@ -163,8 +163,14 @@ class CapturePipeline:
         self._wake.set()
 
     async def wait_for_room(self) -> None:
-        """Backpressure for the sidecar reader: wait while too many frames are queued."""
-        await self._room.wait()
+        """Backpressure for the sidecar reader: wait while too many frames are queued.
+
+        With room (the usual case) it returns without a checkpoint: the reader yields anyway
+        when it waits for codex's next bytes, and an extra turn of the loop per read is what a
+        slow stream pays most for.
+        """
+        if not self._room.is_set():
+            await self._room.wait()
 
     async def drain(self, strict: bool = True) -> None:
         """Wait until everything fed so far is committed and emitted, or held for the store.
@@ -197,33 +203,42 @@ class CapturePipeline:
                 self.queued_frames -= sum(len(batch) for kind, batch in work if kind == "stream")
                 if self.queued_frames <= MAX_QUEUED_FRAMES:
                     self._room.set()
-                async with self._commit_lock:
-                    if self.held:  # older batches wait for the store: keep the order
-                        self._hold(work)
-                        continue
-                    try:
-                        applied = await self._thread.run(self._capture, work)
-                    except StorageUnavailable as exc:
-                        log.error("capturing a batch failed on the storage (%s); it is held in memory", exc.kind)
-                        self._hold(work)
-                        continue
-                    except Exception:
-                        if self._failures < MAX_RETRIES:
-                            self._failures += 1
-                            delay = min(5.0, 0.25 * 2**self._failures)
-                            log.exception("capturing a batch failed; retrying in %.2f s", delay)
-                            self._queue = work + self._queue  # nothing of it was kept: try it again, first
-                            await anyio.sleep(delay)
-                        else:
-                            self._failures = 0
-                            self.batches_dropped += 1
-                            log.error(
-                                "capturing a batch failed %d times; it is dropped (batches_dropped)", MAX_RETRIES + 1
-                            )
-                        continue
-                    self._committed(applied)
+                lock = self._commit_lock
+                try:
+                    lock.acquire_nowait()  # the usual case, uncontended: no checkpoint, no extra turn of the loop
+                except anyio.WouldBlock:
+                    await lock.acquire()
+                try:
+                    await self._commit(work)
+                finally:
+                    lock.release()
             if not self._queue and not self.held:
                 self._idle.set()
+
+    async def _commit(self, work: Work) -> None:
+        """Capture one bounded batch (under the commit lock): committed, held for the store, or retried."""
+        if self.held:  # older batches wait for the store: keep the order
+            self._hold(work)
+            return
+        try:
+            applied = await self._thread.run(self._capture, work)
+        except StorageUnavailable as exc:
+            log.error("capturing a batch failed on the storage (%s); it is held in memory", exc.kind)
+            self._hold(work)
+            return
+        except Exception:
+            if self._failures < MAX_RETRIES:
+                self._failures += 1
+                delay = min(5.0, 0.25 * 2**self._failures)
+                log.exception("capturing a batch failed; retrying in %.2f s", delay)
+                self._queue = work + self._queue  # nothing of it was kept: try it again, first
+                await anyio.sleep(delay)
+            else:
+                self._failures = 0
+                self.batches_dropped += 1
+                log.error("capturing a batch failed %d times; it is dropped (batches_dropped)", MAX_RETRIES + 1)
+            return
+        self._committed(applied)
 
     def _hold(self, work: Work) -> None:
         size, units = work_size(work)
@@ -289,7 +304,8 @@ class CapturePipeline:
     def _process(self, work: list[tuple[str, Any]]) -> tuple[list[Applied], list[dict[str, Any]]]:
         events: list[CaptureEvent] = []
         problems: list[dict[str, Any]] = []
-        now = time.time() * 1000
+        now = int(time.time() * 1000)
+        append, lag = events.append, self.lags_ms.append
         for kind, batch in work:
             if kind == "events":
                 events.extend(batch)
@@ -298,20 +314,21 @@ class CapturePipeline:
                 method = frame.method
                 if method is None:
                     continue
+                emitted = frame.emittedAtMs
                 try:
-                    event = normalize(method, bytes(frame.params), frame.emittedAtMs)
+                    event = normalize(method, frame.params, emitted)
                 except NormalizeError as exc:
                     self.parser_errors += 1
                     problems.append(
                         {"type": "ParserValidationError", "kind": exc.kind,
                          "rawPreview": redact_text(frame.line[:256].decode(errors="replace"))[:256],
-                         "reason": redact_text(f"{method}: {exc.reason}"), "occurredAtIso": iso_ms(int(now))}
+                         "reason": redact_text(f"{method}: {exc.reason}"), "occurredAtIso": iso_ms(now)}
                     )  # fmt: skip
                     continue
                 if event is not None:
-                    events.append(event)
-                    if frame.emittedAtMs is not None:
-                        self.lags_ms.append(max(0, int(now) - frame.emittedAtMs))
+                    append(event)
+                    if emitted is not None:
+                        lag(now - emitted if now > emitted else 0)
         if not events:
             return [], problems
         return self.store.apply(events), problems

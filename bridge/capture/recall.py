@@ -63,7 +63,21 @@ def load_stored_keys(conn: sqlite3.Connection, ledger: Ledger, recall: Recall, e
             # Nothing of this thread was ever stored: none of its keys can be, no lookups needed.
             conn.execute("INSERT OR IGNORE INTO ledger_threads VALUES (?)", (thread_id,))
             fresh.add(thread_id)
-    lookups = [e for e in events if e.key not in ledger and recall.may_be_stored(e)]
+    # recall.may_be_stored, inlined: this pass sees every event of the stream (the hot path)
+    held = ledger.held
+    stale_threads, stale_items = recall.threads, recall.items
+    lookups: list[CaptureEvent] = []
+    for e in events:
+        if e.key in held:
+            continue
+        thread_id = e.thread_id
+        if thread_id in fresh:
+            if e.kind == "delta":
+                if not stale_items or (thread_id, e.item_id) not in stale_items:
+                    continue
+            elif thread_id not in stale_threads:
+                continue
+        lookups.append(e)
     if not lookups:
         return
     keys = list({e.key for e in lookups if e.kind != "delta"})

@@ -48,6 +48,7 @@ class CaptureStore:
         self._item_ord: dict[str, int] = {}
         self._turn_ord: dict[str, int] = {}
         self._threads_known: set[str] = set()
+        self._thread_sources: dict[str, frozenset[str]] = {}  # threads.sources as stored
         self._turns_known: set[tuple[str, str]] = set()
         self._recall = Recall()  # which keys the ledger does not hold may still be stored
         self._batches = 0
@@ -73,13 +74,14 @@ class CaptureStore:
 
     def _forget_caches(self) -> None:
         self.ledger = Ledger(self.ledger.preferred_source, self.ledger.capacity)
-        for cache in (self._delta_ord, self._item_ord, self._turn_ord, self._threads_known, self._turns_known):
+        for cache in (self._delta_ord, self._item_ord, self._turn_ord, self._threads_known, self._turns_known,
+                      self._thread_sources):  # fmt: skip
             cache.clear()
         self._recall.clear()
 
     def _apply(self, conn: sqlite3.Connection, events: Sequence[CaptureEvent], at: int) -> list[Applied]:
         ledger = self.ledger
-        held = ledger._held
+        held = ledger.held
         load_stored_keys(conn, ledger, self._recall, events)
         applied: list[Applied] = []
         decisions: list[tuple[Any, ...]] = []
@@ -112,11 +114,17 @@ class CaptureStore:
                     self._ensure_thread(conn, ev, at)
                     sources = touched[thread_id] = set()
                 sources.add(source)
-                current = delta_ord.get((thread_id, ev.item_id))  # type: ignore[arg-type]
-                seq = (current + 1) if current is not None else self._next_delta(conn, ev, at)
-                if current is not None:
-                    delta_ord[(thread_id, ev.item_id)] = seq  # type: ignore[index]
-                add_delta(ev, seq)
+                ident = (thread_id, ev.item_id)
+                current = delta_ord.get(ident)  # type: ignore[arg-type]
+                if current is None:
+                    seq = self._next_delta(conn, ev, at)
+                else:
+                    seq = delta_ord[ident] = current + 1  # type: ignore[index]
+                run = open_runs.get(ident)
+                if run is None or run.method != ev.method:
+                    run = open_runs[ident] = DeltaRun(thread_id, ev.item_id, ev.method, seq)
+                    runs.append(run)
+                run.add(seq, ev)
                 applied.append(Applied(ev, ACCEPTED.get(source) or Outcome("accepted", source, None), seq))
                 continue
             item = ev.item
@@ -191,7 +199,8 @@ class CaptureStore:
         Each of them only saves a lookup; a miss reads the same value back
         (ordinals from ``max(...)``, known rows by ``INSERT OR IGNORE``).
         """
-        for cache in (self._delta_ord, self._item_ord, self._turn_ord, self._threads_known, self._turns_known):
+        for cache in (self._delta_ord, self._item_ord, self._turn_ord, self._threads_known, self._turns_known,
+                      self._thread_sources):  # fmt: skip
             if len(cache) > CACHED_PER_KIND:
                 cache.clear()
         self._recall.bound(CACHED_PER_KIND)
@@ -209,14 +218,26 @@ class CaptureStore:
         self._threads_known.add(ev.thread_id)
 
     def _touch_thread(self, conn: sqlite3.Connection, thread_id: str, sources: set[str], at: int) -> None:
+        """The thread was updated now, by ``sources``: its row's time, and its sources when one is new.
+
+        The row's sources are cached (only this writes them), so a batch of a source the thread
+        already has costs one small UPDATE, not a read and a JSON round trip.
+        """
+        known = self._thread_sources.get(thread_id)
+        if known is not None and sources <= known:
+            conn.execute(
+                "UPDATE threads SET updated_at_ms = max(updated_at_ms, ?) WHERE thread_id = ?", (at, thread_id)
+            )
+            return
         row = conn.execute("SELECT sources FROM threads WHERE thread_id = ?", (thread_id,)).fetchone()
         if row is None:
             return
-        known = set(_decode(row[0]))
+        merged = frozenset(_decode(row[0])) | sources
         conn.execute(
             "UPDATE threads SET updated_at_ms = max(updated_at_ms, ?), sources = ? WHERE thread_id = ?",
-            (at, _encode(sorted(known | sources)).decode(), thread_id),
+            (at, _encode(sorted(merged)).decode(), thread_id),
         )
+        self._thread_sources[thread_id] = merged
 
     def _next_ord(self, conn: sqlite3.Connection, cache: dict[str, int], table: str, thread_id: str) -> int:
         current = cache.get(thread_id)
@@ -444,6 +465,7 @@ class CaptureStore:
     def delete_thread(self, thread_id: str) -> bool:
         deleted = self.db.write(lambda conn: upkeep.delete_thread(conn, thread_id))
         self._threads_known.discard(thread_id)
+        self._thread_sources.pop(thread_id, None)
         self._turns_known = {k for k in self._turns_known if k[0] != thread_id}
         self._item_ord.pop(thread_id, None)
         self._turn_ord.pop(thread_id, None)
@@ -454,7 +476,8 @@ class CaptureStore:
     def apply_retention(self, older_than_ms: int) -> int:
         """Delete content captured before ``older_than_ms``; returns threads removed."""
         removed = self.db.write(lambda conn: upkeep.apply_retention(conn, older_than_ms))
-        for cache in (self._threads_known, self._turns_known, self._item_ord, self._turn_ord, self._delta_ord):
+        for cache in (self._threads_known, self._turns_known, self._item_ord, self._turn_ord, self._delta_ord,
+                      self._thread_sources):  # fmt: skip
             cache.clear()  # they may name rows that are gone
         return removed
 

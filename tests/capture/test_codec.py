@@ -139,3 +139,28 @@ def test_invalid_utf8_in_params_is_a_parser_problem_not_an_exception() -> None:
         assert exc.kind == "protocol_violation"
     else:
         raise AssertionError("invalid UTF-8 was accepted")
+
+
+@pytest.mark.parametrize(
+    ("params", "kind"),
+    [
+        (b'{"threadId":"t","turnId":"u","itemId":"i"}', "missing_fields"),
+        (b'{"threadId":"t","turnId":"u","itemId":"i","delta":5}', "schema_mismatch"),
+        (b'{"threadId":"t","turnId":"u","itemId":"i","delta":"x"', "protocol_violation"),
+    ],
+)
+def test_a_delta_is_decoded_from_the_frames_own_bytes_and_keeps_no_copy(params: bytes, kind: str) -> None:
+    """Deltas (nine frames in ten) are decoded straight from the envelope's raw params; their live
+    payload is built from their fields, so no copy of the params is kept. A broken one is the same
+    parser problem it always was."""
+    from bridge.capture.ledger import delta_key, text_hash
+    from bridge.capture.normalize import NormalizeError, normalize
+
+    good = msgspec.Raw(b'{"threadId":"t","turnId":"u","itemId":"i","delta":"hello"}')
+    event = normalize("item/agentMessage/delta", good, 7)
+    assert event is not None and event.kind == "delta" and event.raw_params == b""
+    assert (event.delta, event.turn_id, event.text_hash) == ("hello", "u", text_hash("hello"))
+    assert event.key == delta_key("item/agentMessage/delta", "t", "i", 7, text_hash("hello"))
+    with pytest.raises(NormalizeError) as caught:
+        normalize("item/agentMessage/delta", msgspec.Raw(params), 7)
+    assert caught.value.kind == kind

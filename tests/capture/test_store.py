@@ -189,3 +189,31 @@ def test_joining_a_baseline_prompt_looks_up_its_turn_not_the_whole_thread(tmp_pa
     finally:
         db.close()
     assert "items_turn" in details and "TEMP B-TREE" not in details, details
+
+
+def test_a_threads_sources_are_kept_without_reading_them_back_each_batch(tmp_path: Path) -> None:
+    """Only the capture writes ``threads.sources``, so it keeps them: a batch from a source the
+    thread already has costs one small UPDATE, a new source is merged in, and a deleted thread
+    starts over from its row."""
+    import msgspec
+
+    store = CaptureStore(Database(tmp_path / "c.db"))
+    evs = events("chat")
+    thread_id = evs[0].thread_id
+    store.apply(evs[:3])
+    statements: list[str] = []
+    store.db._writer.set_trace_callback(statements.append)
+    store.apply(evs[3:6])
+    assert not [s for s in statements if "SELECT sources" in s]
+    assert (wire(store.get_thread(thread_id)) or {})["sources"] == ["app_server_stream"]
+
+    other = next(ev for ev in evs if ev.kind == "other")
+    from_baseline = msgspec.structs.replace(other, source="otel", key=other.key + "|baseline")
+    store.apply([from_baseline, *evs[6:]])
+    assert (wire(store.get_thread(thread_id)) or {})["sources"] == ["app_server_stream", "otel"]
+
+    store.db._writer.set_trace_callback(None)
+    assert store.delete_thread(thread_id)
+    fresh = [msgspec.structs.replace(ev, key=ev.key + "|again") for ev in evs[:3]]
+    store.apply(fresh)
+    assert (wire(store.get_thread(thread_id)) or {})["sources"] == ["app_server_stream"]

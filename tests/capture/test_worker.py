@@ -1,0 +1,47 @@
+"""The capture thread: jobs run on one named thread; results, errors and cancellation come back as they would."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import anyio
+import pytest
+
+from bridge.capture.worker import CaptureThread
+
+
+def _where(value: int) -> tuple[int, str]:
+    return value, threading.current_thread().name
+
+
+def _boom(_: Any) -> None:
+    raise ValueError("boom")
+
+
+async def test_a_job_runs_on_the_capture_thread_and_its_result_or_error_comes_back() -> None:
+    worker = CaptureThread("test-capture")
+    assert await worker.run(_where, 5) == (5, "test-capture")
+    with pytest.raises(ValueError, match="boom"):
+        await worker.run(_boom, None)
+    assert await worker.run(_where, 6) == (6, "test-capture")  # the thread lives on after a failure
+
+
+async def test_a_cancelled_caller_still_waits_for_the_job_it_started() -> None:
+    """A transaction is never abandoned half-way: the caller returns only once its job is done."""
+    worker = CaptureThread("test-capture")
+    started, release = threading.Event(), threading.Event()
+    finished: list[bool] = []
+
+    def job(_: Any) -> int:
+        started.set()
+        release.wait(5)
+        finished.append(True)
+        return 1
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run, job, None)
+        await anyio.to_thread.run_sync(started.wait, 5)
+        threading.Timer(0.2, release.set).start()  # the job ends well after the cancel
+        tg.cancel_scope.cancel()
+    assert finished == [True]
