@@ -32,7 +32,7 @@ class Notifier:
         # seq restarts at 1 with every bridge process; the run id tells a host which numbering it holds.
         self.run_id = run_id or uuid.uuid4().hex
         self._seq = 0
-        self._held: deque[tuple[int, bytes]] = deque(maxlen=keep)
+        self._held: deque[bytes] = deque(maxlen=keep)  # the newest messages; the last one has seq _seq
         self._sink: Sink | None = None
         self._batch_sink: BatchSink | None = None
         self._lock = threading.Lock()
@@ -57,7 +57,7 @@ class Notifier:
             seq = self._seq
             body = {**body, "seq": seq}
             data = _encode({"jsonrpc": "2.0", "method": method, "params": body})
-            self._held.append((seq, data))
+            self._held.append(data)
             if self._sink is not None:  # under the lock: the wire order is the seq order
                 self._sink(data)
         return seq
@@ -71,15 +71,10 @@ class Notifier:
         if not heads:
             return
         with self._lock:
-            seq = self._seq
-            encoded: list[bytes] = []
-            held = self._held
-            for head in heads:
-                seq += 1
-                data = b"%s,\"seq\":%d}}" % (head, seq)
-                encoded.append(data)
-                held.append((seq, data))
-            self._seq = seq
+            first = self._seq + 1
+            encoded = [b'%s,"seq":%d}}' % (head, seq) for seq, head in enumerate(heads, first)]
+            self._held.extend(encoded)
+            self._seq = first + len(encoded) - 1
             if self._batch_sink is not None:
                 self._batch_sink(encoded)
             elif self._sink is not None:
@@ -93,7 +88,7 @@ class Notifier:
             last = self._seq
         if since_seq >= last:
             return []
-        oldest = held[0][0] if held else last + 1
+        oldest = last - len(held) + 1  # seq is consecutive: the held messages are oldest..last
         if since_seq + 1 < oldest:
             return None
-        return [_decode(data) for seq, data in held if seq > since_seq]
+        return [_decode(data) for data in held[since_seq + 1 - oldest :]]

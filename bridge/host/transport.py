@@ -182,8 +182,8 @@ class OutputWriter:
                     self._pending += sum(len(body) for body in bodies)
                 else:
                     framing = self.framing
-                    if framing == "jsonl":  # one join, no copy of each body
-                        data = b"\n".join(bodies) + b"\n"
+                    if framing == "jsonl":  # one join (the trailing newline too), no copy of each body
+                        data = b"\n".join([*bodies, b""])
                     else:
                         data = b"".join(encode(body, framing) for body in bodies)
                     if self._unwritten == 0:

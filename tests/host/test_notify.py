@@ -28,3 +28,25 @@ def test_since_returns_the_missing_tail_or_none_when_gone() -> None:
     assert [m["params"]["seq"] for m in notifier.since(3) or []] == [4, 5]
     assert [m["params"]["seq"] for m in notifier.since(2) or []] == [3, 4, 5]
     assert notifier.since(1) is None
+
+
+def test_bursts_and_single_messages_share_one_numbering_and_one_catch_up() -> None:
+    """The stream's bursts (heads numbered here) and other notifications interleave: the wire and
+    ``since`` see one gap-free seq, and a host that fell behind the kept window is told so."""
+    import json
+
+    wire: list[bytes] = []
+    notifier = Notifier(keep=4)
+    notifier.attach(wire.append, wire.extend)
+    head = b'{"jsonrpc":"2.0","method":"session:live:event","params":{"n":%d'
+    notifier.emit("m", {"n": 0})
+    notifier.emit_heads([head % 1, head % 2, head % 3])
+    notifier.emit("m", {"n": 4})
+    notifier.emit_heads([head % 5])
+    sent = [json.loads(data) for data in wire]
+    assert [(m["params"]["n"], m["params"]["seq"]) for m in sent] == [(n, n + 1) for n in range(6)]
+    assert notifier.last_seq == 6
+    assert [m["params"]["n"] for m in notifier.since(3) or []] == [3, 4, 5]
+    assert notifier.since(2) == sent[2:]
+    assert notifier.since(1) is None  # seq 2 is no longer kept
+    assert notifier.since(6) == [] and notifier.since(60) == []
