@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -56,8 +55,12 @@ class DeltaRun:
                 _encode(self.idents).decode(), at)  # fmt: skip
 
 
-@dataclass(slots=True)
-class Applied:
+class Applied(msgspec.Struct, gc=False):
+    """A decided event as the store kept it (one per accepted, replaced or dropped event).
+
+    Not tracked by the cyclic collector (it never holds a cycle): a stream makes one per frame.
+    """
+
     event: CaptureEvent
     outcome: Outcome
     sequence_id: int  # the per-item delta ordinal; 0 for other events
