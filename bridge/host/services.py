@@ -32,7 +32,7 @@ async def start(app: App, tg: TaskGroup) -> None:
 
 
 # Imported after ready, on a worker thread, so that the first OTLP request does not import them on the loop.
-_AFTER_READY_IMPORTS = ("bridge.receiver.baseline", "bridge.receiver.sink")
+_AFTER_READY_IMPORTS = ("bridge.receiver.baseline", "bridge.receiver.sink", "bridge.receiver.http_connection")
 
 
 def after_ready(app: App, tg: TaskGroup) -> None:

@@ -5,7 +5,7 @@ The ready time (docs/performance.md, "ready") is the time until the first
 imported on first use or after that answer: the export's SDK, queue and HTTP
 sender only once an endpoint is configured, the WebSocket stack only in attach
 mode, the collector service on the first migration command, the OTEL mapping
-and the protobuf decoders after the answer. These tests spawn the real bridge,
+the protobuf decoders and the HTTP parser after the answer. These tests spawn the real bridge,
 record ``sys.modules`` the moment its reliability service computes the first
 status (a prelude wraps the method from outside), and check both what was
 loaded then and what the status says. No timing is asserted.
@@ -32,6 +32,8 @@ DEFERRED = (
     "bridge.collector.execute",
     "bridge.receiver.mapping",  # the OTEL baseline's mapping: with the first stored records
     "google.protobuf",  # the OTLP decoders: warmed up after the first answer
+    "h11",  # the receiver's HTTP parsing: with its first connection (the listener is up before the answer)
+    "bridge.receiver.http_connection",
 )
 
 
