@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,6 +37,8 @@ def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write via a temp file in the same directory, fsync, then rename over."""
+    import tempfile  # ~6 ms of imports (random, shutil): not on the way to the first status
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
