@@ -10,7 +10,7 @@ stream's new items cost no lookup at all.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 import msgspec
 
@@ -45,13 +45,27 @@ class Recall:
         for names in (self.fresh, self.threads, self.items):
             names.clear()
 
-    def may_be_stored(self, ev: CaptureEvent) -> bool:
-        """Whether an event whose key the ledger does not hold may still have it in the store."""
-        if ev.thread_id not in self.fresh:
-            return True
-        if ev.kind == "delta":
-            return (ev.thread_id, ev.item_id) in self.items
-        return ev.thread_id in self.threads
+    def to_look_up(self, events: Sequence[CaptureEvent], held: Container[str]) -> list[CaptureEvent]:
+        """The events whose key is not ``held`` (by the ledger) and may still be in the store.
+
+        One pass over every event of the stream, so the rules are tests of sets, in line: a thread
+        with rows from before this process may have any key stored; in a fresh thread only what a
+        trim forgot can be (a forgotten item's deltas, a forgotten thread's other keys).
+        """
+        fresh, stale_threads, stale_items = self.fresh, self.threads, self.items
+        out: list[CaptureEvent] = []
+        for ev in events:
+            if ev.key in held:
+                continue
+            thread_id = ev.thread_id
+            if thread_id in fresh:
+                if ev.kind == "delta":
+                    if not stale_items or (thread_id, ev.item_id) not in stale_items:
+                        continue
+                elif thread_id not in stale_threads:
+                    continue
+            out.append(ev)
+        return out
 
 
 def load_stored_keys(conn: sqlite3.Connection, ledger: Ledger, recall: Recall, events: Sequence[CaptureEvent]) -> None:
@@ -63,21 +77,7 @@ def load_stored_keys(conn: sqlite3.Connection, ledger: Ledger, recall: Recall, e
             # Nothing of this thread was ever stored: none of its keys can be, no lookups needed.
             conn.execute("INSERT OR IGNORE INTO ledger_threads VALUES (?)", (thread_id,))
             fresh.add(thread_id)
-    # recall.may_be_stored, inlined: this pass sees every event of the stream (the hot path)
-    held = ledger.held
-    stale_threads, stale_items = recall.threads, recall.items
-    lookups: list[CaptureEvent] = []
-    for e in events:
-        if e.key in held:
-            continue
-        thread_id = e.thread_id
-        if thread_id in fresh:
-            if e.kind == "delta":
-                if not stale_items or (thread_id, e.item_id) not in stale_items:
-                    continue
-            elif thread_id not in stale_threads:
-                continue
-        lookups.append(e)
+    lookups = recall.to_look_up(events, ledger.held)
     if not lookups:
         return
     keys = list({e.key for e in lookups if e.kind != "delta"})

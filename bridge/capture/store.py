@@ -120,11 +120,7 @@ class CaptureStore:
                     seq = self._next_delta(conn, ev, at)
                 else:
                     seq = delta_ord[ident] = current + 1  # type: ignore[index]
-                run = open_runs.get(ident)
-                if run is None or run.method != ev.method:
-                    run = open_runs[ident] = DeltaRun(thread_id, ev.item_id, ev.method, seq)
-                    runs.append(run)
-                run.add(seq, ev)
+                add_delta(ev, seq)
                 applied.append(Applied(ev, ACCEPTED.get(source) or Outcome("accepted", source, None), seq))
                 continue
             item = ev.item

@@ -69,3 +69,31 @@ def test_a_trim_forgets_the_oldest_half_and_names_the_items_and_threads_it_forgo
     assert forgotten.threads == {"t2"}
     assert [key in ledger for key in old + new] == [False, False, True, True, True]
     assert ledger.trim() is None
+
+
+def test_only_keys_that_may_be_stored_are_looked_up() -> None:
+    """What the ledger does not hold is looked up in the store only where it can be there: any key
+    of a thread with rows from before this process; in a fresh thread, only what a trim forgot."""
+    from bridge.capture.events import CaptureEvent
+    from bridge.capture.ledger import Forgotten
+    from bridge.capture.recall import Recall
+
+    def delta(thread: str, item: str, n: int) -> CaptureEvent:
+        return CaptureEvent("delta", "item/agentMessage/delta", "app_server_stream", f"d|{thread}|{item}|{n}", thread,
+                            "u", item)  # fmt: skip
+
+    def other(thread: str, n: int) -> CaptureEvent:
+        return CaptureEvent("turn_started", "turn/started", "app_server_stream", f"t|{thread}|{n}", thread, "u")
+
+    recall = Recall()
+    recall.fresh |= {"fresh", "forgotten"}
+    recall.forgot(Forgotten(threads={"forgotten"}, items={("fresh", "old-item")}))
+    batch = [
+        delta("old", "i", 1), other("old", 2),  # rows from before this process: both
+        delta("fresh", "new-item", 3), other("fresh", 4),  # nothing of it forgotten: neither
+        delta("fresh", "old-item", 5),  # its item's deltas were forgotten
+        other("forgotten", 6), delta("forgotten", "i", 7),  # its other keys were forgotten, not its deltas
+        delta("old", "i", 8),  # held by the ledger: never
+    ]  # fmt: skip
+    looked_up = recall.to_look_up(batch, {"d|old|i|8"})
+    assert [ev.key for ev in looked_up] == ["d|old|i|1", "t|old|2", "d|fresh|old-item|5", "t|forgotten|6"]
