@@ -18,7 +18,8 @@ from typing import Any
 
 import msgspec
 
-from bridge.capture.events import CaptureEvent
+from bridge.capture.delta_group import AppliedDeltas
+from bridge.capture.events import STREAM, CaptureEvent
 from bridge.capture.rows import Applied
 from bridge.redact import needs_redaction, redact
 
@@ -30,10 +31,11 @@ _NOTHING: Any = object()  # differs from every id, None included
 # prefix, sequenceId, receivedAtIso + emittedAtMs's name, emittedAtMs, key, then the payload
 _DELTA = b'%s%d%s%s,"key":%s,"payload":%s%s}'
 _OTHER = b'%s%d%s%s,"key":%s,"payload":%s'
+_STREAM = _enc(STREAM)
 _HEAD = b'{"jsonrpc":"2.0","method":"session:live:event","params":{"type":"SessionDelta","threadId":'
 
 
-def live_heads(applied: Sequence[Applied], received_at_iso: str) -> list[bytes]:
+def live_heads(applied: Sequence[Applied | AppliedDeltas], received_at_iso: str) -> list[bytes]:
     """Each accepted event's notification, up to (not including) its ``seq``."""
     out: list[bytes] = []
     append = out.append
@@ -41,6 +43,20 @@ def live_heads(applied: Sequence[Applied], received_at_iso: str) -> list[bytes]:
     thread = turn = item = method = source = _NOTHING  # what the current prefix was built for
     prefix = delta_head = b""
     for entry in applied:
+        if isinstance(entry, AppliedDeltas):  # a run of the stream's deltas: one prefix, then only their own values
+            group = entry.group
+            thread = turn = item = method = source = _NOTHING
+            ids = _enc(group.thread_id) + b',"turnId":' + _enc(group.turn_id) + b',"itemId":' + _enc(group.item_id)
+            head = _HEAD + ids + b',"eventType":' + _enc(group.method) + b',"source":' + _STREAM + b',"sequenceId":'
+            payload_head = b'{"threadId":' + ids + b',"delta":'
+            count = entry.count
+            for seq, at, key, text in zip(
+                range(entry.first, entry.first + count), group.emitted[:count], group.keys[:count],
+                group.texts[:count], strict=True,
+            ):  # fmt: skip
+                append(_DELTA % (head, seq, received, b"null" if at is None else b"%d" % at, _enc(key),
+                                 payload_head, _enc(text)))  # fmt: skip
+            continue
         ev = entry.event
         if ev.item_id != item or ev.method != method or ev.thread_id != thread or ev.turn_id != turn or (
             ev.source != source

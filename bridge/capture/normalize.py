@@ -31,7 +31,7 @@ NOT_CAPTURED = frozenset(
 _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     method: msgspec.json.Decoder(tp) for method, tp in ce.NOTIFICATIONS.items()
 }
-_DELTA_DECODERS = {method: _DECODERS[method] for method in DELTA_METHODS}
+DELTA_DECODERS = {method: _DECODERS[method] for method in DELTA_METHODS}  # the capture's hot loop decodes with these
 _THREAD_ID = msgspec.json.Decoder(ce.ThreadClosed)  # any params with a threadId
 
 
@@ -98,7 +98,7 @@ def normalize(method: str, params: bytes | msgspec.Raw, emitted_at_ms: int | Non
     from its fields, and nothing else reads them, so the stream's bulk is decoded straight from
     the frame's bytes.
     """
-    delta_decoder = _DELTA_DECODERS.get(method)
+    delta_decoder = DELTA_DECODERS.get(method)
     if delta_decoder is not None:  # nine frames in ten of a stream: straight through
         try:
             d = delta_decoder.decode(params)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -27,10 +28,11 @@ from typing import Any, Protocol
 import anyio
 import msgspec
 
-from bridge.capture.events import CaptureEvent
+from bridge.capture.delta_group import AppliedDeltas, DeltaGroup
+from bridge.capture.events import STREAM, CaptureEvent
 from bridge.capture.hold import DEFAULT_LIMIT_BYTES, Gap, HoldQueue
 from bridge.capture.live import METHOD, live_heads
-from bridge.capture.normalize import NormalizeError, normalize
+from bridge.capture.normalize import DELTA_DECODERS, NormalizeError, normalize
 from bridge.capture.rows import Applied
 from bridge.capture.store import CaptureStore
 from bridge.capture.worker import CaptureThread
@@ -41,6 +43,7 @@ from bridge.store.db import StorageUnavailable
 log = logging.getLogger("bridge.capture")
 
 _decode = msgspec.json.decode
+_crc32 = zlib.crc32
 LAG_WINDOW = 2048
 MAX_QUEUED_FRAMES = 1_000  # beyond this the sidecar reader waits (bounded memory; a larger queue only adds RSS)
 # Queued entries (a read's frames, a request's baseline events) decided and committed in one transaction:
@@ -137,7 +140,11 @@ class CapturePipeline:
         self.on_gap: Callable[[Gap], None] | None = None  # threads to reconcile after a drop
 
     def add_observer(self, observer: Callable[[list[Applied]], None]) -> None:
-        """``observer(applied)`` sees every committed batch (e.g. OTEL enrichment); it must not block."""
+        """``observer(applied)`` sees the events of every committed batch (e.g. OTEL enrichment); it must not block.
+
+        The stream's deltas (committed as :class:`AppliedDeltas` groups) are not shown: a delta is
+        content, and no observer exports it.
+        """
         self._observers.append(observer)
 
     # -------------------------------------------------------------- input
@@ -249,12 +256,15 @@ class CapturePipeline:
                 len(dropped), self.held.limit_bytes,
             )  # fmt: skip
 
-    def _committed(self, applied: list[Applied]) -> None:
+    def _committed(self, applied: list[Applied | AppliedDeltas]) -> None:
         self._failures = 0
         self.batches += 1
+        if not self._observers:
+            return
+        events = [entry for entry in applied if isinstance(entry, Applied)]  # groups of deltas: no observer uses them
         for observer in self._observers:
             try:
-                observer(applied)
+                observer(events)
             except Exception:
                 log.exception("a capture observer failed")
 
@@ -289,7 +299,7 @@ class CapturePipeline:
             self._idle.set()
         return True
 
-    def _capture(self, work: list[tuple[str, Any]]) -> list[Applied]:
+    def _capture(self, work: list[tuple[str, Any]]) -> list[Applied | AppliedDeltas]:
         """On the worker thread: decide and commit a batch, then tell the host (after the commit).
 
         Encoding the notifications here too keeps the event loop free for the
@@ -301,20 +311,46 @@ class CapturePipeline:
         self._publish(applied)
         return applied
 
-    def _process(self, work: list[tuple[str, Any]]) -> tuple[list[Applied], list[dict[str, Any]]]:
-        events: list[CaptureEvent] = []
+    def _process(self, work: list[tuple[str, Any]]) -> tuple[list[Applied | AppliedDeltas], list[dict[str, Any]]]:
+        """Decide and commit a batch: its events in order, consecutive deltas of an item as one group."""
+        events: list[CaptureEvent | DeltaGroup] = []
         problems: list[dict[str, Any]] = []
         now = int(time.time() * 1000)
         append, lag = events.append, self.lags_ms.append
+        delta_decoders = DELTA_DECODERS
+        group: DeltaGroup | None = None
         for kind, batch in work:
             if kind == "events":
                 events.extend(batch)
+                group = None
                 continue
             for frame in batch:
                 method = frame.method
                 if method is None:
                     continue
                 emitted = frame.emittedAtMs
+                decoder = delta_decoders.get(method)
+                if decoder is not None:  # nine frames in ten: into the current run of deltas, inline
+                    try:
+                        d = decoder.decode(frame.params)
+                    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+                        d = None  # normalize, below, reports it as a parser error
+                    if d is not None:
+                        thread_id, turn_id, item_id, text = d.thread_id, d.turn_id, d.item_id, d.delta
+                        if group is None or not group.same_run(method, thread_id, turn_id, item_id):
+                            group = DeltaGroup(method, thread_id, turn_id, item_id)
+                            append(group)
+                        data = text.encode()
+                        digest = "%08x%x" % (_crc32(data), len(data))  # noqa: UP031 (ledger.text_hash, inlined)
+                        group.keys.append(
+                            group.key_prefix + ("" if emitted is None else "%d" % emitted) + "|" + digest  # noqa: UP031
+                        )
+                        group.emitted.append(emitted)
+                        group.digests.append(digest)
+                        group.texts.append(redact_text(text))
+                        if emitted is not None:
+                            lag(now - emitted if now > emitted else 0)
+                        continue
                 try:
                     event = normalize(method, frame.params, emitted)
                 except NormalizeError as exc:
@@ -327,16 +363,17 @@ class CapturePipeline:
                     continue
                 if event is not None:
                     append(event)
+                    group = None  # the run is over: what follows is decided after this event
                     if emitted is not None:
                         lag(now - emitted if now > emitted else 0)
         if not events:
             return [], problems
         return self.store.apply(events), problems
 
-    def _publish(self, applied: list[Applied]) -> None:
+    def _publish(self, applied: list[Applied | AppliedDeltas]) -> None:
         if not applied:
             return
-        if any(entry.event.source == "app_server_stream" for entry in applied):
+        if any(isinstance(entry, AppliedDeltas) or entry.event.source == STREAM for entry in applied):
             self.last_stream_event_at = time.monotonic()
         self._emit_heads(live_heads(applied, now_iso()))
 

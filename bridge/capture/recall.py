@@ -14,7 +14,8 @@ from collections.abc import Container, Sequence
 
 import msgspec
 
-from bridge.capture.events import CaptureEvent
+from bridge.capture.delta_group import DeltaGroup
+from bridge.capture.events import STREAM, CaptureEvent
 from bridge.capture.ledger import Forgotten, Ledger
 from bridge.capture.rows import chunks, ms_or_unknown
 
@@ -45,19 +46,26 @@ class Recall:
         for names in (self.fresh, self.threads, self.items):
             names.clear()
 
-    def to_look_up(self, events: Sequence[CaptureEvent], held: Container[str]) -> list[CaptureEvent]:
+    def to_look_up(
+        self, events: Sequence[CaptureEvent | DeltaGroup], held: Container[str]
+    ) -> list[CaptureEvent | DeltaGroup]:
         """The events whose key is not ``held`` (by the ledger) and may still be in the store.
 
         One pass over every event of the stream, so the rules are tests of sets, in line: a thread
         with rows from before this process may have any key stored; in a fresh thread only what a
-        trim forgot can be (a forgotten item's deltas, a forgotten thread's other keys).
+        trim forgot can be (a forgotten item's deltas, a forgotten thread's other keys). A group of
+        deltas is one test (they share their item); its keys are checked where it is looked up.
         """
         fresh, stale_threads, stale_items = self.fresh, self.threads, self.items
-        out: list[CaptureEvent] = []
+        out: list[CaptureEvent | DeltaGroup] = []
         for ev in events:
+            thread_id = ev.thread_id
+            if isinstance(ev, DeltaGroup):
+                if thread_id not in fresh or (stale_items and (thread_id, ev.item_id) in stale_items):
+                    out.append(ev)
+                continue
             if ev.key in held:
                 continue
-            thread_id = ev.thread_id
             if thread_id in fresh:
                 if ev.kind == "delta":
                     if not stale_items or (thread_id, ev.item_id) not in stale_items:
@@ -68,7 +76,9 @@ class Recall:
         return out
 
 
-def load_stored_keys(conn: sqlite3.Connection, ledger: Ledger, recall: Recall, events: Sequence[CaptureEvent]) -> None:
+def load_stored_keys(
+    conn: sqlite3.Connection, ledger: Ledger, recall: Recall, events: Sequence[CaptureEvent | DeltaGroup]
+) -> None:
     """Teach the ledger the stored keys of this batch it does not hold."""
     fresh = recall.fresh
     for thread_id in {e.thread_id for e in events if e.thread_id not in fresh}:
@@ -77,27 +87,36 @@ def load_stored_keys(conn: sqlite3.Connection, ledger: Ledger, recall: Recall, e
             # Nothing of this thread was ever stored: none of its keys can be, no lookups needed.
             conn.execute("INSERT OR IGNORE INTO ledger_threads VALUES (?)", (thread_id,))
             fresh.add(thread_id)
-    lookups = recall.to_look_up(events, ledger.held)
+    held = ledger.held
+    lookups = recall.to_look_up(events, held)
     if not lookups:
         return
-    keys = list({e.key for e in lookups if e.kind != "delta"})
+    keys = list({e.key for e in lookups if not isinstance(e, DeltaGroup) and e.kind != "delta"})
     for chunk in chunks(keys):
         marks = ",".join("?" * len(chunk))
         for key, source in conn.execute(f"SELECT key, source FROM ledger WHERE key IN ({marks})", chunk):
             ledger.remember(key, source)
     stored_deltas: dict[tuple[str, str | None], set[tuple[int, str, str]]] = {}
-    for e in lookups:
-        if e.kind != "delta":
-            continue
-        item = (e.thread_id, e.item_id)
-        known_deltas = stored_deltas.get(item)
-        if known_deltas is None:
-            known_deltas = stored_deltas[item] = {
+
+    def stored_of(item: tuple[str, str | None]) -> set[tuple[int, str, str]]:
+        known = stored_deltas.get(item)
+        if known is None:
+            known = stored_deltas[item] = {
                 (at, digest, method)
                 for method, idents in conn.execute(
                     "SELECT method, idents FROM deltas WHERE thread_id = ? AND item_id = ?", item
                 )
                 for at, digest in _decode(idents)
             }
-        if (ms_or_unknown(e.emitted_at_ms), e.text_hash, e.method) in known_deltas:
+        return known
+
+    for e in lookups:
+        if isinstance(e, DeltaGroup):
+            known = stored_of((e.thread_id, e.item_id))
+            for key, at, digest in zip(e.keys, e.emitted, e.digests, strict=True):
+                if key not in held and (ms_or_unknown(at), digest, e.method) in known:
+                    ledger.remember(key, STREAM)
+        elif e.kind == "delta" and (ms_or_unknown(e.emitted_at_ms), e.text_hash, e.method) in stored_of(
+            (e.thread_id, e.item_id)
+        ):
             ledger.remember(e.key, e.source)

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from bridge.capture.delta_group import DeltaGroup
 from bridge.capture.events import CaptureEvent
 from bridge.capture.ledger import Outcome
 
@@ -49,6 +50,16 @@ class DeltaRun:
         self.texts.append(ev.delta or "")
         emitted = ev.emitted_at_ms
         self.idents.append((-1 if emitted is None else emitted, ev.text_hash))
+
+    def add_group(self, last: int, group: DeltaGroup, count: int) -> None:
+        """The first ``count`` deltas of ``group``, the last of them with ordinal ``last``."""
+        self.last = last
+        if count == len(group.keys):
+            texts, emitted, digests = group.texts, group.emitted, group.digests
+        else:
+            texts, emitted, digests = group.texts[:count], group.emitted[:count], group.digests[:count]
+        self.texts.extend(texts)
+        self.idents.extend([(-1 if at is None else at, digest) for at, digest in zip(emitted, digests, strict=True)])
 
     def row(self, at: int) -> tuple[Any, ...]:
         return (self.thread_id, self.item_id, self.first, self.last, self.method, "".join(self.texts),

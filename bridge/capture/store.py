@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 import msgspec
 
 from bridge.capture import reads, upkeep
 from bridge.capture.decisions import replay_logged_decisions
-from bridge.capture.events import OTEL, CaptureEvent
+from bridge.capture.delta_group import AppliedDeltas, DeltaGroup
+from bridge.capture.events import OTEL, STREAM, CaptureEvent
 from bridge.capture.ledger import Ledger, Outcome, item_content_key
 from bridge.capture.reads import CapturedThread, DedupDecision, ThreadSummary
 from bridge.capture.recall import Recall, load_stored_keys
@@ -56,8 +57,22 @@ class CaptureStore:
         db.on_replaced(self._forget_caches)  # a damaged store was replaced: nothing cached from it holds
 
     # ------------------------------------------------------------------ writing
-    def apply(self, events: Sequence[CaptureEvent], at_ms: int | None = None) -> list[Applied]:
+    @overload
+    def apply(self, events: Sequence[CaptureEvent], at_ms: int | None = None) -> list[Applied]: ...
+
+    @overload
+    def apply(
+        self, events: Sequence[CaptureEvent | DeltaGroup], at_ms: int | None = None
+    ) -> list[Applied | AppliedDeltas]: ...
+
+    def apply(
+        self, events: Sequence[CaptureEvent | DeltaGroup], at_ms: int | None = None
+    ) -> list[Applied] | list[Applied | AppliedDeltas]:
         """Decide and store a batch in one transaction; on failure nothing of it counts.
+
+        A :class:`DeltaGroup` (the stream's deltas, from the pipeline) comes back as one
+        :class:`AppliedDeltas` for the deltas it accepted at once; a batch of plain events comes
+        back as plain :class:`Applied`.
 
         The in-memory caches (ledger keys, ordinals) were updated as the batch
         was decided, so a failed transaction drops them: the store is the truth
@@ -79,11 +94,13 @@ class CaptureStore:
             cache.clear()
         self._recall.clear()
 
-    def _apply(self, conn: sqlite3.Connection, events: Sequence[CaptureEvent], at: int) -> list[Applied]:
+    def _apply(
+        self, conn: sqlite3.Connection, events: Sequence[CaptureEvent | DeltaGroup], at: int
+    ) -> list[Applied | AppliedDeltas]:
         ledger = self.ledger
         held = ledger.held
         load_stored_keys(conn, ledger, self._recall, events)
-        applied: list[Applied] = []
+        applied: list[Applied | AppliedDeltas] = []
         decisions: list[tuple[Any, ...]] = []
         ledger_rows: list[tuple[str, str, int]] = []
         runs: list[DeltaRun] = []  # deltas are written as runs per item and method
@@ -102,71 +119,104 @@ class CaptureStore:
         counts = self.counts
         delta_ord = self._delta_ord
         accepted_deltas = 0
-        for ev in events:
-            key = ev.key
-            if ev.kind == "delta" and key not in held:  # the bulk of a stream: new deltas, decided inline
-                source = ev.source
-                held[key] = source
-                accepted_deltas += 1
-                thread_id = ev.thread_id
-                sources = touched.get(thread_id)
-                if sources is None:
-                    self._ensure_thread(conn, ev, at)
-                    sources = touched[thread_id] = set()
-                sources.add(source)
-                ident = (thread_id, ev.item_id)
-                current = delta_ord.get(ident)  # type: ignore[arg-type]
-                if current is None:
-                    seq = self._next_delta(conn, ev, at)
-                else:
-                    seq = delta_ord[ident] = current + 1  # type: ignore[index]
-                add_delta(ev, seq)
-                applied.append(Applied(ev, ACCEPTED.get(source) or Outcome("accepted", source, None), seq))
-                continue
-            item = ev.item
-            if item is not None and item.type == "userMessage" and ev.turn_id and ev.item_id:
-                ev = self._join_prompt(conn, ev, at)  # the baseline's prompt and the stream's userMessage: one item
-                key = ev.key
-            stored = held.get(key)
-            outcome = ledger.decide(key, ev.source)
-            decision = outcome.decision
-            counts[decision] += 1
-            if decision != "accepted" or ev.kind in LOGGED_WHEN_ACCEPTED:  # the rest is counted, not logged
-                decisions.append(
-                    (at, key, decision, ev.source, stored, outcome.chosen_source, outcome.replaced_source, pref)
-                )
-            if decision == "duplicate":
-                continue
-            if ev.thread_id not in touched:
-                self._ensure_thread(conn, ev, at)
-                touched[ev.thread_id] = set()
-            touched[ev.thread_id].add(ev.source)
-            if decision == "dropped":
-                if ev.kind == "item_completed" and ev.item_id:
-                    self._mark_seen(conn, ev, at)
-                if ev.usage is not None and ev.item is not None and ev.item_id:
-                    self._merge_extra(conn, ev)  # what only the losing source knows still counts
-                continue
-            seq = 0
-            kind = ev.kind
-            if kind == "delta":  # a delta another source held: keep this copy too
-                seq = self._next_delta(conn, ev, at)
-                add_delta(ev, seq)
+        for entry in events:
+            rest: Sequence[CaptureEvent] | tuple[CaptureEvent]
+            if isinstance(entry, DeltaGroup):  # a run of the stream's deltas: new keys are taken in one go
+                group, keys = entry, entry.keys
+                taken = 0
+                for key in keys:
+                    if key in held:
+                        break  # from here on, one at a time: the ledger decides
+                    held[key] = STREAM
+                    taken += 1
+                if taken:
+                    thread_id, item_id = group.thread_id, group.item_id
+                    sources = touched.get(thread_id)
+                    if sources is None:
+                        self._ensure_thread(conn, group.event(0), at)
+                        sources = touched[thread_id] = set()
+                    sources.add(STREAM)
+                    ident = (thread_id, item_id)
+                    current = delta_ord.get(ident)
+                    first = self._next_delta(conn, group.event(0), at) if current is None else current + 1
+                    last = delta_ord[ident] = first + taken - 1
+                    run = open_runs.get(ident)
+                    if run is None or run.method != group.method:
+                        run = open_runs[ident] = DeltaRun(thread_id, item_id, group.method, first)
+                        runs.append(run)
+                    run.add_group(last, group, taken)
+                    accepted_deltas += taken
+                    applied.append(AppliedDeltas(group, first, taken))
+                if taken == len(keys):
+                    continue
+                rest = group.events(taken)
             else:
-                ledger_rows.append((key, ev.source, at))
-                if kind == "item_completed" or kind == "item_started":
-                    self._write_item(conn, ev, at, final=kind == "item_completed")
-                    if ev.usage is not None:
-                        self._merge_extra(conn, ev)
-                elif kind in ("turn_started", "turn_completed", "usage", "error"):
-                    self._write_turn(conn, ev, at)
-                elif kind == "thread":
-                    conn.execute(
-                        "UPDATE threads SET title = coalesce(?, title), cwd = coalesce(?, cwd), "
-                        "created_at_ms = coalesce(created_at_ms, ?) WHERE thread_id = ?",
-                        (ev.title, ev.cwd, ev.emitted_at_ms, ev.thread_id),
+                rest = (entry,)
+            for ev in rest:  # one at a time: every other event, and what a group left
+                key = ev.key
+                if ev.kind == "delta" and key not in held:  # the bulk of a stream: new deltas, decided inline
+                    source = ev.source
+                    held[key] = source
+                    accepted_deltas += 1
+                    thread_id = ev.thread_id
+                    sources = touched.get(thread_id)
+                    if sources is None:
+                        self._ensure_thread(conn, ev, at)
+                        sources = touched[thread_id] = set()
+                    sources.add(source)
+                    one = (thread_id, ev.item_id)
+                    current = delta_ord.get(one)  # type: ignore[arg-type]
+                    if current is None:
+                        seq = self._next_delta(conn, ev, at)
+                    else:
+                        seq = delta_ord[one] = current + 1  # type: ignore[index]
+                    add_delta(ev, seq)
+                    applied.append(Applied(ev, ACCEPTED.get(source) or Outcome("accepted", source, None), seq))
+                    continue
+                item = ev.item
+                if item is not None and item.type == "userMessage" and ev.turn_id and ev.item_id:
+                    ev = self._join_prompt(conn, ev, at)  # the baseline's prompt and the stream's userMessage: one item
+                    key = ev.key
+                stored = held.get(key)
+                outcome = ledger.decide(key, ev.source)
+                decision = outcome.decision
+                counts[decision] += 1
+                if decision != "accepted" or ev.kind in LOGGED_WHEN_ACCEPTED:  # the rest is counted, not logged
+                    decisions.append(
+                        (at, key, decision, ev.source, stored, outcome.chosen_source, outcome.replaced_source, pref)
                     )
-            applied.append(Applied(ev, outcome, seq))
+                if decision == "duplicate":
+                    continue
+                if ev.thread_id not in touched:
+                    self._ensure_thread(conn, ev, at)
+                    touched[ev.thread_id] = set()
+                touched[ev.thread_id].add(ev.source)
+                if decision == "dropped":
+                    if ev.kind == "item_completed" and ev.item_id:
+                        self._mark_seen(conn, ev, at)
+                    if ev.usage is not None and ev.item is not None and ev.item_id:
+                        self._merge_extra(conn, ev)  # what only the losing source knows still counts
+                    continue
+                seq = 0
+                kind = ev.kind
+                if kind == "delta":  # a delta another source held: keep this copy too
+                    seq = self._next_delta(conn, ev, at)
+                    add_delta(ev, seq)
+                else:
+                    ledger_rows.append((key, ev.source, at))
+                    if kind == "item_completed" or kind == "item_started":
+                        self._write_item(conn, ev, at, final=kind == "item_completed")
+                        if ev.usage is not None:
+                            self._merge_extra(conn, ev)
+                    elif kind in ("turn_started", "turn_completed", "usage", "error"):
+                        self._write_turn(conn, ev, at)
+                    elif kind == "thread":
+                        conn.execute(
+                            "UPDATE threads SET title = coalesce(?, title), cwd = coalesce(?, cwd), "
+                            "created_at_ms = coalesce(created_at_ms, ?) WHERE thread_id = ?",
+                            (ev.title, ev.cwd, ev.emitted_at_ms, ev.thread_id),
+                        )
+                applied.append(Applied(ev, outcome, seq))
         counts["accepted"] += accepted_deltas
         if runs:
             conn.executemany(
