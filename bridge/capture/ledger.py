@@ -148,10 +148,14 @@ class Ledger:
         threads: set[str] = set()
         items: set[tuple[str, str]] = set()
         deltas = DELTA_METHODS
+        run = "\0"  # the deltas of an item come in runs whose keys share ``METHOD|T|I|``: one split a run
         for key in old:
+            if key.startswith(run):
+                continue
             parts = key.split("|", 3)
             if parts[0] in deltas:
                 items.add((parts[1], parts[2]))
+                run = key[: len(key) - len(parts[3])]
             else:
                 threads.add(parts[1])
         return Forgotten(threads, items)

@@ -319,6 +319,12 @@ class CapturePipeline:
         append, lag = events.append, self.lags_ms.append
         delta_decoders = DELTA_DECODERS
         group: DeltaGroup | None = None
+        # the current group's ids and list appends, as locals: the loop below runs once per delta
+        g_method = g_thread = g_turn = g_item = prefix = ""
+        add_key: Callable[[str], None]  # bound when the first group is made
+        add_emitted: Callable[[int | None], None]
+        add_digest: Callable[[str], None]
+        add_text: Callable[[str], None]
         for kind, batch in work:
             if kind == "events":
                 events.extend(batch)
@@ -337,19 +343,27 @@ class CapturePipeline:
                         d = None  # normalize, below, reports it as a parser error
                     if d is not None:
                         thread_id, turn_id, item_id, text = d.thread_id, d.turn_id, d.item_id, d.delta
-                        if group is None or not group.same_run(method, thread_id, turn_id, item_id):
+                        if (
+                            group is None or item_id != g_item or thread_id != g_thread or method != g_method
+                            or turn_id != g_turn
+                        ):  # fmt: skip
                             group = DeltaGroup(method, thread_id, turn_id, item_id)
                             append(group)
+                            g_method, g_thread, g_turn, g_item, prefix = method, thread_id, turn_id, item_id, (
+                                group.key_prefix
+                            )
+                            add_key, add_emitted = group.keys.append, group.emitted.append
+                            add_digest, add_text = group.digests.append, group.texts.append
                         data = text.encode()
                         digest = "%08x%x" % (_crc32(data), len(data))  # noqa: UP031 (ledger.text_hash, inlined)
-                        group.keys.append(
-                            group.key_prefix + ("" if emitted is None else "%d" % emitted) + "|" + digest  # noqa: UP031
-                        )
-                        group.emitted.append(emitted)
-                        group.digests.append(digest)
-                        group.texts.append(redact_text(text))
-                        if emitted is not None:
+                        if emitted is None:
+                            add_key(prefix + "|" + digest)
+                        else:
+                            add_key("%s%d|%s" % (prefix, emitted, digest))  # noqa: UP031 (ledger.delta_key)
                             lag(now - emitted if now > emitted else 0)
+                        add_emitted(emitted)
+                        add_digest(digest)
+                        add_text(redact_text(text))
                         continue
                 try:
                     event = normalize(method, frame.params, emitted)

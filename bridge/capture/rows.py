@@ -59,7 +59,11 @@ class DeltaRun:
         else:
             texts, emitted, digests = group.texts[:count], group.emitted[:count], group.digests[:count]
         self.texts.extend(texts)
-        self.idents.extend([(-1 if at is None else at, digest) for at, digest in zip(emitted, digests, strict=True)])
+        if None in emitted:
+            pairs = zip(emitted, digests, strict=True)
+            self.idents.extend([(-1 if at is None else at, digest) for at, digest in pairs])
+        else:  # the usual case: pairs made in C, no Python step per delta
+            self.idents.extend(zip(emitted, digests, strict=True))  # type: ignore[arg-type]
 
     def row(self, at: int) -> tuple[Any, ...]:
         return (self.thread_id, self.item_id, self.first, self.last, self.method, "".join(self.texts),
