@@ -52,10 +52,20 @@ def write(data: bytes) -> None:
             view = view[os.write(1, view) :]
 
 
-def stream(total: int, deltas: int, rate: float, stamps_path: str | None) -> None:
+def prebuild(total: int, deltas: int) -> list[bytes]:
+    """The whole stream as the writes it will take (``--prebuilt``), built before anything is timed."""
+    lines = list(frames(total, deltas))
+    return [b"\n".join(lines[i : i + BATCH]) + b"\n" for i in range(0, len(lines), BATCH)]
+
+
+def stream(total: int, deltas: int, rate: float, stamps_path: str | None, built: list[bytes] | None = None) -> None:
     lines = frames(total, deltas)
     stamps = array("q")
-    if rate <= 0:
+    if built is not None:
+        for data in built:
+            stamps.extend([time.monotonic_ns()] * (data.count(b"\n")))
+            write(data)
+    elif rate <= 0:
         batch: list[bytes] = []
         for line in lines:
             batch.append(line)
@@ -139,7 +149,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0)
     parser.add_argument("--stamps", help="save each frame's write time (ns) here once the stream is written")
     parser.add_argument("--thread-items", type=int, default=0)
+    parser.add_argument("--prebuilt", action="store_true", help="build every frame before answering initialize")
     args, _ = parser.parse_known_args()  # codex's own arguments (app-server …) are ignored
+    built = prebuild(args.frames, args.deltas) if args.prebuilt and args.frames else None
     hydration = Hydration(args.thread_items) if args.thread_items else None
     streamer: threading.Thread | None = None
     for raw in sys.stdin.buffer:
@@ -158,8 +170,9 @@ def main() -> None:
         elif method == "thread/start":
             result = {"thread": {"id": "bench-thread-0", "turns": []}, "model": "gpt-5.1-codex"}
             if streamer is None and args.frames:
-                streamer = threading.Thread(target=stream, args=(args.frames, args.deltas, args.rate, args.stamps),
-                                            daemon=True)  # fmt: skip
+                streamer = threading.Thread(
+                    target=stream, args=(args.frames, args.deltas, args.rate, args.stamps, built), daemon=True
+                )
         elif hydration is not None and method == "thread/resume":
             result = hydration.resume()
         elif hydration is not None and method == "thread/read":
