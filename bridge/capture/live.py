@@ -5,15 +5,16 @@ Every accepted capture event becomes one ``session:live:event`` notification
 struct and encoding it cost ~3 µs an event on the capture thread, the busiest
 thread of the bridge. Here the fields that a run of events share (thread, turn,
 item, method, source, and a delta payload's head) are encoded once per run,
-and each event adds only its own values. What comes out is the message
-without its closing ``,"seq":N}}``: the notifier numbers it
-(:meth:`bridge.host.notify.Notifier.emit_heads`). The bytes are the same as
-msgspec's encoding of the struct, field for field (``tests/capture/test_live.py``).
+and each event adds only its own values, its ``seq`` among them: the messages are
+built under the notifier's lock (:meth:`bridge.host.notify.Notifier.emit_built`), so
+each is formatted once. The bytes are the same as msgspec's encoding of the struct,
+field for field (``tests/capture/test_live.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import count
 from typing import Any
 
 import msgspec
@@ -28,16 +29,17 @@ _decode = msgspec.json.decode
 
 METHOD = "session:live:event"
 _NOTHING: Any = object()  # differs from every id, None included
-# prefix, sequenceId, receivedAtIso + emittedAtMs's name, emittedAtMs, key, then the payload
-_DELTA = b'%s%d%s%s,"key":%s,"payload":%s%s}'
-_OTHER = b'%s%d%s%s,"key":%s,"payload":%s'
+# prefix, sequenceId, receivedAtIso + emittedAtMs's name, emittedAtMs, key, the payload, seq
+_DELTA = b'%s%d%s%s,"key":%s,"payload":%s%s},"seq":%d}}'
+_OTHER = b'%s%d%s%s,"key":%s,"payload":%s,"seq":%d}}'
 _STREAM = _enc(STREAM)
 _HEAD = b'{"jsonrpc":"2.0","method":"session:live:event","params":{"type":"SessionDelta","threadId":'
 
 
-def live_heads(applied: Sequence[Applied | AppliedDeltas], received_at_iso: str) -> list[bytes]:
-    """Each accepted event's notification, up to (not including) its ``seq``."""
+def live_messages(applied: Sequence[Applied | AppliedDeltas], received_at_iso: str, first_seq: int) -> list[bytes]:
+    """Each accepted event's notification, numbered from ``first_seq`` (:meth:`Notifier.emit_built`)."""
     out: list[bytes] = []
+    seqs = count(first_seq)
     append = out.append
     received = b',"receivedAtIso":' + _enc(received_at_iso) + b',"emittedAtMs":'
     thread = turn = item = method = source = _NOTHING  # what the current prefix was built for
@@ -49,13 +51,13 @@ def live_heads(applied: Sequence[Applied | AppliedDeltas], received_at_iso: str)
             ids = _enc(group.thread_id) + b',"turnId":' + _enc(group.turn_id) + b',"itemId":' + _enc(group.item_id)
             head = _HEAD + ids + b',"eventType":' + _enc(group.method) + b',"source":' + _STREAM + b',"sequenceId":'
             payload_head = b'{"threadId":' + ids + b',"delta":'
-            count = entry.count
-            for seq, at, key, text in zip(
-                range(entry.first, entry.first + count), group.emitted[:count], group.keys[:count],
-                group.texts[:count], strict=True,
+            taken = entry.count
+            for ordinal, at, key, text, seq in zip(  # seqs last: zip stops before it takes a number
+                range(entry.first, entry.first + taken), group.emitted[:taken], group.keys[:taken],
+                group.texts[:taken], seqs, strict=False,
             ):  # fmt: skip
-                append(_DELTA % (head, seq, received, b"null" if at is None else b"%d" % at, _enc(key),
-                                 payload_head, _enc(text)))  # fmt: skip
+                append(_DELTA % (head, ordinal, received, b"null" if at is None else b"%d" % at, _enc(key),
+                                 payload_head, _enc(text), seq))  # fmt: skip
             continue
         ev = entry.event
         if ev.item_id != item or ev.method != method or ev.thread_id != thread or ev.turn_id != turn or (
@@ -68,10 +70,10 @@ def live_heads(applied: Sequence[Applied | AppliedDeltas], received_at_iso: str)
         emitted = ev.emitted_at_ms
         if ev.payload is None and ev.kind == "delta":  # one format for the whole message: the hot path
             append(_DELTA % (prefix, entry.sequence_id, received, b"null" if emitted is None else b"%d" % emitted,
-                             _enc(ev.key), delta_head, _enc(ev.delta)))  # fmt: skip
+                             _enc(ev.key), delta_head, _enc(ev.delta), next(seqs)))  # fmt: skip
         else:
             append(_OTHER % (prefix, entry.sequence_id, received, b"null" if emitted is None else b"%d" % emitted,
-                             _enc(ev.key), _enc(payload_of(ev))))  # fmt: skip
+                             _enc(ev.key), _enc(payload_of(ev)), next(seqs)))  # fmt: skip
     return out
 
 

@@ -31,7 +31,7 @@ import msgspec
 from bridge.capture.delta_group import AppliedDeltas, DeltaGroup
 from bridge.capture.events import STREAM, CaptureEvent
 from bridge.capture.hold import DEFAULT_LIMIT_BYTES, Gap, HoldQueue
-from bridge.capture.live import METHOD, live_heads
+from bridge.capture.live import METHOD, live_messages
 from bridge.capture.normalize import DELTA_DECODERS, NormalizeError, normalize
 from bridge.capture.rows import Applied
 from bridge.capture.store import CaptureStore
@@ -108,14 +108,14 @@ class CapturePipeline:
         store: CaptureStore,
         emit: Emit,
         stream_enabled: Callable[[], bool],
-        emit_heads: Callable[[list[bytes]], None] | None = None,
+        emit_built: Callable[[Callable[[int], list[bytes]]], None] | None = None,
         hold_limit_bytes: int = DEFAULT_LIMIT_BYTES,
     ) -> None:
         self.store = store
         self._emit = emit
-        # the notifier's emit_heads numbers live events built as bytes; without it each goes through emit
-        self._emit_heads = emit_heads or (
-            lambda heads: [emit(METHOD, _decode(h + b"}}")["params"]) for h in heads] and None
+        # the notifier's emit_built numbers live events built as bytes; without it each goes through emit
+        self._emit_built = emit_built or (
+            lambda build: [emit(METHOD, _decode(message)["params"]) for message in build(1)] and None
         )
         self._stream_enabled = stream_enabled
         self._queue: list[tuple[str, Any]] = []
@@ -389,7 +389,8 @@ class CapturePipeline:
             return
         if any(isinstance(entry, AppliedDeltas) or entry.event.source == STREAM for entry in applied):
             self.last_stream_event_at = time.monotonic()
-        self._emit_heads(live_heads(applied, now_iso()))
+        received = now_iso()
+        self._emit_built(lambda first: live_messages(applied, received, first))
 
     # -------------------------------------------------------------- metrics
     def lag_percentiles(self) -> tuple[int | None, int | None]:

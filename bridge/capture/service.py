@@ -28,13 +28,13 @@ class CaptureService:
         db: Database,
         emit: Emit,
         *,
-        emit_heads: Callable[[list[bytes]], None] | None = None,
+        emit_built: Callable[[Callable[[int], list[bytes]]], None] | None = None,
         preferred_source: str,
         stream_enabled: Callable[[], bool],
         retention_days: Callable[[], int],
     ) -> None:
         self.store = CaptureStore(db, preferred_source)
-        self.pipeline = CapturePipeline(self.store, emit, stream_enabled, emit_heads)
+        self.pipeline = CapturePipeline(self.store, emit, stream_enabled, emit_built)
         self._retention_days = retention_days
         self.retention_hooks: list[Callable[[int], object]] = []
 

@@ -62,17 +62,18 @@ class Notifier:
                 self._sink(data)
         return seq
 
-    def emit_heads(self, heads: list[bytes]) -> None:
-        """Send a burst of notifications built as bytes up to their ``seq`` (the stream's hot path).
+    def emit_built(self, build: Callable[[int], list[bytes]]) -> None:
+        """Send a burst of whole messages that ``build(first_seq)`` encodes (the stream's hot path).
 
-        Each head is a whole message but for its closing ``,"seq":N}}`` (:mod:`bridge.capture.live`):
-        numbering it is all that is left, under the lock, so the wire order is the seq order.
+        ``build`` runs under the lock, so the ``seq`` it writes into message ``i`` (``first_seq + i``)
+        is the one it gets and the wire order is the seq order; it must be quick and must not emit.
+        Encoding each message once, with its number in it, saves a copy of every live event.
         """
-        if not heads:
-            return
         with self._lock:
             first = self._seq + 1
-            encoded = [b'%s,"seq":%d}}' % (head, seq) for seq, head in enumerate(heads, first)]
+            encoded = build(first)
+            if not encoded:
+                return
             self._held.extend(encoded)
             self._seq = first + len(encoded) - 1
             if self._batch_sink is not None:

@@ -58,7 +58,7 @@ async def _start_capture(app: App, tg: TaskGroup) -> None:
     app.capture = CaptureService(
         app.db,
         app.notifier.emit,
-        emit_heads=app.notifier.emit_heads,
+        emit_built=app.notifier.emit_built,
         preferred_source=config.current.dedup.completed_content_source,
         stream_enabled=lambda: config.current.stream_enrichment_enabled and not config.current.stream_kill_switch,
         retention_days=lambda: config.current.retention_days,

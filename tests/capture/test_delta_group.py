@@ -19,7 +19,7 @@ import pytest
 from bridge.capture import store as store_module
 from bridge.capture.delta_group import AppliedDeltas, DeltaGroup
 from bridge.capture.ledger import Ledger, delta_key, text_hash
-from bridge.capture.live import live_heads
+from bridge.capture.live import live_messages
 from bridge.capture.normalize import NormalizeError, normalize
 from bridge.capture.pipeline import CapturePipeline
 from bridge.capture.rows import Applied
@@ -73,7 +73,7 @@ def by_groups(directory: Path, batches: list[list[Note]], capacity: int | None) 
     heads: list[bytes] = []
     for batch in batches:
         applied, _ = pipeline._process([("stream", batch)])
-        heads += live_heads(applied, AT)
+        heads += live_messages(applied, AT, len(heads) + 1)
     return heads, store
 
 
@@ -93,7 +93,7 @@ def one_at_a_time(directory: Path, batches: list[list[Note]], capacity: int | No
             if ev is not None:
                 events.append(ev)
         applied: list[Applied] = store.apply(events) if events else []
-        heads += live_heads(applied, AT)
+        heads += live_messages(applied, AT, len(heads) + 1)
     return heads, store
 
 

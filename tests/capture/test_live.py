@@ -17,7 +17,7 @@ import msgspec
 
 from bridge.capture.events import CaptureEvent
 from bridge.capture.ledger import Outcome
-from bridge.capture.live import live_heads, payload_of
+from bridge.capture.live import live_messages, payload_of
 from bridge.capture.rows import Applied
 from bridge.capture.store import CaptureStore
 from bridge.host.notify import Notifier
@@ -44,7 +44,7 @@ def numbered(applied: list[Applied]) -> list[bytes]:
     out: list[bytes] = []
     notifier = Notifier()
     notifier.attach(out.append, out.extend)
-    notifier.emit_heads(live_heads(applied, RECEIVED))
+    notifier.emit_built(lambda first: live_messages(applied, RECEIVED, first))
     return out
 
 

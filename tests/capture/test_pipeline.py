@@ -32,7 +32,7 @@ async def run_pipeline(
     notifier.attach(sink)
     tmp_path.mkdir(parents=True, exist_ok=True)
     pipeline = CapturePipeline(
-        CaptureStore(Database(tmp_path / "c.db")), notifier.emit, lambda: enabled, notifier.emit_heads
+        CaptureStore(Database(tmp_path / "c.db")), notifier.emit, lambda: enabled, notifier.emit_built
     )
     async with anyio.create_task_group() as tg:
         tg.start_soon(pipeline.run)
@@ -133,7 +133,7 @@ async def test_a_backlog_is_committed_in_bounded_transactions_in_order(
     notifier.attach(lambda data: None)
     (tmp_path / "b").mkdir()
     pipeline = CapturePipeline(
-        CaptureStore(Database(tmp_path / "b" / "c.db")), notifier.emit, lambda: True, notifier.emit_heads
+        CaptureStore(Database(tmp_path / "b" / "c.db")), notifier.emit, lambda: True, notifier.emit_built
     )
     for frame in frames:  # one entry a frame, all queued before the pipeline runs
         pipeline.feed([frame])

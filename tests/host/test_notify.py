@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bridge.host.notify import Notifier
@@ -31,18 +32,23 @@ def test_since_returns_the_missing_tail_or_none_when_gone() -> None:
 
 
 def test_bursts_and_single_messages_share_one_numbering_and_one_catch_up() -> None:
-    """The stream's bursts (heads numbered here) and other notifications interleave: the wire and
+    """The stream's bursts (built with the numbers handed out here) and other notifications interleave: the wire and
     ``since`` see one gap-free seq, and a host that fell behind the kept window is told so."""
     import json
 
     wire: list[bytes] = []
     notifier = Notifier(keep=4)
     notifier.attach(wire.append, wire.extend)
-    head = b'{"jsonrpc":"2.0","method":"session:live:event","params":{"n":%d'
+    message = b'{"jsonrpc":"2.0","method":"session:live:event","params":{"n":%d,"seq":%d}}'
+
+    def burst(*ns: int) -> Callable[[int], list[bytes]]:
+        return lambda first: [message % (n, seq) for seq, n in enumerate(ns, first)]
+
     notifier.emit("m", {"n": 0})
-    notifier.emit_heads([head % 1, head % 2, head % 3])
+    notifier.emit_built(burst(1, 2, 3))
     notifier.emit("m", {"n": 4})
-    notifier.emit_heads([head % 5])
+    notifier.emit_built(burst(5))
+    notifier.emit_built(burst())  # nothing to send: no number is used
     sent = [json.loads(data) for data in wire]
     assert [(m["params"]["n"], m["params"]["seq"]) for m in sent] == [(n, n + 1) for n in range(6)]
     assert notifier.last_seq == 6
