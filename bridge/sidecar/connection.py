@@ -78,9 +78,9 @@ class SpawnedConnection:
         self.pid: int | None = proc.pid
         self.where = proc.spec.binary
         self.stderr: StderrRing | None = proc.stderr
-        stdout = proc.process.stdout
-        assert stdout is not None
-        self.transport: FrameTransport = JsonlTransport(stdout, proc.process.stdin, max_frame_bytes=max_frame_bytes)
+        self.transport: FrameTransport = JsonlTransport(
+            proc.stdout, proc.process.stdin, max_frame_bytes=max_frame_bytes
+        )
 
     @classmethod
     async def spawn(cls, spec: SpawnSpec, *, max_frame_bytes: int) -> SpawnedConnection:

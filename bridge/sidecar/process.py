@@ -25,6 +25,7 @@ from anyio.abc import ByteReceiveStream, Process
 from bridge import errors
 from bridge.errors import BridgeError
 from bridge.redact import redact_text
+from bridge.sidecar.pipe import PipeReader, stdout_pipe
 
 ENV_CODEX_BIN = "CAPTURE_BRIDGE_CODEX_BIN"
 STDERR_LINES = 200
@@ -148,9 +149,10 @@ def build_spec(
 class SidecarProcess:
     """One running codex app-server process (the leader of its own process group)."""
 
-    def __init__(self, process: Process, spec: SpawnSpec) -> None:
+    def __init__(self, process: Process, spec: SpawnSpec, stdout: ByteReceiveStream) -> None:
         self.process = process
         self.spec = spec
+        self.stdout = stdout  # codex's frames (bridge.sidecar.pipe: read straight from the pipe)
         self.pid = process.pid
         self.pgid = process.pid
         self.stderr = StderrRing()
@@ -158,23 +160,27 @@ class SidecarProcess:
 
     @classmethod
     async def spawn(cls, spec: SpawnSpec) -> SidecarProcess:
+        read_fd, write_fd = stdout_pipe()
         try:
             process = await anyio.open_process(
                 spec.argv,
                 stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
+                stdout=write_fd,
                 stderr=subprocess.PIPE,
                 env=dict(spec.env),
                 start_new_session=True,
             )
         except OSError as exc:
+            os.close(read_fd)
             raise BridgeError(
                 errors.SIDECAR_SPAWN_FAILED,
                 f"Could not start the codex binary {spec.binary}: {exc.strerror or exc}. "
                 "Check the binary's presence and permissions.",
                 path=spec.binary,
             ) from exc
-        return cls(process, spec)
+        finally:
+            os.close(write_fd)  # the child holds its copy: codex's exit is then the reader's end of stream
+        return cls(process, spec, PipeReader(read_fd))
 
     @property
     def returncode(self) -> int | None:
@@ -228,7 +234,7 @@ class SidecarProcess:
         return code if code is not None else self.process.returncode
 
     async def _close_pipes(self) -> None:
-        for stream in (self.process.stdout, self.process.stderr):
+        for stream in (self.stdout, self.process.stderr):
             if stream is not None:
                 with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
                     await stream.aclose()
