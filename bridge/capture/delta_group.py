@@ -22,6 +22,7 @@ import zlib
 
 from bridge.capture.events import STREAM, CaptureEvent
 from bridge.capture.ledger import Outcome
+from bridge.redact import redact_text, text_may_hold_secrets
 
 _crc32 = zlib.crc32
 
@@ -38,7 +39,7 @@ class DeltaGroup:
         self.item_id = item_id
         self.key_prefix = f"{method}|{thread_id}|{item_id}|"
         self.emitted: list[int | None] = []
-        self.texts: list[str] = []  # redacted
+        self.texts: list[str] = []  # redacted once the run is complete (mask)
         self.digests: list[str] = []  # of the text as codex sent it (part of the key)
         self.keys: list[str] = []
 
@@ -52,6 +53,16 @@ class DeltaGroup:
             and method == self.method
             and (turn_id == self.turn_id)
         )
+
+    def mask(self) -> None:
+        """Redact the texts, each on its own (as the per-event path does), when any of them may need it.
+
+        One scan of the run's joined text replaces a check per delta: a run of plain text (nearly
+        every one) is left as it is.
+        """
+        texts = self.texts
+        if text_may_hold_secrets("".join(texts)):
+            self.texts = [redact_text(text) for text in texts]
 
     def event(self, index: int) -> CaptureEvent:
         """Delta ``index`` as the per-event path has it (:func:`~bridge.capture.normalize.normalize`)."""

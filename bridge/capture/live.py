@@ -31,6 +31,7 @@ METHOD = "session:live:event"
 _NOTHING: Any = object()  # differs from every id, None included
 # prefix, sequenceId, receivedAtIso + emittedAtMs's name, emittedAtMs, key, the payload, seq
 _DELTA = b'%s%d%s%s,"key":%s,"payload":%s%s},"seq":%d}}'
+_DELTA_AT = b'%s%d%s%d,"key":%s,"payload":%s%s},"seq":%d}}'  # the same, emittedAtMs formatted in place
 _OTHER = b'%s%d%s%s,"key":%s,"payload":%s,"seq":%d}}'
 _STREAM = _enc(STREAM)
 _HEAD = b'{"jsonrpc":"2.0","method":"session:live:event","params":{"type":"SessionDelta","threadId":'
@@ -56,8 +57,10 @@ def live_messages(applied: Sequence[Applied | AppliedDeltas], received_at_iso: s
                 range(entry.first, entry.first + taken), group.emitted[:taken], group.keys[:taken],
                 group.texts[:taken], seqs, strict=False,
             ):  # fmt: skip
-                append(_DELTA % (head, ordinal, received, b"null" if at is None else b"%d" % at, _enc(key),
-                                 payload_head, _enc(text), seq))  # fmt: skip
+                if at is None:
+                    append(_DELTA % (head, ordinal, received, b"null", _enc(key), payload_head, _enc(text), seq))
+                else:
+                    append(_DELTA_AT % (head, ordinal, received, at, _enc(key), payload_head, _enc(text), seq))
             continue
         ev = entry.event
         if ev.item_id != item or ev.method != method or ev.thread_id != thread or ev.turn_id != turn or (

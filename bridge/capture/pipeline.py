@@ -363,7 +363,7 @@ class CapturePipeline:
                             lag(now - emitted if now > emitted else 0)
                         add_emitted(emitted)
                         add_digest(digest)
-                        add_text(redact_text(text))
+                        add_text(text)  # redacted with the rest of its run, below
                         continue
                 try:
                     event = normalize(method, frame.params, emitted)
@@ -382,6 +382,9 @@ class CapturePipeline:
                         lag(now - emitted if now > emitted else 0)
         if not events:
             return [], problems
+        for entry in events:
+            if isinstance(entry, DeltaGroup):
+                entry.mask()
         return self.store.apply(events), problems
 
     def _publish(self, applied: list[Applied | AppliedDeltas]) -> None:

@@ -168,8 +168,8 @@ class RpcClient:
             valid = self.last_frame_valid
             if self._taps:
                 self._tap_batch(frames)
+            counters.frames += len(frames)
             for raw in frames:
-                counters.frames += 1
                 if type(raw) is Oversized:
                     counters.oversized_frames += 1
                     valid = False

@@ -119,9 +119,11 @@ class CodexSession:
     def on_notes(self, gen: Generation, batch: list[Envelope]) -> bool:
         """Keep track of the account notifications in ``batch``; whether what codex reported changed."""
         changed = False
-        for env in batch:
+        decoders = self._note_decoders
+        for env in batch:  # once per frame of the stream: one dict lookup each
             method = env.method
-            if method is not None and method.startswith("account/") and method in self._note_decoders:
+            if method in decoders:
+                assert method is not None
                 changed = self.on_account_note(gen, method, env) or changed
         return changed
 

@@ -24,6 +24,7 @@ from bridge.capture.normalize import NormalizeError, normalize
 from bridge.capture.pipeline import CapturePipeline
 from bridge.capture.rows import Applied
 from bridge.capture.store import CaptureStore
+from bridge.redact import register_secret
 from bridge.store.db import Database
 from tests.capture.reference import Note, notifications
 
@@ -140,6 +141,21 @@ def test_interleaved_items_kinds_and_unseen_items_keep_arrival_order(tmp_path: P
         ]
     ]  # fmt: skip
     assert_same(tmp_path, batches)
+
+
+def test_secrets_in_deltas_are_masked_as_one_at_a_time_would(tmp_path: Path) -> None:
+    """A run is scanned once; when anything in it may be a secret, every delta is redacted on its own."""
+    register_secret("registered-secret-value-42")
+    key = "sk-" + "A1b2C3d4E5f6G7h8I9j0KlMn"
+    batches = [
+        [started("m", 1), delta("m", "plain ", 2), delta("m", f"key {key} here", 3), delta("m", "more", 4)],
+        [delta("m", "s", 5), delta("m", "k-abc", 6)],  # a pattern across two deltas: each alone is plain
+        [delta("m", "x registered-secret-value-42 y", 7), delta("m", "Bearer abcdefghijklmnopqrstuvwxyz012345", 8)],
+        [delta("m", "see https://example.invalid/path", 9)],  # scanned, nothing to mask
+    ]
+    heads = b"".join(assert_same(tmp_path, batches))
+    assert key.encode() not in heads and b"registered-secret-value-42" not in heads
+    assert b"abcdefghijklmnopqrstuvwxyz012345" not in heads
 
 
 def test_a_ledger_that_forgets_still_finds_stored_deltas(tmp_path: Path) -> None:
