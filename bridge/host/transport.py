@@ -33,6 +33,7 @@ from anyio.lowlevel import EventLoopToken, current_token
 
 from bridge.framing import Framing, encode
 from bridge.host.early import EarlyInput
+from bridge.platform.pipes import enlarge_pipe
 
 log = logging.getLogger("bridge.transport")
 
@@ -103,6 +104,7 @@ class OutputWriter:
 
     def __init__(self, fd: int, max_pending: int | None = None) -> None:
         self.fd = fd
+        enlarge_pipe(fd)  # a burst of live events in one write, where the system allows it
         self.framing: Framing | None = None
         self.broken = False
         self.max_pending = MAX_PENDING_BYTES if max_pending is None else max_pending

@@ -12,23 +12,18 @@ codex writes into a pipe the bridge made, enlarged where the system allows it
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 
 import anyio
 from anyio.abc import ByteReceiveStream
 
-PIPE_BYTES = 1 << 20  # what codex may write ahead of the reader (Linux's default is 64 KiB)
+from bridge.platform.pipes import enlarge_pipe
 
 
 def stdout_pipe() -> tuple[int, int]:
     """A pipe for codex's stdout: (read end for the bridge, write end for the child)."""
     read_fd, write_fd = os.pipe()
-    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only; elsewhere the default size stays
-    if set_size is not None:
-        with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size for this user: keep the default
-            fcntl.fcntl(read_fd, set_size, PIPE_BYTES)
+    enlarge_pipe(read_fd)  # what codex may write ahead of the reader (Linux's default is 64 KiB)
     os.set_inheritable(read_fd, False)
     return read_fd, write_fd
 

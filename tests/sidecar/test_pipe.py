@@ -9,7 +9,8 @@ import sys
 import anyio
 import pytest
 
-from bridge.sidecar.pipe import PIPE_BYTES, PipeReader, stdout_pipe
+from bridge.platform.pipes import PIPE_BYTES
+from bridge.sidecar.pipe import PipeReader, stdout_pipe
 
 
 async def test_what_codex_wrote_is_read_at_once_and_its_exit_ends_the_stream() -> None:
