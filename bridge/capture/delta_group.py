@@ -18,13 +18,9 @@ item whose start was never seen, the baseline's events.
 
 from __future__ import annotations
 
-import zlib
-
 from bridge.capture.events import STREAM, CaptureEvent
 from bridge.capture.ledger import Outcome
 from bridge.redact import redact_text, text_may_hold_secrets
-
-_crc32 = zlib.crc32
 
 
 class DeltaGroup:
@@ -46,14 +42,6 @@ class DeltaGroup:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def same_run(self, method: str, thread_id: str, turn_id: str | None, item_id: str) -> bool:
-        return (
-            item_id == self.item_id
-            and thread_id == self.thread_id
-            and method == self.method
-            and (turn_id == self.turn_id)
-        )
-
     def mask(self) -> None:
         """Redact the texts, each on its own (as the per-event path does), when any of them may need it.
 
@@ -73,12 +61,6 @@ class DeltaGroup:
 
     def events(self, start: int = 0) -> list[CaptureEvent]:
         return [self.event(i) for i in range(start, len(self.keys))]
-
-
-def digest_of(text: str) -> str:
-    """:func:`~bridge.capture.ledger.text_hash`, inlined where it is called per delta."""
-    data = text.encode()
-    return "%08x%x" % (_crc32(data), len(data))  # noqa: UP031 (the same format as text_hash)
 
 
 class AppliedDeltas:
