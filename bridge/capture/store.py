@@ -15,7 +15,7 @@ from typing import Any, overload
 
 import msgspec
 
-from bridge.capture import reads, upkeep
+from bridge.capture import reads, row_updates, upkeep
 from bridge.capture.decisions import replay_logged_decisions
 from bridge.capture.delta_group import AppliedDeltas, DeltaGroup
 from bridge.capture.events import OTEL, STREAM, CaptureEvent
@@ -193,9 +193,9 @@ class CaptureStore:
                 touched[ev.thread_id].add(ev.source)
                 if decision == "dropped":
                     if ev.kind == "item_completed" and ev.item_id:
-                        self._mark_seen(conn, ev, at)
+                        row_updates.mark_seen(conn, ev)
                     if ev.usage is not None and ev.item is not None and ev.item_id:
-                        self._merge_extra(conn, ev)  # what only the losing source knows still counts
+                        row_updates.merge_extra(conn, ev)  # what only the losing source knows still counts
                     continue
                 seq = 0
                 kind = ev.kind
@@ -207,7 +207,7 @@ class CaptureStore:
                     if kind == "item_completed" or kind == "item_started":
                         self._write_item(conn, ev, at, final=kind == "item_completed")
                         if ev.usage is not None:
-                            self._merge_extra(conn, ev)
+                            row_updates.merge_extra(conn, ev)
                     elif kind in ("turn_started", "turn_completed", "usage", "error"):
                         self._write_turn(conn, ev, at)
                     elif kind == "thread":
@@ -408,26 +408,6 @@ class CaptureStore:
             if row is not None:
                 self.ledger.remember(key, row[0])
 
-    @staticmethod
-    def _merge_extra(conn: sqlite3.Connection, ev: CaptureEvent) -> None:
-        """Merge what the baseline adds to an item (tool decision, duration…) into ``items.extra``."""
-        conn.execute(
-            "UPDATE items SET extra = json_patch(coalesce(extra, '{}'), ?) WHERE thread_id = ? AND item_id = ?",
-            (_encode(ev.usage).decode(), ev.thread_id, ev.item_id),
-        )
-
-    def _mark_seen(self, conn: sqlite3.Connection, ev: CaptureEvent, at: int) -> None:
-        """A copy that lost to the stored one still counts as seen by its source."""
-        row = conn.execute(
-            "SELECT seen_by FROM items WHERE thread_id = ? AND item_id = ?", (ev.thread_id, ev.item_id)
-        ).fetchone()
-        if row is not None:
-            seen = sorted(set(_decode(row[0])) | {ev.source})
-            conn.execute(
-                "UPDATE items SET seen_by = ? WHERE thread_id = ? AND item_id = ?",
-                (_encode(seen).decode(), ev.thread_id, ev.item_id),
-            )
-
     def _ensure_turn(self, conn: sqlite3.Connection, ev: CaptureEvent, at: int) -> None:
         assert ev.turn_id is not None
         ident = (ev.thread_id, ev.turn_id)
@@ -454,7 +434,7 @@ class CaptureStore:
                 (ev.turn_status or "completed", ev.turn_error, ev.emitted_at_ms or at, at, ev.thread_id, ev.turn_id),
             )
         elif ev.kind == "usage" and ev.source == OTEL:
-            self._add_baseline_usage(conn, ev, at)
+            row_updates.add_baseline_usage(conn, ev, at)
         elif ev.kind == "usage":
             usage = _encode(ev.usage).decode()
             conn.execute(  # the baseline's sums (usage.otel) survive the stream's update
@@ -468,26 +448,6 @@ class CaptureStore:
                 "UPDATE turns SET error = ?, last_event_at_ms = ? WHERE thread_id = ? AND turn_id = ?",
                 (ev.turn_error, at, ev.thread_id, ev.turn_id),
             )
-
-    @staticmethod
-    def _add_baseline_usage(conn: sqlite3.Connection, ev: CaptureEvent, at: int) -> None:
-        """Add one API request's counts (tokens, duration…) to the turn's ``usage.otel`` sums."""
-        row = conn.execute(
-            "SELECT usage FROM turns WHERE thread_id = ? AND turn_id = ?", (ev.thread_id, ev.turn_id)
-        ).fetchone()
-        if row is None:
-            return
-        usage = _decode(row[0]) if row[0] else {}
-        found = usage.get("otel")
-        sums: dict[str, Any] = found if isinstance(found, dict) else {}
-        for name, value in (ev.usage or {}).items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                sums[name] = sums.get(name, 0) + value
-        usage["otel"] = sums
-        conn.execute(
-            "UPDATE turns SET usage = ?, last_event_at_ms = ? WHERE thread_id = ? AND turn_id = ?",
-            (_encode(usage).decode(), at, ev.thread_id, ev.turn_id),
-        )
 
     def mark_incomplete(self, reason_at_ms: int | None = None, idle_before_ms: int | None = None) -> list[str]:
         """Mark turns still in progress as ``incomplete`` (all, or those silent since ``idle_before_ms``)."""
