@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from bridge.capture.delta_group import DeltaGroup
+from bridge.capture.delta_group import AppliedDeltas, DeltaGroup
 from bridge.capture.events import CaptureEvent
 from bridge.capture.ledger import Outcome
 
@@ -68,6 +68,30 @@ class DeltaRun:
     def row(self, at: int) -> tuple[Any, ...]:
         return (self.thread_id, self.item_id, self.first, self.last, self.method, "".join(self.texts),
                 _encode(self.idents).decode(), at)  # fmt: skip
+
+
+class TxBatch:
+    """What deciding one batch collects for its transaction: the applied events and the rows to write."""
+
+    __slots__ = ("accepted_deltas", "applied", "decisions", "ledger_rows", "open_runs", "runs", "touched")
+
+    def __init__(self) -> None:
+        self.applied: list[Applied | AppliedDeltas] = []
+        self.decisions: list[tuple[Any, ...]] = []
+        self.ledger_rows: list[tuple[str, str, int]] = []
+        self.runs: list[DeltaRun] = []  # deltas are written as runs per item and method, in arrival order
+        self.open_runs: dict[tuple[str, str | None], DeltaRun] = {}
+        self.touched: dict[str, set[str]] = {}  # thread -> the sources this batch saw of it
+        self.accepted_deltas = 0  # counted, not logged
+
+    def run_for(self, thread_id: str, item_id: str | None, method: str, first: int) -> DeltaRun:
+        """The item's open run of ``method`` deltas; a new one (starting at ordinal ``first``) otherwise."""
+        ident = (thread_id, item_id)
+        run = self.open_runs.get(ident)
+        if run is None or run.method != method:
+            run = self.open_runs[ident] = DeltaRun(thread_id, item_id, method, first)
+            self.runs.append(run)
+        return run
 
 
 class Applied(msgspec.Struct, gc=False):

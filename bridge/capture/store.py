@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any, overload
+from typing import overload
 
 import msgspec
 
@@ -22,7 +22,7 @@ from bridge.capture.events import OTEL, STREAM, CaptureEvent
 from bridge.capture.ledger import Ledger, Outcome, item_content_key
 from bridge.capture.reads import CapturedThread, DedupDecision, ThreadSummary
 from bridge.capture.recall import Recall, load_stored_keys
-from bridge.capture.rows import ACCEPTED, LOGGED_WHEN_ACCEPTED, Applied, DeltaRun, prompt_item_id
+from bridge.capture.rows import ACCEPTED, LOGGED_WHEN_ACCEPTED, Applied, TxBatch, prompt_item_id
 from bridge.clock import now_ms
 from bridge.store.db import Database
 
@@ -97,147 +97,143 @@ class CaptureStore:
     def _apply(
         self, conn: sqlite3.Connection, events: Sequence[CaptureEvent | DeltaGroup], at: int
     ) -> list[Applied | AppliedDeltas]:
-        ledger = self.ledger
-        held = ledger.held
-        load_stored_keys(conn, ledger, self._recall, events)
-        applied: list[Applied | AppliedDeltas] = []
-        decisions: list[tuple[Any, ...]] = []
-        ledger_rows: list[tuple[str, str, int]] = []
-        runs: list[DeltaRun] = []  # deltas are written as runs per item and method
-        open_runs: dict[tuple[str, str | None], DeltaRun] = {}
-
-        def add_delta(ev: CaptureEvent, seq: int) -> None:
-            ident = (ev.thread_id, ev.item_id)
-            run = open_runs.get(ident)
-            if run is None or run.method != ev.method:
-                run = open_runs[ident] = DeltaRun(ev.thread_id, ev.item_id, ev.method, seq)
-                runs.append(run)
-            run.add(seq, ev)
-
-        touched: dict[str, set[str]] = {}
-        pref = ledger.preferred_source
-        counts = self.counts
-        delta_ord = self._delta_ord
-        accepted_deltas = 0
+        load_stored_keys(conn, self.ledger, self._recall, events)
+        batch = TxBatch()
         for entry in events:
             rest: Sequence[CaptureEvent] | tuple[CaptureEvent]
-            if isinstance(entry, DeltaGroup):  # a run of the stream's deltas: new keys are taken in one go
-                group, keys = entry, entry.keys
-                taken = 0
-                for key in keys:
-                    if key in held:
-                        break  # from here on, one at a time: the ledger decides
-                    held[key] = STREAM
-                    taken += 1
-                if taken:
-                    thread_id, item_id = group.thread_id, group.item_id
-                    sources = touched.get(thread_id)
-                    if sources is None:
-                        self._ensure_thread(conn, group.event(0), at)
-                        sources = touched[thread_id] = set()
-                    sources.add(STREAM)
-                    ident = (thread_id, item_id)
-                    current = delta_ord.get(ident)
-                    first = self._next_delta(conn, group.event(0), at) if current is None else current + 1
-                    last = delta_ord[ident] = first + taken - 1
-                    run = open_runs.get(ident)
-                    if run is None or run.method != group.method:
-                        run = open_runs[ident] = DeltaRun(thread_id, item_id, group.method, first)
-                        runs.append(run)
-                    run.add_group(last, group, taken)
-                    accepted_deltas += taken
-                    applied.append(AppliedDeltas(group, first, taken))
-                if taken == len(keys):
+            if isinstance(entry, DeltaGroup):  # a run of the stream's deltas: its new keys are taken in one go
+                taken = self._take_run(conn, batch, entry, at)
+                if taken == len(entry.keys):
                     continue
-                rest = group.events(taken)
+                rest = entry.events(taken)  # from the first key the ledger holds on, one at a time
             else:
                 rest = (entry,)
-            for ev in rest:  # one at a time: every other event, and what a group left
-                key = ev.key
-                if ev.kind == "delta" and key not in held:  # the bulk of a stream: new deltas, decided inline
-                    source = ev.source
-                    held[key] = source
-                    accepted_deltas += 1
-                    thread_id = ev.thread_id
-                    sources = touched.get(thread_id)
-                    if sources is None:
-                        self._ensure_thread(conn, ev, at)
-                        sources = touched[thread_id] = set()
-                    sources.add(source)
-                    one = (thread_id, ev.item_id)
-                    current = delta_ord.get(one)  # type: ignore[arg-type]
-                    if current is None:
-                        seq = self._next_delta(conn, ev, at)
-                    else:
-                        seq = delta_ord[one] = current + 1  # type: ignore[index]
-                    add_delta(ev, seq)
-                    applied.append(Applied(ev, ACCEPTED.get(source) or Outcome("accepted", source, None), seq))
-                    continue
-                item = ev.item
-                if item is not None and item.type == "userMessage" and ev.turn_id and ev.item_id:
-                    ev = self._join_prompt(conn, ev, at)  # the baseline's prompt and the stream's userMessage: one item
-                    key = ev.key
-                stored = held.get(key)
-                outcome = ledger.decide(key, ev.source)
-                decision = outcome.decision
-                counts[decision] += 1
-                if decision != "accepted" or ev.kind in LOGGED_WHEN_ACCEPTED:  # the rest is counted, not logged
-                    decisions.append(
-                        (at, key, decision, ev.source, stored, outcome.chosen_source, outcome.replaced_source, pref)
-                    )
-                if decision == "duplicate":
-                    continue
-                if ev.thread_id not in touched:
-                    self._ensure_thread(conn, ev, at)
-                    touched[ev.thread_id] = set()
-                touched[ev.thread_id].add(ev.source)
-                if decision == "dropped":
-                    if ev.kind == "item_completed" and ev.item_id:
-                        row_updates.mark_seen(conn, ev)
-                    if ev.usage is not None and ev.item is not None and ev.item_id:
-                        row_updates.merge_extra(conn, ev)  # what only the losing source knows still counts
-                    continue
-                seq = 0
-                kind = ev.kind
-                if kind == "delta":  # a delta another source held: keep this copy too
-                    seq = self._next_delta(conn, ev, at)
-                    add_delta(ev, seq)
-                else:
-                    ledger_rows.append((key, ev.source, at))
-                    if kind == "item_completed" or kind == "item_started":
-                        self._write_item(conn, ev, at, final=kind == "item_completed")
-                        if ev.usage is not None:
-                            row_updates.merge_extra(conn, ev)
-                    elif kind in ("turn_started", "turn_completed", "usage", "error"):
-                        self._write_turn(conn, ev, at)
-                    elif kind == "thread":
-                        conn.execute(
-                            "UPDATE threads SET title = coalesce(?, title), cwd = coalesce(?, cwd), "
-                            "created_at_ms = coalesce(created_at_ms, ?) WHERE thread_id = ?",
-                            (ev.title, ev.cwd, ev.emitted_at_ms, ev.thread_id),
-                        )
-                applied.append(Applied(ev, outcome, seq))
-        counts["accepted"] += accepted_deltas
-        if runs:
+            for ev in rest:
+                self._decide(conn, batch, ev, at)
+        self.counts["accepted"] += batch.accepted_deltas
+        self._write_batch(conn, batch, at)
+        self._recall.forgot(self.ledger.trim())  # forgotten keys are looked up again when they come back
+        self._bound_caches()
+        return batch.applied
+
+    def _take_run(self, conn: sqlite3.Connection, batch: TxBatch, group: DeltaGroup, at: int) -> int:
+        """Accept the leading deltas of ``group`` whose keys the ledger does not hold; how many."""
+        held = self.ledger.held
+        taken = 0
+        for key in group.keys:
+            if key in held:
+                break
+            held[key] = STREAM
+            taken += 1
+        if not taken:
+            return 0
+        thread_id, item_id = group.thread_id, group.item_id
+        sources = batch.touched.get(thread_id)
+        if sources is None:
+            sources = self._enter_thread(conn, batch, group.event(0), at)
+        sources.add(STREAM)
+        ident = (thread_id, item_id)
+        current = self._delta_ord.get(ident)
+        first = self._next_delta(conn, group.event(0), at) if current is None else current + 1
+        last = self._delta_ord[ident] = first + taken - 1
+        batch.run_for(thread_id, item_id, group.method, first).add_group(last, group, taken)
+        batch.accepted_deltas += taken
+        batch.applied.append(AppliedDeltas(group, first, taken))
+        return taken
+
+    def _decide(self, conn: sqlite3.Connection, batch: TxBatch, ev: CaptureEvent, at: int) -> None:
+        """Decide one event against the ledger and write what it changes."""
+        held = self.ledger.held
+        key = ev.key
+        if ev.kind == "delta" and key not in held:  # a new delta outside a run (the baseline's, a run's rest)
+            source = ev.source
+            held[key] = source
+            batch.accepted_deltas += 1
+            sources = batch.touched.get(ev.thread_id)
+            if sources is None:
+                sources = self._enter_thread(conn, batch, ev, at)
+            sources.add(source)
+            ident = (ev.thread_id, ev.item_id)
+            current = self._delta_ord.get(ident)  # type: ignore[arg-type]
+            if current is None:
+                seq = self._next_delta(conn, ev, at)
+            else:
+                seq = self._delta_ord[ident] = current + 1  # type: ignore[index]
+            batch.run_for(ev.thread_id, ev.item_id, ev.method, seq).add(seq, ev)
+            batch.applied.append(Applied(ev, ACCEPTED.get(source) or Outcome("accepted", source, None), seq))
+            return
+        item = ev.item
+        if item is not None and item.type == "userMessage" and ev.turn_id and ev.item_id:
+            ev = self._join_prompt(conn, ev, at)  # the baseline's prompt and the stream's userMessage: one item
+            key = ev.key
+        stored = held.get(key)
+        outcome = self.ledger.decide(key, ev.source)
+        decision = outcome.decision
+        self.counts[decision] += 1
+        if decision != "accepted" or ev.kind in LOGGED_WHEN_ACCEPTED:  # the rest is counted, not logged
+            batch.decisions.append(
+                (at, key, decision, ev.source, stored, outcome.chosen_source, outcome.replaced_source,
+                 self.ledger.preferred_source)
+            )  # fmt: skip
+        if decision == "duplicate":
+            return
+        sources = batch.touched.get(ev.thread_id)
+        if sources is None:
+            sources = self._enter_thread(conn, batch, ev, at)
+        sources.add(ev.source)
+        if decision == "dropped":
+            if ev.kind == "item_completed" and ev.item_id:
+                row_updates.mark_seen(conn, ev)
+            if ev.usage is not None and ev.item is not None and ev.item_id:
+                row_updates.merge_extra(conn, ev)  # what only the losing source knows still counts
+            return
+        seq = 0
+        kind = ev.kind
+        if kind == "delta":  # a delta another source held: keep this copy too
+            seq = self._next_delta(conn, ev, at)
+            batch.run_for(ev.thread_id, ev.item_id, ev.method, seq).add(seq, ev)
+        else:
+            batch.ledger_rows.append((key, ev.source, at))
+            if kind == "item_completed" or kind == "item_started":
+                self._write_item(conn, ev, at, final=kind == "item_completed")
+                if ev.usage is not None:
+                    row_updates.merge_extra(conn, ev)
+            elif kind in ("turn_started", "turn_completed", "usage", "error"):
+                self._write_turn(conn, ev, at)
+            elif kind == "thread":
+                conn.execute(
+                    "UPDATE threads SET title = coalesce(?, title), cwd = coalesce(?, cwd), "
+                    "created_at_ms = coalesce(created_at_ms, ?) WHERE thread_id = ?",
+                    (ev.title, ev.cwd, ev.emitted_at_ms, ev.thread_id),
+                )
+        batch.applied.append(Applied(ev, outcome, seq))
+
+    def _enter_thread(self, conn: sqlite3.Connection, batch: TxBatch, ev: CaptureEvent, at: int) -> set[str]:
+        """The first event of a thread in this batch: its row exists from here on; the batch's sources of it."""
+        self._ensure_thread(conn, ev, at)
+        sources: set[str] = set()
+        batch.touched[ev.thread_id] = sources
+        return sources
+
+    def _write_batch(self, conn: sqlite3.Connection, batch: TxBatch, at: int) -> None:
+        """The rows a batch collected: delta runs, ledger keys, threads' times and sources, decisions."""
+        if batch.runs:
             conn.executemany(
-                "INSERT OR REPLACE INTO deltas VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [run.row(at) for run in runs]
+                "INSERT OR REPLACE INTO deltas VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [run.row(at) for run in batch.runs]
             )
-        if ledger_rows:
-            conn.executemany("INSERT OR REPLACE INTO ledger VALUES (?, ?, ?)", ledger_rows)
-        for thread_id, sources in touched.items():
+        if batch.ledger_rows:
+            conn.executemany("INSERT OR REPLACE INTO ledger VALUES (?, ?, ?)", batch.ledger_rows)
+        for thread_id, sources in batch.touched.items():
             self._touch_thread(conn, thread_id, sources, at)
-        if decisions:
+        if batch.decisions:
             conn.executemany(
                 "INSERT INTO decisions (at_ms, key, decision, incoming_source, stored_source, chosen_source, "
                 "replaced_source, preferred_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                decisions,
+                batch.decisions,
             )
         self._batches += 1
         if self._batches % 50 == 0:
             conn.execute("DELETE FROM decisions WHERE id <= (SELECT max(id) FROM decisions) - ?", (DECISIONS_KEPT,))
-        self._recall.forgot(ledger.trim())  # forgotten keys are looked up again when they come back
-        self._bound_caches()
-        return applied
 
     def _bound_caches(self) -> None:
         """Keep memory flat over a long day: a cache past its bound is emptied and refills from the store.
