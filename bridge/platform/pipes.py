@@ -8,9 +8,12 @@ wake-ups on both sides, with 1 MiB usually one.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import stat
+import sys
+
+if sys.platform != "win32":  # Windows has no fcntl; its pipes keep their size
+    import fcntl
 
 PIPE_BYTES = 1 << 20
 
@@ -21,6 +24,8 @@ def enlarge_pipe(fd: int, size: int = PIPE_BYTES) -> int | None:
     Best effort: not a pipe, another system, or above ``/proc/sys/fs/pipe-max-size`` for an
     unprivileged user all leave the pipe as it was.
     """
+    if sys.platform == "win32":
+        return None
     set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
     get_size = getattr(fcntl, "F_GETPIPE_SZ", None)
     if set_size is None or get_size is None:

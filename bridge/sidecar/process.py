@@ -160,18 +160,21 @@ class SidecarProcess:
 
     @classmethod
     async def spawn(cls, spec: SpawnSpec) -> SidecarProcess:
-        read_fd, write_fd = stdout_pipe()
+        # POSIX: codex writes into a pipe the bridge made and reads itself (bridge.sidecar.pipe). Elsewhere
+        # (Windows: no non-blocking pipes to wait on) anyio's subprocess stream, as before.
+        read_fd, write_fd = stdout_pipe() if os.name == "posix" else (-1, -1)
         try:
             process = await anyio.open_process(
                 spec.argv,
                 stdin=subprocess.PIPE,
-                stdout=write_fd,
+                stdout=write_fd if write_fd >= 0 else subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=dict(spec.env),
                 start_new_session=True,
             )
         except OSError as exc:
-            os.close(read_fd)
+            if read_fd >= 0:
+                os.close(read_fd)
             raise BridgeError(
                 errors.SIDECAR_SPAWN_FAILED,
                 f"Could not start the codex binary {spec.binary}: {exc.strerror or exc}. "
@@ -179,8 +182,12 @@ class SidecarProcess:
                 path=spec.binary,
             ) from exc
         finally:
-            os.close(write_fd)  # the child holds its copy: codex's exit is then the reader's end of stream
-        return cls(process, spec, PipeReader(read_fd))
+            if write_fd >= 0:
+                os.close(write_fd)  # the child holds its copy: codex's exit is then the reader's end of stream
+        if read_fd >= 0:
+            return cls(process, spec, PipeReader(read_fd))
+        assert process.stdout is not None
+        return cls(process, spec, process.stdout)
 
     @property
     def returncode(self) -> int | None:

@@ -161,7 +161,9 @@ def test_modules_import_without_fcntl(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing on the serve and migrate paths needs fcntl at import time (it does not exist on Windows)."""
     code = (
         "import sys; sys.modules['fcntl'] = None; sys.platform = 'win32'\n"
-        "import bridge.host.lock, bridge.collector.lock, bridge.platform.watchdog\n"
+        "import bridge.host.lock, bridge.collector.lock, bridge.platform.watchdog, bridge.platform.pipes\n"
+        "import bridge.host.transport, bridge.sidecar.process\n"
+        "assert bridge.platform.pipes.enlarge_pipe(1) is None\n"
         "print('ok')"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
