@@ -4,8 +4,9 @@ Keys (any depth, case-insensitive) that are or end with ``token`` (not counts
 such as ``inputTokens``), or contain ``secret``, ``password``, ``apikey``,
 ``api_key``, ``authorization``, ``cookie``, or are ``x-capture-bridge-key``
 have their values replaced; in every string, ``sk-…`` keys, ``Bearer …``
-credentials and JWTs are masked in place, and URL query strings are dropped
-from ``authUrl``-like login URLs.
+credentials, JWTs and the passwords of URLs (``scheme://user:PASSWORD@host``)
+are masked in place, and URL query strings are dropped from ``authUrl``-like
+login URLs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ _TEXT_RE = re.compile(
     r"|eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"
 )
 _AUTH_URL_RE = re.compile(r"(https?://[^\s\"'?]*(?:oauth|authorize|login|auth)[^\s\"'?]*)\?[^\s\"']*", re.I)
+# The password of a URL's user info (``postgres://app:PASSWORD@db/x``, as agents' commands and their output
+# carry them): masked, the user and the host kept.
+_URL_PASSWORD_RE = re.compile(r"(://[^\s/?#@:\"']+):[^\s/?#@\"']+@")
 
 
 # Anything that could need masking, looked for in lower-cased raw JSON bytes:
@@ -140,6 +144,8 @@ def redact_text(text: str) -> str:
     if not ("sk-" in text or "earer" in text or "eyJ" in text or "://" in text):
         return text
     text = _TEXT_RE.sub(MASK, text)
+    if "://" in text:
+        text = _URL_PASSWORD_RE.sub(r"\1:" + MASK + "@", text)
     return _AUTH_URL_RE.sub(r"\1", text)
 
 

@@ -38,6 +38,20 @@ def test_secrets_inside_text_are_masked(text: str) -> None:
     assert "sk-abcdefgh" not in out and "abc.def" not in out and "eyJzdWIi" not in out
 
 
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("psql postgres://app:s3cr3t-pw@db.internal:5432/main", "psql postgres://app:[REDACTED]@db.internal:5432/main"),
+        ("clone https://bot:ghp_abc123@git.example.invalid/x.git", "clone https://bot:[REDACTED]@git.example.invalid/x.git"),
+        ("ssh://git@github.example.invalid:22/repo and http://[::1]:8080/a", None),  # no password: unchanged
+        ("see https://example.invalid/a:b@c", None),  # ':' and '@' in the path, not in the user info
+    ],
+)
+def test_the_password_of_a_urls_user_info_is_masked(text: str, masked: str | None) -> None:
+    assert redact_text(text) == (masked or text)
+    assert redact({"output": text}) == {"output": masked or text}
+
+
 def test_auth_url_query_is_dropped_except_in_the_auth_url_field() -> None:
     url = "https://auth.openai.com/oauth/authorize?client_id=1&state=secret"
     assert redact({"lastInfo": f"open {url}"}) == {"lastInfo": "open https://auth.openai.com/oauth/authorize"}
