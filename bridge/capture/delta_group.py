@@ -39,9 +39,6 @@ class DeltaGroup:
         self.digests: list[str] = []  # of the text as codex sent it (part of the key)
         self.keys: list[str] = []
 
-    def __len__(self) -> int:
-        return len(self.keys)
-
     def mask(self) -> None:
         """Redact the texts, each on its own (as the per-event path does), when any of them may need it.
 
