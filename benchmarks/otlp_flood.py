@@ -42,7 +42,8 @@ def run(ctx: Context) -> list[Row]:
         bridge.call("codex_app_server_thread_start", {})
         bridge.wait_live(1, timeout=60)
         time.sleep(WARM_S)
-        argv = [sys.executable, str(BENCH / "otlp_sender.py"), "--endpoint", endpoint, "--key", key,
+        # "--key=…": a key may begin with "-" (token_urlsafe), which argparse would take for an option
+        argv = [sys.executable, str(BENCH / "otlp_sender.py"), "--endpoint", endpoint, f"--key={key}",
                 "--seconds", str(seconds), "--batch", "100", "--connections", "2"]  # fmt: skip
         sent = subprocess.run(argv, capture_output=True, timeout=seconds * 5 + 60, check=False)
         if sent.returncode != 0:
