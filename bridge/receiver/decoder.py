@@ -27,15 +27,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import subprocess
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import msgspec
-from anyio.abc import Process
+from anyio.abc import Process, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from bridge import runtime
@@ -44,15 +47,22 @@ from bridge.receiver.decoder_wire import (
     HEADER_BYTES,
     Failed,
     FromDecoder,
+    Handed,
     Hello,
     Ingested,
     Job,
+    Outcome,
     Ready,
     Refused,
+    Rules,
     frame,
     frame_length,
+    packet,
 )
+from bridge.receiver.intake import DecoderFailed, DecoderUnavailable
 from bridge.redact import registered_secrets
+
+__all__ = ["DecoderFailed", "DecoderProcess", "DecoderUnavailable", "HandOff", "backoff"]
 
 log = logging.getLogger(__name__)
 
@@ -72,19 +82,6 @@ def backoff(failures: int) -> float:
     if failures <= 0:
         return 0.0
     return float(min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (failures - 1)))
-
-
-class DecoderUnavailable(Exception):
-    """The decoder cannot take the job now; retry after ``retry_after`` seconds."""
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
-
-
-class DecoderFailed(Exception):
-    """The decoder met an unexpected error on this job (a bug, or no memory): its sentence, redacted."""
 
 
 class _Waiter:
@@ -109,6 +106,9 @@ class _Running:
         self.reading = anyio.Lock()
         self.waiting: deque[_Waiter] = deque()  # sent, not yet answered: answers come back in this order
         self.lost: str | None = None  # why it can take no more jobs
+        self.channels: tuple[socket.socket, socket.socket] | None = None  # (handed, served) once it serves
+        self.handing = anyio.Lock()
+        self.rules_sent: Rules | None = None
 
     async def send(self, message: msgspec.Struct) -> None:
         await self.stdin.send(frame(message))
@@ -121,6 +121,7 @@ class _Running:
 
 
 _decoder: msgspec.msgpack.Decoder[FromDecoder] = msgspec.msgpack.Decoder(FromDecoder)
+_outcomes: msgspec.msgpack.Decoder[Outcome] = msgspec.msgpack.Decoder(Outcome)
 # What ends a job without an answer: the process is gone or out of step.
 _LOST = (
     anyio.EndOfStream,
@@ -134,6 +135,32 @@ _LOST = (
 )
 
 
+@dataclass
+class HandOff:
+    """What handing connections to the decoder needs from the receiver."""
+
+    tg: TaskGroup  # runs the reader of the outcomes
+    rules: Callable[[], Rules]  # the checks' current rules (read before each hand-off)
+    served: Callable[[Outcome], Awaitable[None]]  # one answered request's outcome, in the bridge
+
+
+def _channel_pairs() -> tuple[tuple[socket.socket, socket.socket], tuple[socket.socket, socket.socket]] | None:
+    """(handed, served) socket pairs, or None where descriptors cannot be passed."""
+    if os.name != "posix" or not hasattr(socket, "send_fds") or not hasattr(socket, "SOCK_SEQPACKET"):
+        return None
+    try:
+        handed = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    except OSError:
+        return None
+    try:
+        served = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    except OSError:
+        for sock in handed:
+            sock.close()
+        return None
+    return handed, served
+
+
 class DecoderProcess:
     """One decoder process at a time, on demand; see the module docstring for its rules."""
 
@@ -144,8 +171,10 @@ class DecoderProcess:
         argv: Sequence[str] | None = None,
         idle_exit_s: float = IDLE_EXIT_S,
         clock: Callable[[], float] = time.monotonic,
+        hand_off: HandOff | None = None,
     ) -> None:
         self._store = store
+        self._hand_off = hand_off
         self._argv = list(argv) if argv is not None else runtime.module_argv(MODULE)
         self._idle_exit_s = idle_exit_s
         self._clock = clock
@@ -157,6 +186,7 @@ class DecoderProcess:
         self._last_problem = ""
         self.starts = 0
         self.failures_total = 0
+        self.connections_handed = 0
 
     # -- state -------------------------------------------------------------------
 
@@ -169,6 +199,11 @@ class DecoderProcess:
             f"The OTLP decoder process failed {self._failures} times in a row (last: {self._last_problem}); "
             "telemetry is answered 503 so senders retry, and it is started again after a backoff."
         )
+
+    @property
+    def serves(self) -> bool:
+        """The running process serves connections handed to it."""
+        return self._running is not None and self._running.channels is not None
 
     @property
     def pid(self) -> int | None:
@@ -276,27 +311,39 @@ class DecoderProcess:
             raise DecoderUnavailable(
                 f"The OTLP decoder is restarting after a failure ({self._last_problem}); retry.", wait
             )
+        pairs = _channel_pairs() if self._hand_off is not None else None
+        theirs = (pairs[0][1].fileno(), pairs[1][1].fileno()) if pairs is not None else None
         try:
             with anyio.fail_after(START_TIMEOUT):
                 process = await anyio.open_process(
-                    self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-                )
+                    self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                    pass_fds=theirs or (),
+                )  # fmt: skip
         except (OSError, TimeoutError) as exc:
+            _close_pairs(pairs, ours=True)
             await self._failed(f"it could not be started ({_what(exc)})")
             raise DecoderUnavailable(f"The OTLP decoder could not be started ({_what(exc)}); retry.",
                                      max(1.0, self._wait())) from exc  # fmt: skip
+        finally:
+            _close_pairs(pairs, ours=False)  # the child has its own copies now
         running = _Running(process)
         self._running = running
         self.starts += 1
         try:
             secrets = registered_secrets()
             with anyio.fail_after(START_TIMEOUT):
-                await running.send(Hello(sorted(secrets), self._store_arg()))
+                await running.send(Hello(sorted(secrets), self._store_arg(), theirs))
                 ready = await running.receive()
             if not isinstance(ready, Ready):
                 raise ValueError(f"a {type(ready).__name__} instead of Ready")
             running.secrets = secrets
             self._last_used = self._clock()  # a fresh process is not idle before its first job
+            if pairs is not None and ready.serves and self._hand_off is not None:
+                running.channels = (pairs[0][0], pairs[1][0])
+                pairs = None
+                for sock in running.channels:
+                    sock.setblocking(False)
+                self._hand_off.tg.start_soon(self._read_outcomes, running, self._hand_off)
         except _LOST as exc:
             running.lost = "it did not start"
             await self._kill_and_count(running, f"it did not start ({_what(exc)}, exit code {process.returncode})")
@@ -305,10 +352,91 @@ class DecoderProcess:
             running.lost = "its start was cancelled"
             await self._stop(running, kill=True)
             raise
+        finally:
+            _close_pairs(pairs, ours=True)  # not taken (or the start failed)
         if self._failures:
             log.info("the OTLP decoder process started again after %d failure(s)", self._failures)
             self._failures = 0
         return running
+
+    # -- hand-off ------------------------------------------------------------------
+
+    async def adopt(self, sock: socket.socket, peer: str) -> bool:
+        """Hand an accepted connection to the process (started if need be); False when it cannot take it.
+
+        On True the process has its own descriptor of the connection: the caller closes its copy.
+        On False the caller serves the connection itself (the decoder is restarting, failing, or
+        cannot take connections on this system).
+        """
+        if self._hand_off is None:
+            return False
+        self._last_used = self._clock()
+        try:
+            async with self._starting:
+                running = await self._ensure()
+        except DecoderUnavailable:
+            return False
+        if running.channels is None or running.lost is not None:
+            return False
+        try:
+            async with running.handing:
+                await self._send_rules(running)
+                await _send_with_fds(running.channels[0], packet(Handed(peer)), [sock.fileno()])
+        except OSError as exc:
+            await self._lose(running, f"it stopped taking connections ({_what(exc)})")
+            return False
+        self.connections_handed += 1
+        return True
+
+    async def push_rules(self) -> None:
+        """Send the current rules now (a config or ``autoIngestEnabled`` change), when the process serves."""
+        running = self._running
+        if running is None or running.channels is None or running.lost is not None:
+            return
+        try:
+            async with running.handing:
+                await self._send_rules(running)
+        except OSError as exc:
+            await self._lose(running, f"it stopped taking connections ({_what(exc)})")
+
+    async def _send_rules(self, running: _Running) -> None:
+        assert self._hand_off is not None and running.channels is not None
+        rules = self._hand_off.rules()
+        if rules != running.rules_sent:
+            await _send_with_fds(running.channels[0], packet(rules), [])
+            running.rules_sent = rules
+
+    async def _read_outcomes(self, running: _Running, hand_off: HandOff) -> None:
+        """Until the process goes: each answered request's outcome to the receiver."""
+        assert running.channels is not None
+        served = running.channels[1]
+        buffer = bytearray()
+        problem = "it stopped serving connections"
+        try:
+            while True:
+                await anyio.wait_readable(served)
+                try:
+                    data = served.recv(1 << 20)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                if not data:
+                    break
+                buffer += data
+                while len(buffer) >= HEADER_BYTES:
+                    length = frame_length(bytes(buffer[:HEADER_BYTES]))
+                    if len(buffer) < HEADER_BYTES + length:
+                        break
+                    outcome = _outcomes.decode(bytes(buffer[HEADER_BYTES : HEADER_BYTES + length]))
+                    del buffer[: HEADER_BYTES + length]
+                    self._last_used = self._clock()
+                    try:
+                        await hand_off.served(outcome)
+                    except Exception:
+                        log.exception("taking an OTLP request's outcome failed")
+        except (OSError, ValueError, msgspec.DecodeError, anyio.ClosedResourceError) as exc:
+            problem = f"its outcomes stopped ({_what(exc)})"
+        if running.lost is None:
+            await self._lose(running, problem)
 
     async def _kill_and_count(self, running: _Running, problem: str) -> None:
         """Kill the process and count the failure (its backoff starts now)."""
@@ -350,8 +478,14 @@ class DecoderProcess:
     async def _stop(self, running: _Running, *, kill: bool) -> None:
         if self._running is running:
             self._running = None
+        if running.lost is None:
+            running.lost = "it was stopped"  # a stop, not a failure: the outcome reader must not count one
         process = running.process
         with anyio.CancelScope(shield=True):
+            if running.channels is not None:
+                for sock in running.channels:
+                    anyio.notify_closing(sock)  # the outcome reader stops waiting on it
+                    sock.close()
             if not kill:
                 with anyio.move_on_after(STOP_TIMEOUT):
                     await running.stdin.aclose()
@@ -362,6 +496,24 @@ class DecoderProcess:
                     await process.wait()
             with anyio.move_on_after(STOP_TIMEOUT):
                 await process.aclose()
+
+
+def _close_pairs(
+    pairs: tuple[tuple[socket.socket, socket.socket], tuple[socket.socket, socket.socket]] | None, *, ours: bool
+) -> None:
+    if pairs is not None:
+        for pair in pairs:
+            pair[0 if ours else 1].close()
+
+
+async def _send_with_fds(sock: socket.socket, message: bytes, fds: list[int]) -> None:
+    """One whole message on a SOCK_SEQPACKET socket, with ``fds``; waits while its buffer is full."""
+    while True:
+        try:
+            socket.send_fds(sock, [message], fds)
+            return
+        except (BlockingIOError, InterruptedError):
+            await anyio.wait_writable(sock)
 
 
 def _what(exc: BaseException) -> str:

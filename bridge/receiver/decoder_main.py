@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
@@ -41,7 +43,7 @@ from bridge.store.health import classify
 from bridge.store.schema import TELEMETRY_MIGRATIONS
 
 _ERROR_MAX = 300
-NICENESS = 10
+NICENESS = 3
 AUTOCHECKPOINT_PAGES = 1000  # SQLite's default: 4 MiB of WAL
 
 
@@ -55,6 +57,7 @@ class Decoder:
     def __init__(self) -> None:
         self.store_path: Path | None = None
         self._db: Database | None = None
+        self._opening = threading.Lock()  # jobs from stdin and from served connections come from two threads
 
     def hello(self, message: Hello) -> Ready:
         for secret in message.secrets:
@@ -65,6 +68,10 @@ class Decoder:
         return Ready(os.getpid())
 
     def _store(self) -> Database:
+        with self._opening:
+            return self._open_store()
+
+    def _open_store(self) -> Database:
         if self._db is None:
             if self.store_path is None:
                 raise RuntimeError("the bridge named no telemetry store")
@@ -125,23 +132,72 @@ def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
 
 
 def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
-    """Answer frames until stdin ends; returns the exit code."""
-    decoder = msgspec.msgpack.Decoder(ToDecoder)
+    """Answer frames until stdin ends; returns the exit code.
+
+    A Hello that names hand-off channels (and a system that passes descriptors) turns on
+    the serving of connections (:mod:`bridge.receiver.handed`); the jobs on stdin are then
+    answered from a thread beside it.
+    """
     state = Decoder()
     try:
-        while True:
-            header = _read_exactly(stdin, HEADER_BYTES)
-            if header is None:
-                return 0
-            payload = _read_exactly(stdin, frame_length(header))
-            if payload is None:
-                return 0
-            message = decoder.decode(payload)
-            answer = state.hello(message) if isinstance(message, Hello) else state.handle(message)
-            stdout.write(frame(answer))
-            stdout.flush()
+        channels = _answer_jobs(stdin, stdout, state, until_channels=True)
+        if channels is None:
+            return 0
+        return _serve_connections(stdin, stdout, state, channels)
     finally:
         state.close()
+
+
+def _answer_jobs(
+    stdin: BinaryIO, stdout: BinaryIO, state: Decoder, *, until_channels: bool = False
+) -> tuple[int, int] | None:
+    """Answer frames until stdin ends (None), or, with ``until_channels``, a Hello naming channels it can use."""
+    decoder = msgspec.msgpack.Decoder(ToDecoder)
+    while True:
+        header = _read_exactly(stdin, HEADER_BYTES)
+        if header is None:
+            return None
+        payload = _read_exactly(stdin, frame_length(header))
+        if payload is None:
+            return None
+        message = decoder.decode(payload)
+        answer = state.hello(message) if isinstance(message, Hello) else state.handle(message)
+        channels = message.channels if isinstance(message, Hello) and until_channels else None
+        if channels is not None and isinstance(answer, Ready) and _can_take(channels):
+            answer.serves = True
+        stdout.write(frame(answer))
+        stdout.flush()
+        if channels is not None and isinstance(answer, Ready) and answer.serves:
+            return channels
+
+
+def _can_take(channels: tuple[int, int]) -> bool:
+    if not hasattr(socket, "recv_fds"):
+        return False
+    try:
+        for fd in channels:
+            os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _serve_connections(stdin: BinaryIO, stdout: BinaryIO, state: Decoder, channels: tuple[int, int]) -> int:
+    import anyio
+
+    from bridge.receiver.handed import HandedConnections
+
+    handed = HandedConnections(state.handle, socket.socket(fileno=channels[0]), socket.socket(fileno=channels[1]))
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(handed.run)
+            # stdin still carries the bridge's jobs (and its end means: stop)
+            await anyio.to_thread.run_sync(_answer_jobs, stdin, stdout, state, abandon_on_cancel=True)
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
+    return 0
 
 
 def main(argv: list[str]) -> int:
@@ -158,7 +214,10 @@ def _yield_to_the_bridge() -> None:
     """Run at a lower CPU priority than the bridge: when both want a core, its live events go first.
 
     A telemetry batch answered a few milliseconds later costs nothing (the exporter waits, the records
-    are stored before the answer); a live event late by as much is what a user sees.
+    are stored before the answer); a live event late by as much is what a user sees. Only a little
+    lower: this process serves the receiver's connections too, and at 10 a telemetry flood on a
+    busy two-core machine got ~25 % fewer records/s through for no gain in the stream's lag
+    (docs/performance.md).
     """
     nice = getattr(os, "nice", None)  # POSIX only; Windows runs it at the bridge's priority
     if nice is not None:

@@ -7,6 +7,13 @@ one :class:`Job` at a time, answered by :class:`Ingested`, :class:`Refused` (the
 refused: an HTTP status and the reason) or :class:`Failed` (an unexpected error, as
 a redacted sentence). The decoder never writes anything else to its stdout. The rows
 themselves never cross: the decoder stores them in the telemetry store.
+
+Where the system can pass descriptors (POSIX), the Hello also names two hand-off
+channels and the decoder serves the receiver's connections itself: the bridge sends
+:class:`Rules` and, per accepted connection, a :class:`Handed` with the connection's
+descriptor; the decoder answers the requests and sends an :class:`Outcome` for each
+(framed as on stdout). So a telemetry flood costs the bridge's event loop nothing
+but the outcomes.
 """
 
 from __future__ import annotations
@@ -34,10 +41,42 @@ class Ingested(msgspec.Struct, array_like=True, tag="ingested"):
 class Hello(msgspec.Struct, array_like=True, tag="hello"):
     secrets: list[str]  # values to mask wherever they appear (bridge.redact.register_secret)
     store: str | None = None  # the telemetry store's path (opened on the first job that stores)
+    # The decoder's ends of the hand-off channels (inherited descriptors): connections come in on the
+    # first (a SOCK_SEQPACKET socket: Rules and Handed, each Handed with its connection's descriptor),
+    # the outcomes of the requests it answered go out on the second (a stream socket, framed like stdout).
+    channels: tuple[int, int] | None = None
 
 
 class Ready(msgspec.Struct, array_like=True, tag="ready"):
     pid: int
+    serves: bool = False  # it took the channels: the bridge may hand it connections
+
+
+class Rules(msgspec.Struct, array_like=True, tag="rules"):
+    """What the checks of a request need (:mod:`bridge.receiver.intake`); sent again whenever it changes."""
+
+    key: str
+    max_body_bytes: int
+    max_requests_per_second: int
+    storing: bool  # autoIngestEnabled
+    secrets: list[str] = []  # registered since the Hello
+    http_limits: list[float] = []  # bridge.receiver.http.Limits, field by field ([]: the defaults)
+
+
+class Handed(msgspec.Struct, array_like=True, tag="handed"):
+    """A connection the bridge accepted; its descriptor rides along with this message."""
+
+    peer: str
+
+
+class Outcome(msgspec.Struct, array_like=True, tag="served"):
+    """What answering one request says for the bridge: its counters, the baseline, a storage fault."""
+
+    status: int
+    storing: bool = True
+    ingested: Ingested | None = None
+    decoder_refused: bool = False  # answered 503: the decoder could not take the job
+    failure: str | None = None  # answered 500: an unexpected decoding error (a redacted sentence)
 
 
 class Job(msgspec.Struct, array_like=True, tag="job"):
@@ -61,8 +100,14 @@ class Failed(msgspec.Struct, array_like=True, tag="failed"):
 
 ToDecoder = Hello | Job
 FromDecoder = Ready | Ingested | Refused | Failed
+ToHandler = Rules | Handed
 
 _encoder = msgspec.msgpack.Encoder()
+
+
+def packet(message: msgspec.Struct) -> bytes:
+    """``message`` alone, for a channel that keeps message boundaries (SOCK_SEQPACKET)."""
+    return _encoder.encode(message)
 
 
 def frame(message: msgspec.Struct) -> bytes:

@@ -116,8 +116,9 @@ class Server:
         self.evicted_connections += 1
         return True
 
-    async def _serve_one(self, stream: ByteStream) -> None:
-        peer = _peer_name(stream)
+    async def serve_stream(self, stream: ByteStream, peer: str | None = None) -> None:
+        """Serve one accepted connection until it ends (within the connection cap)."""
+        peer = _peer_name(stream) if peer is None else peer
         if not self._make_room():
             self.refused_connections += 1
             with anyio.CancelScope(shield=True):
@@ -148,7 +149,7 @@ class Server:
 
     async def serve(self, listener: anyio.abc.Listener[ByteStream]) -> None:
         """Run until cancelled; connection tasks live in the listener's own task group."""
-        await listener.serve(self._serve_one)
+        await listener.serve(self.serve_stream)
 
 
 def _peer_name(stream: ByteStream) -> str:

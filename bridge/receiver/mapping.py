@@ -115,14 +115,15 @@ def learns(record: OtelRecord) -> tuple[str, str | None, str | None] | None:
 
 
 def for_baseline(record: OtelRecord) -> OtelRecord | None:
-    """What the baseline feeder needs of a stored record: all of a relevant one, the ids of one that
-    only tells its trace's thread and turn (:func:`learns`), nothing of the rest.
+    """What the baseline feeder needs of a stored record: all but the resource of a relevant one (no
+    mapping reads it: it is a third of a codex record's bytes), the ids of one that only tells its
+    trace's thread and turn (:func:`learns`), nothing of the rest.
 
     The decoder process hands the bridge only these, so a flood of records no capture event comes
     from costs the bridge a few fields each. The trimmed copy keeps every scalar field.
     """
     if relevant(record):
-        return record
+        return replace(record, resource={}) if record.resource else record
     if learns(record) is None:
         return None
     return replace(record, body=None, attributes={}, resource={}, detail={})

@@ -1,35 +1,26 @@
 """The OTLP/HTTP receiver service: the OTEL baseline's front door.
 
-It binds ``otlpReceiver.host:port``, checks the key, rate-limits per key,
-reads bounded bodies, has its decoder process (:mod:`bridge.receiver.decoder`)
-decode and store them in the telemetry store, answers as
-OTLP/HTTP prescribes, and reports its state (``listening`` / ``stopped`` /
+It binds ``otlpReceiver.host:port`` and accepts connections. Each one goes to its
+decoder process (:mod:`bridge.receiver.decoder`), which serves it: checks the key,
+rate-limits, reads bounded bodies, decodes and stores them in the telemetry store and
+answers as OTLP/HTTP prescribes (:mod:`bridge.receiver.intake` has the steps and the
+refusals), then tells the bridge each request's outcome. Where the decoder cannot take
+a connection (a system that cannot pass descriptors, a decoder restarting after a
+failure) the bridge serves it itself with the same steps. Either way the bridge keeps
+the counters, hands what was newly stored to the OTEL baseline and turns a storage
+fault into a fact of the mode. It reports its state (``listening`` / ``stopped`` /
 ``error``) through ``otel-receiver-status`` notifications and
 ``<dataDir>/runtime.json``. A failure to bind never takes the bridge down: it
 becomes state ``error`` with a message saying what to do.
-
-Request pipeline and answers:
-
-| step | refusal |
-|---|---|
-| path is ``/v1/logs``, ``/v1/traces`` or ``/v1/metrics`` | 404 |
-| method is POST | 405 |
-| ``x-capture-bridge-key`` matches (constant time) | 401 |
-| token bucket of the key has a token | 429 + ``Retry-After`` |
-| ``Content-Type`` protobuf or JSON, ``Content-Encoding`` gzip or none | 415 |
-| body (and its inflated form) within ``maxBodyBytes`` | 413 |
-| body decodes into the signal's ``Export*ServiceRequest`` | 400 + reason |
-| the decoder process takes the job | 503 + ``Retry-After`` |
-| records stored (duplicates ignored) | 503 + ``Retry-After`` |
-
-Success is 200 with an ``Export*ServiceResponse`` whose ``partial_success``
-counts the elements OTLP calls invalid.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import errno
 import logging
-import math
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,10 +32,11 @@ from anyio.abc import TaskGroup
 from bridge.clock import now_iso
 from bridge.config.model import OtlpReceiverConfig
 from bridge.config.paths import TELEMETRY_FILE
-from bridge.receiver import auth, decode, http, ratelimit
-from bridge.receiver.decode import Format, Rejected
+from bridge.receiver import auth, decode, http
+from bridge.receiver.decoder_wire import Ingested, Job, Outcome, Rules
+from bridge.receiver.intake import Intake
 from bridge.receiver.status import NOTIFICATION, Counters, ReceiverStatus, State, client_host, write_runtime
-from bridge.redact import register_secret
+from bridge.redact import register_secret, registered_secrets
 from bridge.store.db import Database
 
 if TYPE_CHECKING:
@@ -53,17 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-# Bodies being read, inflated and decoded at once: bounds memory to a few times maxBodyBytes.
-BODIES_IN_FLIGHT = 4
 STOP_TIMEOUT = 1.5
-STORAGE_RETRY_AFTER = b"2"  # seconds; the storage probe looks every 0.5 s
-
-
-def _response(
-    fmt: Format, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None
-) -> http.Response:
-    body = decode.encode_status(fmt, status, message)
-    return http.Response(status, body, [(b"content-type", fmt.content_type), *(headers or [])])
+ACCEPT_RETRY_S = 0.1  # after the system refused an accept (out of descriptors)
 
 
 class ReceiverService:
@@ -78,11 +61,15 @@ class ReceiverService:
         runtime_path: Path,
         emit: Callable[[str, Any], object],
         ingest_enabled: Callable[[], bool] = lambda: True,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
         http_limits: http.Limits | None = None,
         decoder: DecoderProcess | None = None,
         telemetry_path: Path | None = None,
+        hand_off: bool | None = None,
     ) -> None:
+        """``hand_off``: whether connections go to the decoder process to be served there; by default
+        they do unless the test passes a ``clock`` or a ``decoder`` of its own (the rate limiter's
+        clock and a fake decoder only exist in this process)."""
         self._config = config
         self._db = db  # its health takes the telemetry store's faults; the decoder process writes that store
         self._telemetry_path = telemetry_path or db.path.with_name(TELEMETRY_FILE)
@@ -90,12 +77,12 @@ class ReceiverService:
         self._runtime_path = runtime_path
         self._emit = emit
         self._ingest_enabled = ingest_enabled
-        self._clock = clock
         self._http_limits = http_limits or http.Limits()
+        self._hand_off = hand_off if hand_off is not None else (clock is None and decoder is None)
+        self._intake = Intake(clock or time.monotonic)  # for the connections this process serves itself
         self._key: str | None = None
-        self._buckets = ratelimit.for_rate(config.max_requests_per_second)
-        self._bodies = anyio.Semaphore(BODIES_IN_FLIGHT)
-        self._decoder = decoder  # made on the first request (its module is not needed before)
+        self._decoder = decoder  # made on the first connection (its module is not needed before)
+        self._last_fault: str | None = None
         self._reaping = False
         self._lock = anyio.Lock()
         self._tg: TaskGroup | None = None
@@ -155,6 +142,11 @@ class ReceiverService:
             records_discarded=c.records_discarded,
         )
 
+    @property
+    def decoder(self) -> DecoderProcess | None:
+        """The decoder process's handle, once a connection or a request needed it."""
+        return self._decoder
+
     def _decoder_fault(self) -> str | None:
         return self._decoder.fault if self._decoder is not None else None
 
@@ -177,6 +169,9 @@ class ReceiverService:
         Called on every state change, and by the bridge when ``autoIngestEnabled``
         changes, since that changes what the status says.
         """
+        if self._decoder is not None:
+            await self._decoder.push_rules()  # autoIngestEnabled or the limits may have changed
+        self._last_fault = self._decoder_fault()
         status = self.status()
         snapshot = (status.state, status.endpoint, status.message, status.enabled)
         if snapshot == self._last_reported:
@@ -232,10 +227,10 @@ class ReceiverService:
     async def _apply(self, config: OtlpReceiverConfig, *, force: bool) -> None:
         old = self._config
         self._config = config
-        if config.max_requests_per_second != old.max_requests_per_second:
-            self._buckets = ratelimit.for_rate(config.max_requests_per_second)
         same_address = (config.host, config.port) == (old.host, old.port)
         if not force and config.enabled and self.listening and same_address:
+            if self._decoder is not None:
+                await self._decoder.push_rules()
             return  # only limits changed: they apply to the next request
         await self._stop_listening()
         if not config.enabled:
@@ -273,9 +268,14 @@ class ReceiverService:
         await self._set_state("listening", None)
 
     async def _serve(self, listener: Any, scope: anyio.CancelScope, done: anyio.Event) -> None:
+        from anyio.abc import SocketAttribute
+
+        server = http.Server(self._handle, self._http_limits)
         try:
             with scope:
-                await http.Server(self._handle, self._http_limits).serve(listener)
+                async with anyio.create_task_group() as tg:
+                    for each in getattr(listener, "listeners", [listener]):
+                        tg.start_soon(self._accept, each.extra(SocketAttribute.raw_socket), server, tg)
         except Exception as exc:
             log.exception("the OTLP receiver stopped unexpectedly")
             self._scope = None
@@ -294,6 +294,8 @@ class ReceiverService:
         with anyio.move_on_after(STOP_TIMEOUT):
             await done.wait()
         self._bound = None
+        if self._decoder is not None and self._decoder.serves:
+            await self._decoder.aclose()  # the connections it was handed end with the listener
 
     async def close(self) -> None:
         """Stop listening for good (bridge shutdown); bounded by ``STOP_TIMEOUT``."""
@@ -304,102 +306,132 @@ class ReceiverService:
                     await self._decoder.aclose()
                 await self._set_state("stopped", "The bridge stopped.")
 
-    # -- requests ---------------------------------------------------------------
+    # -- connections and requests ------------------------------------------------------
+
+    async def _accept(self, raw: socket.socket, server: http.Server, tg: TaskGroup) -> None:
+        """Accept connections on one listening socket until cancelled; each is handed off or served here."""
+        raw.setblocking(False)
+        while True:
+            await anyio.wait_readable(raw)
+            try:
+                conn, address = raw.accept()
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as exc:
+                if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED):
+                    raise
+                log.warning("the OTLP receiver could not accept a connection: %s", exc)
+                await anyio.sleep(ACCEPT_RETRY_S)
+                continue
+            tg.start_soon(self._take, conn, _peer(address), server)
+
+    async def _take(self, conn: socket.socket, peer: str, server: http.Server) -> None:
+        conn.setblocking(False)
+        with contextlib.suppress(OSError):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._hand_off and self._key is not None:
+            decoder = self._decoder_in_use()
+            try:
+                handed = await decoder.adopt(conn, peer)
+            except BaseException:
+                conn.close()
+                raise
+            await self._note_decoder_fault()
+            if handed:
+                conn.close()  # the decoder has its own descriptor; closing ours ends nothing
+                return
+        from anyio.abc import SocketStream
+
+        try:
+            stream = await SocketStream.from_socket(conn)
+        except OSError:
+            conn.close()
+            return
+        await server.serve_stream(stream, peer)
+
+    def _decoder_in_use(self) -> DecoderProcess:
+        """The decoder process's handle (made on first use), with its reaper running."""
+        from bridge.receiver.decoder import DecoderProcess, HandOff
+
+        if self._decoder is None:
+            hand_off = HandOff(self._tg, self._rules, self._served) if self._hand_off and self._tg else None
+            self._decoder = DecoderProcess(self._telemetry_path, hand_off=hand_off)
+        if not self._reaping and self._tg is not None:  # stops the process when telemetry goes quiet
+            self._reaping = True
+            self._tg.start_soon(self._decoder.run)
+        return self._decoder
+
+    def _rules(self) -> Rules:
+        """What the decoder's checks need now (read before each hand-off, pushed on changes)."""
+        return Rules(
+            self._key or "",
+            self._config.max_body_bytes,
+            self._config.max_requests_per_second,
+            self._ingest_enabled(),
+            sorted(registered_secrets()),
+            [float(value) for value in dataclasses.astuple(self._http_limits)],
+        )
 
     async def _handle(self, request: http.Request, body: http.Body) -> http.Response:
-        fmt = decode.media_format(request.header("content-type")) or Format.JSON
-        response = await self._answer(request, body, fmt)
-        if response.status == 200:
-            self.counters.accepted += 1
-            self.counters.last_batch_at_iso = now_iso()
-        else:
-            self.counters.rejected += 1
+        """A request on a connection this process serves itself."""
+        response, outcome = await self._intake.answer(request, body, self._rules(), self._ingest)
+        await self._served(outcome)
         return response
 
-    async def _answer(self, request: http.Request, body: http.Body, fmt: Format) -> http.Response:
-        signal = decode.SIGNAL_BY_PATH.get(request.path.rstrip("/") or "/")
-        if signal is None:
-            where = request.path[:80]
-            return _response(fmt, 404, f"No OTLP signal at {where}; use /v1/logs, /v1/traces or /v1/metrics.")
-        if request.method != "POST":
-            return _response(fmt, 405, "Only POST is accepted.", [(b"allow", b"POST")])
-        presented = request.headers.get(auth.HEADER_NAME)
-        if self._key is None or not auth.key_matches(presented, self._key):
-            what = "is missing" if presented is None else "is wrong"
-            return _response(fmt, 401, f"The {auth.HEADER_NAME} header {what}; its value is in <dataDir>/otlp.key.")
-        wait = self._buckets.take(self._key, self._clock())
-        if wait > 0:
-            retry = str(max(1, math.ceil(wait))).encode()
-            limit = self._config.max_requests_per_second
-            message = f"Rate limit of {limit} requests/s exceeded; retry later."
-            return _response(fmt, 429, message, [(b"retry-after", retry)])
-        body_format = decode.media_format(request.header("content-type"))
-        if body_format is None:
-            return _response(fmt, 415, "Content-Type must be application/x-protobuf or application/json.")
-        encoding = (request.header("content-encoding") or "identity").strip().lower()
-        if encoding not in ("identity", "gzip", "x-gzip"):
-            return _response(fmt, 415, f"Content-Encoding {encoding[:40]!r} is not supported; use gzip or none.")
-        limit = self._config.max_body_bytes
-        storing = self._ingest_enabled()
-        async with self._bodies:
-            try:
-                raw = await body.read(limit)
-            except http.BodyTooLarge:
-                return _response(fmt, 413, f"Body exceeds {limit} bytes (otlpReceiver.maxBodyBytes).")
-            from bridge.receiver.decoder import DecoderFailed, DecoderProcess, DecoderUnavailable
-            from bridge.receiver.decoder_wire import Job
+    async def _ingest(self, job: Job) -> Ingested:
+        decoder = self._decoder_in_use()
+        try:
+            return await decoder.ingest(job)  # inflate, parse, flatten, redact, encode, store
+        finally:
+            await self._note_decoder_fault()
 
-            if self._decoder is None:
-                self._decoder = DecoderProcess(self._telemetry_path)
-            if not self._reaping and self._tg is not None:  # stops the process when telemetry goes quiet
-                self._reaping = True
-                self._tg.start_soon(self._decoder.run)
-            job = Job(signal.value, body_format.value, raw, encoding != "identity", limit, int(time.time() * 1000),
-                      storing)  # fmt: skip
-            del raw
-            fault = self._decoder.fault
-            try:
-                done = await self._decoder.ingest(job)  # inflate, parse, flatten, redact, encode, store
-            except Rejected as exc:
-                return _response(fmt, exc.status, exc.reason)
-            except DecoderUnavailable as exc:
-                self.counters.decoder_refused += 1
-                retry = str(max(1, math.ceil(exc.retry_after))).encode()
-                return _response(fmt, 503, exc.message, [(b"retry-after", retry)])
-            except DecoderFailed as exc:
-                log.error("decoding an OTLP request failed in the decoder process: %s", exc)
-                return _response(fmt, 500, "Internal error while decoding the request; see the bridge log.")
-            finally:
-                del job
-                if self._decoder.fault != fault:
-                    await self.refresh()
-        rejected, problems = done.rejected, done.problems
-        self.counters.records_rejected += rejected
+    async def _note_decoder_fault(self) -> None:
+        if self._decoder_fault() != self._last_fault:
+            await self.refresh()
+
+    async def _served(self, outcome: Outcome) -> None:
+        """Count one answered request (served here or by the decoder) and act on what it stored."""
+        c = self.counters
+        if outcome.status == 200:
+            c.accepted += 1
+            c.last_batch_at_iso = now_iso()
+        else:
+            c.rejected += 1
+        if outcome.decoder_refused:
+            c.decoder_refused += 1
+        if outcome.failure is not None:
+            log.error("decoding an OTLP request failed in the decoder process: %s", outcome.failure)
+        done = outcome.ingested
+        if done is not None:
+            self._count(done, outcome.storing)
+        await self._note_decoder_fault()
+
+    def _count(self, done: Ingested, storing: bool) -> None:
+        c = self.counters
+        c.records_rejected += done.rejected
         if not storing:
-            self.counters.records_discarded += done.count
-        elif done.count:
-            self.counters.records_stored += done.stored
-            if done.fault is None and done.error is None:
-                self.counters.records_duplicate += done.count - done.stored
-            if done.baseline and self.on_records is not None:
-                try:
-                    self.on_records(done.baseline)  # the baseline: what is new (also what a failed request stored)
-                except Exception:
-                    log.exception("capturing stored OTLP records failed; they stay in otel_records")
-            if done.fault is not None:  # disk full, I/O error…: a fact of the mode, and the exporter retries
-                kind, detail = done.fault
-                log.warning("storing OTLP records failed on the storage: %s", detail)
-                self._db.health.set_fault(kind, detail, "otlp")
-                self.counters.storage_refused += 1
-                return _response(
-                    fmt,
-                    503,
-                    f"The bridge cannot store telemetry now ({detail}); retry later.",
-                    [(b"retry-after", STORAGE_RETRY_AFTER)],
-                )
-            if done.error is not None:
-                log.error("storing OTLP records failed: %s", done.error)
-                return _response(fmt, 503, "The store could not take the batch; retry later.",
-                                 [(b"retry-after", b"1")])  # fmt: skip
-        payload = decode.encode_response(signal, fmt, rejected, problems)
-        return http.Response(200, payload, [(b"content-type", body_format.content_type)])
+            c.records_discarded += done.count
+            return
+        if not done.count:
+            return
+        c.records_stored += done.stored
+        if done.fault is None and done.error is None:
+            c.records_duplicate += done.count - done.stored
+        if done.baseline and self.on_records is not None:
+            try:
+                self.on_records(done.baseline)  # the baseline: what is new (also what a failed request stored)
+            except Exception:
+                log.exception("capturing stored OTLP records failed; they stay in otel_records")
+        if done.fault is not None:  # disk full, I/O error…: a fact of the mode, and the exporter retries
+            kind, detail = done.fault
+            log.warning("storing OTLP records failed on the storage: %s", detail)
+            self._db.health.set_fault(kind, detail, "otlp")
+            c.storage_refused += 1
+        elif done.error is not None:
+            log.error("storing OTLP records failed: %s", done.error)
+
+
+def _peer(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -245,13 +246,15 @@ def test_claude_tool_records_become_one_item(tool: str, params: str, item_type: 
 
 @pytest.mark.parametrize("fixture", [CODEX, CLAUDE], ids=["codex", "claude"])
 def test_what_the_decoder_hands_on_maps_exactly_as_the_whole_records(fixture: dict[str, Any]) -> None:
-    """The decoder process hands the bridge only ``mapping.for_baseline`` of each stored record (all of a
-    relevant one, the ids of one that only tells its trace's thread and turn, nothing of the rest); the
-    feeder must make the very same events of that as of the whole records."""
-    records = fixture_records(fixture)
+    """The decoder process hands the bridge only ``mapping.for_baseline`` of each stored record (all but
+    the resource of a relevant one, the ids of one that only tells its trace's thread and turn, nothing of
+    the rest); the feeder must make the very same events of that as of the whole records."""
+    resource = {"service.name": "codex_exec", "service.version": "0.169.0", "host.name": "vm"}  # as exporters send
+    records = [replace(r, resource=resource) for r in fixture_records(fixture)]
     handed = [kept for r in records if (kept := mapping.for_baseline(r)) is not None]
-    trimmed = [kept for r, kept in zip(records, map(mapping.for_baseline, records), strict=True)
-               if kept is not None and kept is not r]  # fmt: skip
+    ids_only = [kept for r, kept in zip(records, map(mapping.for_baseline, records), strict=True)
+                if kept is not None and not mapping.relevant(r)]  # fmt: skip
+    assert handed and not any(r.resource for r in handed)
     if fixture is CODEX:
-        assert trimmed and all(not r.attributes and not r.resource for r in trimmed)  # the fixture has them
+        assert ids_only and all(not r.attributes for r in ids_only)  # the fixture has them
     assert fed(handed) == fed(records)

@@ -139,3 +139,84 @@ async def test_concurrent_requests_share_one_process_and_a_cancelled_one_leaves_
     await decoder.aclose()
     assert (after.count, after.stored) == (1, 1)
     assert decoder.starts == 1 and decoder.failures_total == 0
+
+
+# -- connections handed to the decoder process --------------------------------------------------------
+
+
+async def test_the_decoder_process_serves_the_connections_and_the_bridge_keeps_the_counts(tmp_path: Path) -> None:
+    """The receiver hands each accepted connection to its decoder, which answers there; the bridge still
+    counts every answer and gets the baseline's records."""
+    baseline: list[object] = []
+    async with running_receiver(tmp_path) as rx:
+        rx.service.on_records = baseline.extend
+        first = await post(rx.endpoint, "/v1/logs", claude_logs(1, 2).SerializeToString(), key=rx.key)
+        again = await post(rx.endpoint, "/v1/logs", claude_logs(2, 3).SerializeToString(), key=rx.key)
+        wrong = await post(rx.endpoint, "/v1/logs", claude_logs(4).SerializeToString(), key="x" * 43)
+        decoder = rx.service.decoder
+        assert decoder is not None and decoder.serves and decoder.connections_handed == 3
+        counters = rx.service.counters
+        assert [first.status, again.status, wrong.status] == [200, 200, 401]
+        assert (counters.accepted, counters.rejected) == (2, 1)
+        assert (counters.records_stored, counters.records_duplicate) == (3, 1)
+        assert sorted(r.sequence for r in baseline) == [1, 2, 3]  # type: ignore[attr-defined]
+        assert [row["sequence"] for row in rx.rows()] == [1, 2, 3]
+
+
+async def test_ingest_turned_off_applies_to_the_next_request_the_decoder_answers(tmp_path: Path) -> None:
+    storing = [True]
+    async with running_receiver(tmp_path, ingest=lambda: storing[0]) as rx:
+        assert (await post(rx.endpoint, "/v1/logs", claude_logs(1).SerializeToString(), key=rx.key)).status == 200
+        storing[0] = False
+        await rx.service.refresh()  # what the bridge does when autoIngestEnabled changes
+        assert (await post(rx.endpoint, "/v1/logs", claude_logs(2).SerializeToString(), key=rx.key)).status == 200
+        assert rx.service.counters.records_discarded == 1 and [r["sequence"] for r in rx.rows()] == [1]
+        decoder = rx.service.decoder
+        assert decoder is not None and decoder.connections_handed == 2
+
+
+async def test_the_decoders_rate_limit_refuses_a_burst(tmp_path: Path) -> None:
+    async with running_receiver(tmp_path, max_requests_per_second=3) as rx:
+        body = claude_logs(1).SerializeToString()
+        await post(rx.endpoint, "/v1/logs", body, key=rx.key)  # the decoder is up from here on
+        statuses = [(await post(rx.endpoint, "/v1/logs", body, key=rx.key)).status for _ in range(10)]
+        decoder = rx.service.decoder
+        assert decoder is not None and decoder.connections_handed == 11
+    assert set(statuses) == {200, 429} and statuses.count(429) >= 4  # 3 tokens a second, 10 requests at once
+
+
+async def test_a_killed_decoder_loses_nothing_and_a_new_one_takes_the_next_connections(tmp_path: Path) -> None:
+    """Its connections end with it (the exporter sends again); while it restarts, requests are answered 503
+    by the bridge itself; then a new process serves them. One failure is counted."""
+    async with running_receiver(tmp_path) as rx:
+        assert (await post(rx.endpoint, "/v1/logs", claude_logs(1).SerializeToString(), key=rx.key)).status == 200
+        decoder = rx.service.decoder
+        assert decoder is not None and decoder.pid is not None
+        os.kill(decoder.pid, 9)
+        statuses: list[int] = []
+        with anyio.fail_after(30):
+            while not statuses or statuses[-1] != 200:
+                try:
+                    reply = await post(rx.endpoint, "/v1/logs", claude_logs(2).SerializeToString(), key=rx.key)
+                    statuses.append(reply.status)
+                except (anyio.BrokenResourceError, anyio.EndOfStream, OSError):
+                    statuses.append(0)  # the connection ended with the process: the exporter's retry
+                await anyio.sleep(0.05)
+        assert set(statuses) <= {0, 200, 503}
+        assert decoder.starts == 2 and decoder.failures_total == 1 and decoder.serves
+        assert [r["sequence"] for r in rx.rows()] == [1, 2]
+
+
+async def test_without_descriptor_passing_the_bridge_serves_the_connections_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a system without SOCK_SEQPACKET / SCM_RIGHTS (Windows) does: the same answers, from the bridge."""
+    import bridge.receiver.decoder as decoder_module
+
+    monkeypatch.setattr(decoder_module, "_channel_pairs", lambda: None)
+    async with running_receiver(tmp_path) as rx:
+        reply = await post(rx.endpoint, "/v1/logs", claude_logs(1, 2).SerializeToString(), key=rx.key)
+        decoder = rx.service.decoder
+        assert reply.status == 200 and decoder is not None
+        assert not decoder.serves and decoder.connections_handed == 0
+        assert rx.service.counters.records_stored == 2 and [r["sequence"] for r in rx.rows()] == [1, 2]
