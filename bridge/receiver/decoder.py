@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 MODULE = "bridge.receiver.decoder_main"
 START_TIMEOUT = 20.0  # seconds for the interpreter to start and import the decoders (a slow machine)
 JOB_TIMEOUT = 60.0  # one job; a 16 MiB JSON body takes a few seconds
+HAND_TIMEOUT = 10.0  # handing over a connection or the rules: a process that takes none for this long is stuck
 IDLE_EXIT_S = 60.0
 IDLE_CHECK_S = 5.0
 STOP_TIMEOUT = 1.0
@@ -379,10 +380,11 @@ class DecoderProcess:
         if running.channels is None or running.lost is not None:
             return False
         try:
-            async with running.handing:
-                await self._send_rules(running)
-                await _send_with_fds(running.channels[0], packet(Handed(peer)), [sock.fileno()])
-        except OSError as exc:
+            with anyio.fail_after(HAND_TIMEOUT):
+                async with running.handing:
+                    await self._send_rules(running)
+                    await _send_with_fds(running.channels[0], packet(Handed(peer)), [sock.fileno()])
+        except (OSError, TimeoutError) as exc:
             await self._lose(running, f"it stopped taking connections ({_what(exc)})")
             return False
         self.connections_handed += 1
@@ -394,9 +396,10 @@ class DecoderProcess:
         if running is None or running.channels is None or running.lost is not None:
             return
         try:
-            async with running.handing:
-                await self._send_rules(running)
-        except OSError as exc:
+            with anyio.fail_after(HAND_TIMEOUT):
+                async with running.handing:
+                    await self._send_rules(running)
+        except (OSError, TimeoutError) as exc:
             await self._lose(running, f"it stopped taking connections ({_what(exc)})")
 
     async def _send_rules(self, running: _Running) -> None:

@@ -326,6 +326,13 @@ class ReceiverService:
             tg.start_soon(self._take, conn, _peer(address), server)
 
     async def _take(self, conn: socket.socket, peer: str, server: http.Server) -> None:
+        try:
+            await self._hand_off_or_serve(conn, peer, server)
+        except Exception:  # one broken connection must never stop the listener
+            log.exception("otlp connection from %s failed", peer)
+            conn.close()
+
+    async def _hand_off_or_serve(self, conn: socket.socket, peer: str, server: http.Server) -> None:
         conn.setblocking(False)
         with contextlib.suppress(OSError):
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
