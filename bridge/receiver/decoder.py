@@ -27,18 +27,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import socket
 import subprocess
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio
 import msgspec
-from anyio.abc import Process, TaskGroup
+from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from bridge import runtime
@@ -59,6 +57,7 @@ from bridge.receiver.decoder_wire import (
     frame_length,
     packet,
 )
+from bridge.receiver.handoff import HandOff, channel_pairs, close_pairs, read_outcomes, send_with_fds
 from bridge.receiver.intake import DecoderFailed, DecoderUnavailable
 from bridge.redact import registered_secrets
 
@@ -122,7 +121,6 @@ class _Running:
 
 
 _decoder: msgspec.msgpack.Decoder[FromDecoder] = msgspec.msgpack.Decoder(FromDecoder)
-_outcomes: msgspec.msgpack.Decoder[Outcome] = msgspec.msgpack.Decoder(Outcome)
 # What ends a job without an answer: the process is gone or out of step.
 _LOST = (
     anyio.EndOfStream,
@@ -134,32 +132,6 @@ _LOST = (
     OSError,
     TimeoutError,
 )
-
-
-@dataclass
-class HandOff:
-    """What handing connections to the decoder needs from the receiver."""
-
-    tg: TaskGroup  # runs the reader of the outcomes
-    rules: Callable[[], Rules]  # the checks' current rules (read before each hand-off)
-    served: Callable[[Outcome], Awaitable[None]]  # one answered request's outcome, in the bridge
-
-
-def _channel_pairs() -> tuple[tuple[socket.socket, socket.socket], tuple[socket.socket, socket.socket]] | None:
-    """(handed, served) socket pairs, or None where descriptors cannot be passed."""
-    if os.name != "posix" or not hasattr(socket, "send_fds") or not hasattr(socket, "SOCK_SEQPACKET"):
-        return None
-    try:
-        handed = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    except OSError:
-        return None
-    try:
-        served = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    except OSError:
-        for sock in handed:
-            sock.close()
-        return None
-    return handed, served
 
 
 class DecoderProcess:
@@ -312,7 +284,7 @@ class DecoderProcess:
             raise DecoderUnavailable(
                 f"The OTLP decoder is restarting after a failure ({self._last_problem}); retry.", wait
             )
-        pairs = _channel_pairs() if self._hand_off is not None else None
+        pairs = channel_pairs() if self._hand_off is not None else None
         theirs = (pairs[0][1].fileno(), pairs[1][1].fileno()) if pairs is not None else None
         try:
             with anyio.fail_after(START_TIMEOUT):
@@ -321,12 +293,12 @@ class DecoderProcess:
                     pass_fds=theirs or (),
                 )  # fmt: skip
         except (OSError, TimeoutError) as exc:
-            _close_pairs(pairs, ours=True)
+            close_pairs(pairs, ours=True)
             await self._failed(f"it could not be started ({_what(exc)})")
             raise DecoderUnavailable(f"The OTLP decoder could not be started ({_what(exc)}); retry.",
                                      max(1.0, self._wait())) from exc  # fmt: skip
         finally:
-            _close_pairs(pairs, ours=False)  # the child has its own copies now
+            close_pairs(pairs, ours=False)  # the child has its own copies now
         running = _Running(process)
         self._running = running
         self.starts += 1
@@ -354,7 +326,7 @@ class DecoderProcess:
             await self._stop(running, kill=True)
             raise
         finally:
-            _close_pairs(pairs, ours=True)  # not taken (or the start failed)
+            close_pairs(pairs, ours=True)  # not taken (or the start failed)
         if self._failures:
             log.info("the OTLP decoder process started again after %d failure(s)", self._failures)
             self._failures = 0
@@ -383,7 +355,7 @@ class DecoderProcess:
             with anyio.fail_after(HAND_TIMEOUT):
                 async with running.handing:
                     await self._send_rules(running)
-                    await _send_with_fds(running.channels[0], packet(Handed(peer)), [sock.fileno()])
+                    await send_with_fds(running.channels[0], packet(Handed(peer)), [sock.fileno()])
         except (OSError, TimeoutError) as exc:
             await self._lose(running, f"it stopped taking connections ({_what(exc)})")
             return False
@@ -406,38 +378,18 @@ class DecoderProcess:
         assert self._hand_off is not None and running.channels is not None
         rules = self._hand_off.rules()
         if rules != running.rules_sent:
-            await _send_with_fds(running.channels[0], packet(rules), [])
+            await send_with_fds(running.channels[0], packet(rules), [])
             running.rules_sent = rules
 
     async def _read_outcomes(self, running: _Running, hand_off: HandOff) -> None:
         """Until the process goes: each answered request's outcome to the receiver."""
         assert running.channels is not None
-        served = running.channels[1]
-        buffer = bytearray()
-        problem = "it stopped serving connections"
-        try:
-            while True:
-                await anyio.wait_readable(served)
-                try:
-                    data = served.recv(1 << 20)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                if not data:
-                    break
-                buffer += data
-                while len(buffer) >= HEADER_BYTES:
-                    length = frame_length(bytes(buffer[:HEADER_BYTES]))
-                    if len(buffer) < HEADER_BYTES + length:
-                        break
-                    outcome = _outcomes.decode(bytes(buffer[HEADER_BYTES : HEADER_BYTES + length]))
-                    del buffer[: HEADER_BYTES + length]
-                    self._last_used = self._clock()
-                    try:
-                        await hand_off.served(outcome)
-                    except Exception:
-                        log.exception("taking an OTLP request's outcome failed")
-        except (OSError, ValueError, msgspec.DecodeError, anyio.ClosedResourceError) as exc:
-            problem = f"its outcomes stopped ({_what(exc)})"
+
+        async def served(outcome: Outcome) -> None:
+            self._last_used = self._clock()
+            await hand_off.served(outcome)
+
+        problem = await read_outcomes(running.channels[1], served)
         if running.lost is None:
             await self._lose(running, problem)
 
@@ -499,24 +451,6 @@ class DecoderProcess:
                     await process.wait()
             with anyio.move_on_after(STOP_TIMEOUT):
                 await process.aclose()
-
-
-def _close_pairs(
-    pairs: tuple[tuple[socket.socket, socket.socket], tuple[socket.socket, socket.socket]] | None, *, ours: bool
-) -> None:
-    if pairs is not None:
-        for pair in pairs:
-            pair[0 if ours else 1].close()
-
-
-async def _send_with_fds(sock: socket.socket, message: bytes, fds: list[int]) -> None:
-    """One whole message on a SOCK_SEQPACKET socket, with ``fds``; waits while its buffer is full."""
-    while True:
-        try:
-            socket.send_fds(sock, [message], fds)
-            return
-        except (BlockingIOError, InterruptedError):
-            await anyio.wait_writable(sock)
 
 
 def _what(exc: BaseException) -> str:

@@ -33,14 +33,14 @@ from bridge.clock import now_iso
 from bridge.config.model import OtlpReceiverConfig
 from bridge.config.paths import TELEMETRY_FILE
 from bridge.receiver import auth, decode, http
-from bridge.receiver.decoder_wire import Ingested, Job, Outcome, Rules
-from bridge.receiver.intake import Intake
 from bridge.receiver.status import NOTIFICATION, Counters, ReceiverStatus, State, client_host, write_runtime
 from bridge.redact import register_secret, registered_secrets
 from bridge.store.db import Database
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # each loaded with the first connection: a first status needs none of them
     from bridge.receiver.decoder import DecoderProcess
+    from bridge.receiver.decoder_wire import Ingested, Job, Outcome, Rules
+    from bridge.receiver.intake import Intake
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,9 @@ class ReceiverService:
         telemetry_path: Path | None = None,
         hand_off: bool | None = None,
     ) -> None:
-        """``hand_off``: whether connections go to the decoder process to be served there; by default
-        they do unless the test passes a ``clock`` or a ``decoder`` of its own (the rate limiter's
-        clock and a fake decoder only exist in this process)."""
+        """``hand_off``: whether connections go to the decoder process to be served there. By default
+        they do, unless a ``clock`` or a ``decoder`` is given: both exist only in this process (the rate
+        limiter's clock, a stand-in decoder), so the connections are served here, where they apply."""
         self._config = config
         self._db = db  # its health takes the telemetry store's faults; the decoder process writes that store
         self._telemetry_path = telemetry_path or db.path.with_name(TELEMETRY_FILE)
@@ -79,7 +79,8 @@ class ReceiverService:
         self._ingest_enabled = ingest_enabled
         self._http_limits = http_limits or http.Limits()
         self._hand_off = hand_off if hand_off is not None else (clock is None and decoder is None)
-        self._intake = Intake(clock or time.monotonic)  # for the connections this process serves itself
+        self._clock = clock or time.monotonic
+        self._intake: Intake | None = None  # the steps of a connection this process serves itself
         self._key: str | None = None
         self._decoder = decoder  # made on the first connection (its module is not needed before)
         self._last_fault: str | None = None
@@ -370,6 +371,8 @@ class ReceiverService:
 
     def _rules(self) -> Rules:
         """What the decoder's checks need now (read before each hand-off, pushed on changes)."""
+        from bridge.receiver.decoder_wire import Rules
+
         return Rules(
             self._key or "",
             self._config.max_body_bytes,
@@ -381,6 +384,10 @@ class ReceiverService:
 
     async def _handle(self, request: http.Request, body: http.Body) -> http.Response:
         """A request on a connection this process serves itself."""
+        if self._intake is None:
+            from bridge.receiver.intake import Intake
+
+            self._intake = Intake(self._clock)
         response, outcome = await self._intake.answer(request, body, self._rules(), self._ingest)
         await self._served(outcome)
         return response

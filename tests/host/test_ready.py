@@ -34,6 +34,9 @@ DEFERRED = (
     "google.protobuf",  # the OTLP decoders: warmed up after the first answer
     "h11",  # the receiver's HTTP parsing: with its first connection (the listener is up before the answer)
     "bridge.receiver.http_connection",
+    "bridge.receiver.intake",  # the request steps, the hand-off's messages, the records they carry
+    "bridge.receiver.decoder_wire",
+    "bridge.receiver.records",
 )
 
 

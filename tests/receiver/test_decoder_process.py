@@ -213,7 +213,7 @@ async def test_without_descriptor_passing_the_bridge_serves_the_connections_itse
     """What a system without SOCK_SEQPACKET / SCM_RIGHTS (Windows) does: the same answers, from the bridge."""
     import bridge.receiver.decoder as decoder_module
 
-    monkeypatch.setattr(decoder_module, "_channel_pairs", lambda: None)
+    monkeypatch.setattr(decoder_module, "channel_pairs", lambda: None)
     async with running_receiver(tmp_path) as rx:
         reply = await post(rx.endpoint, "/v1/logs", claude_logs(1, 2).SerializeToString(), key=rx.key)
         decoder = rx.service.decoder
