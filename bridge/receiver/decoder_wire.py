@@ -60,7 +60,7 @@ class Rules(msgspec.Struct, array_like=True, tag="rules"):
     max_requests_per_second: int
     storing: bool  # autoIngestEnabled
     secrets: list[str] = []  # registered since the Hello
-    http_limits: list[float] = []  # bridge.receiver.http.Limits, field by field ([]: the defaults)
+    http_limits: list[int | float] = []  # bridge.receiver.http.Limits, field by field ([]: the defaults)
 
 
 class Handed(msgspec.Struct, array_like=True, tag="handed"):

@@ -379,7 +379,7 @@ class ReceiverService:
             self._config.max_requests_per_second,
             self._ingest_enabled(),
             sorted(registered_secrets()),
-            [float(value) for value in dataclasses.astuple(self._http_limits)],
+            list(dataclasses.astuple(self._http_limits)),
         )
 
     async def _handle(self, request: http.Request, body: http.Body) -> http.Response:
