@@ -220,3 +220,25 @@ async def test_without_descriptor_passing_the_bridge_serves_the_connections_itse
         assert reply.status == 200 and decoder is not None
         assert not decoder.serves and decoder.connections_handed == 0
         assert rx.service.counters.records_stored == 2 and [r["sequence"] for r in rx.rows()] == [1, 2]
+
+
+async def test_a_connection_whose_hand_off_breaks_never_stops_the_listener(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error while handing one connection over closes that connection only."""
+    real_adopt = DecoderProcess.adopt
+    calls = []
+
+    async def adopt_failing_once(self: DecoderProcess, sock: object, peer: str) -> bool:
+        calls.append(peer)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the hand-off")
+        return await real_adopt(self, sock, peer)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(DecoderProcess, "adopt", adopt_failing_once)
+    async with running_receiver(tmp_path) as rx:
+        with pytest.raises((anyio.BrokenResourceError, anyio.EndOfStream, OSError, AssertionError)):
+            await post(rx.endpoint, "/v1/logs", claude_logs(1).SerializeToString(), key=rx.key)
+        reply = await post(rx.endpoint, "/v1/logs", claude_logs(2).SerializeToString(), key=rx.key)
+        assert reply.status == 200 and rx.service.state == "listening" and len(calls) == 2
+        assert [r["sequence"] for r in rx.rows()] == [2]
