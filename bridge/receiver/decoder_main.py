@@ -161,13 +161,16 @@ def _answer_jobs(
         if payload is None:
             return None
         message = decoder.decode(payload)
-        answer = state.hello(message) if isinstance(message, Hello) else state.handle(message)
-        channels = message.channels if isinstance(message, Hello) and until_channels else None
-        if channels is not None and isinstance(answer, Ready) and _can_take(channels):
-            answer.serves = True
-        stdout.write(frame(answer))
+        if not isinstance(message, Hello):
+            stdout.write(frame(state.handle(message)))
+            stdout.flush()
+            continue
+        ready = state.hello(message)
+        channels = message.channels if until_channels else None
+        ready.serves = channels is not None and _can_take(channels)
+        stdout.write(frame(ready))
         stdout.flush()
-        if channels is not None and isinstance(answer, Ready) and answer.serves:
+        if ready.serves:
             return channels
 
 

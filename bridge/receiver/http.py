@@ -159,6 +159,11 @@ def _peer_name(stream: ByteStream) -> str:
         address = stream.extra(SocketAttribute.remote_address)
     except Exception:
         return ""
+    return peer_text(address)
+
+
+def peer_text(address: object) -> str:
+    """``host:port`` of a socket address (a path or anything else as it is)."""
     if isinstance(address, tuple):
         return f"{address[0]}:{address[1]}"
     return str(address)

@@ -65,11 +65,7 @@ class ReceiverService:
         http_limits: http.Limits | None = None,
         decoder: DecoderProcess | None = None,
         telemetry_path: Path | None = None,
-        hand_off: bool | None = None,
     ) -> None:
-        """``hand_off``: whether connections go to the decoder process to be served there. By default
-        they do, unless a ``clock`` or a ``decoder`` is given: both exist only in this process (the rate
-        limiter's clock, a stand-in decoder), so the connections are served here, where they apply."""
         self._config = config
         self._db = db  # its health takes the telemetry store's faults; the decoder process writes that store
         self._telemetry_path = telemetry_path or db.path.with_name(TELEMETRY_FILE)
@@ -78,7 +74,9 @@ class ReceiverService:
         self._emit = emit
         self._ingest_enabled = ingest_enabled
         self._http_limits = http_limits or http.Limits()
-        self._hand_off = hand_off if hand_off is not None else (clock is None and decoder is None)
+        # Connections go to the decoder process to be served there, unless a clock or a decoder is given:
+        # both exist only in this process (the rate limiter's clock, a stand-in decoder), so they are served here.
+        self._hand_off = clock is None and decoder is None
         self._clock = clock or time.monotonic
         self._intake: Intake | None = None  # the steps of a connection this process serves itself
         self._key: str | None = None
@@ -324,38 +322,29 @@ class ReceiverService:
                 log.warning("the OTLP receiver could not accept a connection: %s", exc)
                 await anyio.sleep(ACCEPT_RETRY_S)
                 continue
-            tg.start_soon(self._take, conn, _peer(address), server)
+            tg.start_soon(self._take, conn, http.peer_text(address), server)
 
     async def _take(self, conn: socket.socket, peer: str, server: http.Server) -> None:
         try:
             await self._hand_off_or_serve(conn, peer, server)
         except Exception:  # one broken connection must never stop the listener
             log.exception("otlp connection from %s failed", peer)
-            conn.close()
+        finally:
+            conn.close()  # our descriptor (already closed with its stream; the decoder has its own copy)
 
     async def _hand_off_or_serve(self, conn: socket.socket, peer: str, server: http.Server) -> None:
         conn.setblocking(False)
         with contextlib.suppress(OSError):
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._hand_off and self._key is not None:
-            decoder = self._decoder_in_use()
-            try:
-                handed = await decoder.adopt(conn, peer)
-            except BaseException:
-                conn.close()
-                raise
+            handed = await self._decoder_in_use().adopt(conn, peer)
             await self._note_decoder_fault()
             if handed:
-                conn.close()  # the decoder has its own descriptor; closing ours ends nothing
                 return
         from anyio.abc import SocketStream
 
-        try:
-            stream = await SocketStream.from_socket(conn)
-        except OSError:
-            conn.close()
-            return
-        await server.serve_stream(stream, peer)
+        with contextlib.suppress(OSError):  # the client is gone already
+            await server.serve_stream(await SocketStream.from_socket(conn), peer)
 
     def _decoder_in_use(self) -> DecoderProcess:
         """The decoder process's handle (made on first use), with its reaper running."""
@@ -393,11 +382,7 @@ class ReceiverService:
         return response
 
     async def _ingest(self, job: Job) -> Ingested:
-        decoder = self._decoder_in_use()
-        try:
-            return await decoder.ingest(job)  # inflate, parse, flatten, redact, encode, store
-        finally:
-            await self._note_decoder_fault()
+        return await self._decoder_in_use().ingest(job)  # inflate, parse, flatten, redact, encode, store
 
     async def _note_decoder_fault(self) -> None:
         if self._decoder_fault() != self._last_fault:
@@ -443,9 +428,3 @@ class ReceiverService:
             c.storage_refused += 1
         elif done.error is not None:
             log.error("storing OTLP records failed: %s", done.error)
-
-
-def _peer(address: Any) -> str:
-    if isinstance(address, tuple) and len(address) >= 2:
-        return f"{address[0]}:{address[1]}"
-    return str(address)
