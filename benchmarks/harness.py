@@ -168,6 +168,24 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(after[11]) + int(after[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def proc_children(pid: int) -> list[int]:
+    """The live children of a process (of any of its threads)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out.extend(int(child) for child in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return out
+
+
+def proc_cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 # --- spawning ------------------------------------------------------------------------------
 
 

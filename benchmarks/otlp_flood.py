@@ -5,7 +5,9 @@ write times noted). Once it runs, ``otlp_sender.py`` (its own process) posts pro
 batches of 100 codex records over two kept-alive connections to the bridge's
 receiver (``autoIngestEnabled`` on, so every record is decoded, keyed and
 stored) for ``otlp_seconds``. Records/s counts records in 200 answers over
-the sender's window; the lags are those of the frames written within it.
+the sender's window; the lags are those of the frames written within it. The note
+says what a stored record cost in CPU: the decoder process's (all of it: it starts
+with the first request) and the bridge's (over the sender's run), per record stored.
 """
 
 from __future__ import annotations
@@ -15,7 +17,21 @@ import subprocess
 import sys
 import time
 
-from harness import BENCH, BenchError, Bridge, Context, Row, ge, lags_ms, le, percentile, standin_config
+from harness import (
+    BENCH,
+    BenchError,
+    Bridge,
+    Context,
+    Row,
+    ge,
+    lags_ms,
+    le,
+    percentile,
+    proc_children,
+    proc_cmdline,
+    proc_cpu_seconds,
+    standin_config,
+)
 
 NAME = "OTLP flood"
 RATE = 1000
@@ -25,6 +41,11 @@ P99 = "event lag p99 during the OTLP flood"
 METRICS = (RECORDS, P50, P99)
 TARGET = 20_000
 WARM_S = 1.0
+
+
+def _decoder_cpu(bridge_pid: int) -> float:
+    """CPU seconds of the bridge's OTLP decoder process (0 when there is none)."""
+    return sum(proc_cpu_seconds(pid) for pid in proc_children(bridge_pid) if "decoder" in proc_cmdline(pid))
 
 
 def run(ctx: Context) -> list[Row]:
@@ -45,7 +66,10 @@ def run(ctx: Context) -> list[Row]:
         # "--key=…": a key may begin with "-" (token_urlsafe), which argparse would take for an option
         argv = [sys.executable, str(BENCH / "otlp_sender.py"), "--endpoint", endpoint, f"--key={key}",
                 "--seconds", str(seconds), "--batch", "100", "--connections", "2"]  # fmt: skip
+        bridge_cpu = proc_cpu_seconds(bridge.pid)
         sent = subprocess.run(argv, capture_output=True, timeout=seconds * 5 + 60, check=False)
+        bridge_cpu = proc_cpu_seconds(bridge.pid) - bridge_cpu
+        decoder_cpu = _decoder_cpu(bridge.pid)  # it starts with the first request: all of its CPU is the flood's
         if sent.returncode != 0:
             raise BenchError(f"otlp_sender failed: {sent.stderr.decode(errors='replace')[-1500:]}")
         report = json.loads(sent.stdout)
@@ -55,7 +79,8 @@ def run(ctx: Context) -> list[Row]:
         lags = lags_ms(bridge.lags(stamps), report["startNs"], report["endNs"])
     window = (report["endNs"] - report["startNs"]) / 1e9
     records = report["records"] / window
-    note = f"answers {report['statuses']}, {stored:,} records stored, {other:,} OTEL live events"
+    per_record = f"CPU a record: decoder {decoder_cpu / stored * 1e6:.0f} us, bridge {bridge_cpu / stored * 1e6:.0f} us"
+    note = f"answers {report['statuses']}, {stored:,} records stored, {other:,} OTEL live events; {per_record}"
     lag_note = f"{len(lags):,} frames inside the flood; max {max(lags):.1f} ms"
     return [
         Row(RECORDS, round(records), "records/s", f">= {TARGET:,}", ge(records, TARGET), note),

@@ -167,4 +167,12 @@ MIGRATIONS: list[str] = [
 
 # <dataDir>/telemetry.sqlite3, which the receiver's decoder process writes: a file of its own, so
 # a telemetry flood never holds the write lock the stream's capture commits wait for.
-TELEMETRY_MIGRATIONS: list[str] = [_OTEL_RECORDS_TABLE]
+TELEMETRY_MIGRATIONS: list[str] = [
+    _OTEL_RECORDS_TABLE,
+    # 2: no index of conversations: nothing reads this store by conversation, and keeping one cost the
+    #    decoder a fifth of every insert during a telemetry flood (docs/performance.md). The dedup key's
+    #    UNIQUE index stays: it is what makes a redelivery a duplicate.
+    """
+    DROP INDEX IF EXISTS otel_records_conversation;
+    """,
+]

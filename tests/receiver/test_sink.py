@@ -131,3 +131,26 @@ def test_text_that_needs_masking_is_masked_whichever_record_holds_it(tmp_path: P
     assert rows[0]["attributes"]["prompt"] == "fine"
     assert secret not in json.dumps(rows)
     assert rows[1]["attributes"]["output"] != f"the value is {secret} here"
+
+
+def test_the_telemetry_store_keeps_only_the_index_it_reads_by(tmp_path: Path) -> None:
+    """The dedup key's UNIQUE index stays; a store made before migration 2 loses its conversation index."""
+    path = tmp_path / "telemetry.sqlite3"
+    Database(path, migrations=TELEMETRY_MIGRATIONS[:1]).close()  # as an earlier bridge left it
+
+    def indexes(db: Database) -> set[str]:
+        def read(conn: Any) -> set[str]:
+            rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'otel_records'")
+            return {name for (name,) in rows}
+
+        return db.read(read)
+
+    old = Database(path, migrations=TELEMETRY_MIGRATIONS[:1])
+    assert "otel_records_conversation" in indexes(old)
+    old.close()
+    db = Database(path, migrations=TELEMETRY_MIGRATIONS)
+    assert db.schema_version == 2
+    kept = indexes(db)
+    assert "otel_records_conversation" not in kept
+    assert any(name.startswith("sqlite_autoindex_otel_records") for name in kept)  # dedup_key UNIQUE
+    db.close()
