@@ -130,7 +130,7 @@ async def _start_receiver(app: App, tg: TaskGroup) -> None:
 
             feeders.append(BaselineFeeder(capture.pipeline.feed_events))
             tg.start_soon(feeders[0].run)
-        feeders[0].feed(records)
+        feeders[0].offer(records)
 
     app.receiver.on_records = on_records
     await app.receiver.start(tg)  # a bind failure is state "error", never an exception

@@ -6,10 +6,11 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any
 
+import anyio
 import pytest
 
 from bridge.capture.events import OTEL, CaptureEvent
-from bridge.receiver import mapping, mapping_codex
+from bridge.receiver import baseline, mapping, mapping_codex
 from bridge.receiver.baseline import BaselineFeeder
 from bridge.receiver.records import OtelRecord
 from tests.crosssource.support import fixture_records, fixture_stream, load_fixture
@@ -180,6 +181,26 @@ def test_a_prompt_waits_for_its_trace_to_name_the_turn() -> None:
     # in order: within each placed batch events follow the records' time
     times = [e.emitted_at_ms or 0 for e in out if e.kind == "item_completed"]
     assert times == sorted(times)
+
+
+async def test_records_offered_within_a_window_are_fed_as_one_batch() -> None:
+    """Requests stored during a flood reach the capture pipeline together: one feed per window, none lost."""
+    records = fixture_records(CODEX)
+    batches: list[list[CaptureEvent]] = []
+    feeder = BaselineFeeder(batches.append)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(feeder.run)
+        for at in range(0, len(records), 10):  # a request at a time, as the receiver stores them
+            feeder.offer(records[at : at + 10])
+        assert batches == [], "nothing is fed before the window closes"
+        with anyio.fail_after(5):
+            while not batches:
+                await anyio.sleep(0.005)
+        feeder.offer([])  # a later request that stored nothing new: an empty window feeds nothing
+        await anyio.sleep(baseline.COALESCE_S * 3)
+        tg.cancel_scope.cancel()
+    assert len(batches) == 1
+    assert batches[0] == fed(records)
 
 
 def test_held_records_expire_into_the_turn_running_at_their_time() -> None:
