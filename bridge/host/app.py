@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bridge.capture.approvals import ApprovalBroker
     from bridge.capture.service import CaptureService
     from bridge.enrichment.enrichment_service import EnrichmentService
+    from bridge.receiver.baseline import BaselineFeeder
     from bridge.receiver.receiver import ReceiverService
     from bridge.reliability.service import ReliabilityService
     from bridge.sidecar.supervisor import Supervisor
@@ -38,6 +39,7 @@ class App:
     capture: CaptureService | None = None
     approvals: ApprovalBroker | None = None
     receiver: ReceiverService | None = None
+    baseline: BaselineFeeder | None = None  # made with the first records the receiver stores
     enrichment: EnrichmentService | None = None
     sidecar: Supervisor | None = None
     reliability: ReliabilityService | None = None

@@ -121,16 +121,15 @@ async def _start_receiver(app: App, tg: TaskGroup) -> None:
     )
     capture = app.capture
     assert capture is not None
-    feeders: list[Any] = []
 
     def on_records(records: list[Any]) -> None:
         """Newly stored records → captured content; the feeder (and the OTEL mapping) is made on the first."""
-        if not feeders:
+        if app.baseline is None:
             from bridge.receiver.baseline import BaselineFeeder  # imported ahead by after_ready, off the loop
 
-            feeders.append(BaselineFeeder(capture.pipeline.feed_events))
-            tg.start_soon(feeders[0].run)
-        feeders[0].offer(records)
+            app.baseline = BaselineFeeder(capture.pipeline.feed_events)
+            tg.start_soon(app.baseline.run)
+        app.baseline.offer(records)
 
     app.receiver.on_records = on_records
     await app.receiver.start(tg)  # a bind failure is state "error", never an exception
@@ -163,6 +162,8 @@ async def stop(app: App) -> None:
         await app.reliability.stop()  # first: the bridge's own stop is not a mode change
     if app.sidecar is not None:
         await app.sidecar.aclose(fast=True)  # close stdin, 0.6 s, SIGTERM, 0.3 s, SIGKILL
+    if app.baseline is not None:
+        app.baseline.flush()  # what the receiver stored in the last few ms: the capture commits it below
     if app.capture is not None:
         import anyio
 

@@ -149,16 +149,22 @@ class BaselineFeeder:
                 except Exception:  # pragma: no cover - never let the tick die
                     log.exception("expiring held OTEL records failed")
 
+    def flush(self) -> None:
+        """Feed what was offered and not fed yet, now (the bridge stops: the capture commits it before it ends)."""
+        batch, self._offered = self._offered, []
+        if not batch:
+            return
+        try:
+            self.feed(batch)
+        except Exception:  # never let the feeding die: the records stay in otel_records
+            log.exception("capturing %d stored OTEL records failed; they stay in otel_records", len(batch))
+
     async def _feed_offered(self) -> None:
         while True:
             await self._arrived.wait()
             await anyio.sleep(COALESCE_S)
             self._arrived = anyio.Event()
-            batch, self._offered = self._offered, []
-            try:
-                self.feed(batch)
-            except Exception:  # never let the feeding die: the records stay in otel_records
-                log.exception("capturing %d stored OTEL records failed; they stay in otel_records", len(batch))
+            self.flush()
 
     @property
     def pending(self) -> int:

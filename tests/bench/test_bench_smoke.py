@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,10 @@ def test_tiny_run_writes_every_row(tmp_path: Path) -> None:
         assert row["target"] and isinstance(row["pass"], bool), row
     for metric in REFERENCE_ROWS:
         assert isinstance(by_metric[metric]["value"], (int, float)), by_metric[metric]
+    # the flood's note says what a stored record cost in CPU, the decoder process's found and measured
+    flood = by_metric["OTLP receiver records/s while streaming 1,000 frames/s"]
+    cost = re.search(r"CPU a record: decoder (\d+) us, bridge (\d+) us", flood.get("note", ""))
+    assert cost is not None and int(cost[1]) > 0, flood
     # the table printed is the same rows
     for metric in TARGET_ROWS:
         assert metric in proc.stdout

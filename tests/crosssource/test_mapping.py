@@ -203,6 +203,19 @@ async def test_records_offered_within_a_window_are_fed_as_one_batch() -> None:
     assert batches[0] == fed(records)
 
 
+def test_a_flush_feeds_what_was_offered_at_once() -> None:
+    """When the bridge stops, what the receiver stored in the last window reaches the capture before it ends."""
+    records = fixture_records(CODEX)
+    batches: list[list[CaptureEvent]] = []
+    feeder = BaselineFeeder(batches.append)
+    feeder.offer(records)
+    assert batches == []
+    feeder.flush()
+    assert batches == [fed(records)]
+    feeder.flush()  # nothing left: nothing fed twice
+    assert len(batches) == 1
+
+
 def test_held_records_expire_into_the_turn_running_at_their_time() -> None:
     now = [0.0]
     out: list[CaptureEvent] = []
