@@ -10,8 +10,9 @@ Neither stops the connection.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+import msgspec
 
 Framing = Literal["jsonl", "content-length"]
 
@@ -19,18 +20,15 @@ MAX_HEADER_BYTES = 8192
 _BLANK = b" \t\r\n"
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+class Frame(msgspec.Struct, frozen=True):
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class FrameTooLarge:
+class FrameTooLarge(msgspec.Struct, frozen=True):
     size: int
 
 
-@dataclass(frozen=True, slots=True)
-class FramingError:
+class FramingError(msgspec.Struct, frozen=True):
     reason: str
 
 

@@ -22,7 +22,6 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -54,8 +53,7 @@ def canonical_decision(value: str) -> str | None:
     return next((d for d in DECISIONS if d.lower() == lowered), None)
 
 
-@dataclass
-class Pending:
+class Pending(msgspec.Struct):
     request_id: str
     codex_id: int | str
     generation: int
@@ -69,10 +67,10 @@ class Pending:
     token: str
     permissions: Any
     respond: Respond
-    created: float = field(default_factory=time.monotonic)
+    created: float = msgspec.field(default_factory=time.monotonic)
     decided_by: str | None = None
     decision: str | None = None
-    cancel: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    cancel: anyio.CancelScope = msgspec.field(default_factory=anyio.CancelScope)
     observed: bool = False  # attach mode: recorded only, the user's client answers
 
     def wire(self) -> dict[str, Any]:

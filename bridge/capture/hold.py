@@ -11,22 +11,22 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+import msgspec
 
 T = TypeVar("T")
 
 DEFAULT_LIMIT_BYTES = 64 * 1024 * 1024
 
 
-@dataclass
-class Gap:
+class Gap(msgspec.Struct):
     """What was dropped since the last :meth:`HoldQueue.take_gap`."""
 
     batches: int = 0
     units: int = 0  # frames / events
     bytes: int = 0
-    threads: set[str] = field(default_factory=set)
+    threads: set[str] = msgspec.field(default_factory=set)
 
 
 class HoldQueue(Generic[T]):

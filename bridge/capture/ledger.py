@@ -23,9 +23,10 @@ Decisions (docs/protocol.md §3.5)
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from itertools import islice
 from typing import Literal
+
+import msgspec
 
 # Keys held in memory (each ~200 bytes with its dict slot); past it the oldest half is forgotten and
 # looked up in the store's ledger table when seen again. Bounds the bridge's memory over a long day.
@@ -77,8 +78,7 @@ def event_key(method: str, thread_id: str, emitted_at_ms: int | None, raw_params
     return f"{method}|{thread_id}|{emitted_at_ms if emitted_at_ms is not None else ''}|{text_hash(raw_params)}"
 
 
-@dataclass(frozen=True, slots=True)
-class Forgotten:
+class Forgotten(msgspec.Struct, frozen=True):
     """What a trim forgot: threads with lifecycle/content/other keys gone, and items with delta keys gone.
 
     A delta's key names its item, so only the deltas of these items need a lookup in the store;
@@ -89,8 +89,7 @@ class Forgotten:
     items: set[tuple[str, str]]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):
     decision: Decision
     chosen_source: str
     replaced_source: str | None

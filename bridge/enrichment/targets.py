@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Literal
+
+import msgspec
 
 from bridge.redact import redact_text
 
@@ -32,14 +33,12 @@ def _signal_env(signal: Signal, what: str) -> str:
     return f"OTEL_EXPORTER_OTLP_{signal.upper()}_{what}"
 
 
-@dataclass(frozen=True, slots=True)
-class SignalTarget:
+class SignalTarget(msgspec.Struct, frozen=True):
     url: str
     headers: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class ExportTarget:
+class ExportTarget(msgspec.Struct, frozen=True):
     """Where batches go; ``endpoint`` is the shown (credential-free) form."""
 
     origin: Origin
@@ -52,8 +51,7 @@ class ExportTarget:
         return self.traces if signal == "traces" else self.logs
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
+class Plan(msgspec.Struct, frozen=True):
     """The outcome of resolving config, environment and the own receiver."""
 
     state: State

@@ -10,7 +10,6 @@ every command without starting a server.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
@@ -33,8 +32,7 @@ class PassthroughParams(msgspec.Struct, rename="camel", kw_only=True):
     """
 
 
-@dataclass(frozen=True)
-class Forwarded(Generic[P]):
+class Forwarded(msgspec.Struct, Generic[P], frozen=True):
     """What a pass-through command receives: the checked known fields and the raw params to forward."""
 
     known: P
@@ -61,8 +59,7 @@ class Result(msgspec.Struct, rename="camel", kw_only=True):
 Handler = Callable[["App", Any], Awaitable[Any]]
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(msgspec.Struct, frozen=True):
     name: str
     params: type[Any]
     result: Any

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
+import msgspec
 from anyio.abc import ByteStream
 
 if TYPE_CHECKING:
@@ -28,8 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(msgspec.Struct, frozen=True):
     """Bounds of one server; the defaults suit loopback telemetry senders."""
 
     max_connections: int = 512  # past it, the oldest connection not being answered is closed
@@ -60,8 +60,7 @@ class DeadlinePassed(ClientGone):
     """A request's headers or body took longer than its total deadline."""
 
 
-@dataclass
-class Request:
+class Request(msgspec.Struct):
     method: str
     path: str  # the target without its query string
     headers: dict[str, bytes]  # lower-case names; repeated headers joined with ", "
@@ -72,11 +71,10 @@ class Request:
         return value.decode("latin-1") if value is not None else None
 
 
-@dataclass
-class Response:
+class Response(msgspec.Struct):
     status: int
     body: bytes = b""
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    headers: list[tuple[bytes, bytes]] = msgspec.field(default_factory=list)
 
 
 Handler = Callable[[Request, "Body"], Awaitable[Response]]

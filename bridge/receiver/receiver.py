@@ -17,7 +17,6 @@ becomes state ``error`` with a message saying what to do.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import logging
 import socket
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 from anyio.abc import TaskGroup
+from msgspec.structs import astuple
 
 from bridge.clock import now_iso
 from bridge.config.model import OtlpReceiverConfig
@@ -368,7 +368,7 @@ class ReceiverService:
             self._config.max_requests_per_second,
             self._ingest_enabled(),
             sorted(registered_secrets()),
-            list(dataclasses.astuple(self._http_limits)),
+            list(astuple(self._http_limits)),
         )
 
     async def _handle(self, request: http.Request, body: http.Body) -> http.Response:

@@ -8,7 +8,6 @@ else on the machine) where a running bridge listens.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,8 +36,7 @@ class ReceiverStatus(msgspec.Struct, rename="camel", kw_only=True):
     records_discarded: int
 
 
-@dataclass
-class Counters:
+class Counters(msgspec.Struct):
     accepted: int = 0
     rejected: int = 0
     records_stored: int = 0

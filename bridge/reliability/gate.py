@@ -15,8 +15,6 @@ The verdict is ``go`` only when every check passes. The bridge command and the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import msgspec
 
 from bridge.clock import iso_ms
@@ -39,8 +37,7 @@ class ReleaseGate(msgspec.Struct, rename="camel", kw_only=True):
     checks: list[GateCheck]
 
 
-@dataclass(frozen=True)
-class GateInputs:
+class GateInputs(msgspec.Struct, frozen=True):
     now_ms: int
     window_hours: float
     stable_seconds: float

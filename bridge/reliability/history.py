@@ -14,7 +14,6 @@ bridge that lacks a table reads as empty history.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -40,8 +39,7 @@ class TransitionWire(msgspec.Struct, rename="camel", kw_only=True):
     reason: str
 
 
-@dataclass(frozen=True)
-class Transition:
+class Transition(msgspec.Struct, frozen=True):
     at_ms: int
     from_mode: str | None
     to_mode: str
@@ -53,8 +51,7 @@ class Transition:
         )
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(msgspec.Struct, frozen=True):
     at_ms: int
     kind: str
     detail: str
@@ -169,8 +166,7 @@ def last_baseline_record_ms(conn: sqlite3.Connection) -> int | None:
     return int(row[0]) if row and row[0] is not None else None
 
 
-@dataclass(frozen=True)
-class WindowHistory:
+class WindowHistory(msgspec.Struct, frozen=True):
     """What the gate needs from the store for one window."""
 
     mode_at_start: str | None  # the mode in effect when the window opened (None: no bridge was running)

@@ -28,8 +28,9 @@ healthy hybrid mode gets one positive reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final, Literal
+
+import msgspec
 
 Mode = Literal["OTEL_ONLY", "HYBRID_ACTIVE", "DEGRADED_STREAMING", "FAILURE"]
 OTEL_ONLY: Final = "OTEL_ONLY"
@@ -45,8 +46,7 @@ SIDECAR_UP = ("running", "degraded")
 HEALTHY_REASON = "The OTEL baseline is receiving and the codex stream is healthy."
 
 
-@dataclass(frozen=True)
-class ModeFacts:
+class ModeFacts(msgspec.Struct, frozen=True):
     """Everything the mode depends on, as observed at one moment."""
 
     auto_ingest_enabled: bool
@@ -72,8 +72,7 @@ class ModeFacts:
         return self.sidecar_state in SIDECAR_UP
 
 
-@dataclass(frozen=True)
-class Evaluation:
+class Evaluation(msgspec.Struct, frozen=True):
     mode: Mode
     otel_baseline_healthy: bool
     stream_expected: bool

@@ -11,8 +11,10 @@ next, so the table tests cover it without a process.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from enum import Enum
+
+import msgspec
+from msgspec.structs import replace
 
 NEEDS_LOGIN = "needs_login"
 AUTHENTICATING = "authenticating"
@@ -51,8 +53,7 @@ def handshake_error(step: str, phase: Handshake) -> str | None:
     return "Finish the handshake first: codex_app_server_initialize, then codex_app_server_initialized."
 
 
-@dataclass(frozen=True)
-class AuthView:
+class AuthView(msgspec.Struct, frozen=True):
     """What the bridge knows of the sidecar's account, plus the login in flight."""
 
     state: str = NEEDS_LOGIN
@@ -160,8 +161,7 @@ class AuthView:
         return self
 
 
-@dataclass(frozen=True)
-class ClaimVerdict:
+class ClaimVerdict(msgspec.Struct, frozen=True):
     """The outcome of checking a host's ``account_updated`` claim."""
 
     ok: bool

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -24,8 +23,7 @@ from bridge.sidecar.status import INACTIVE, CodexAppServerStatus, SidecarFacts
 log = logging.getLogger("bridge.sidecar")
 
 
-@dataclass(frozen=True)
-class SidecarState:
+class SidecarState(msgspec.Struct, frozen=True):
     """The status the host sees, and the facts it was derived from (published on every change)."""
 
     status: CodexAppServerStatus
@@ -56,8 +54,7 @@ class SidecarState:
         return self.facts.last_frame_valid if self.facts.process_up else True
 
 
-@dataclass(frozen=True)
-class Spawned:
+class Spawned(msgspec.Struct, frozen=True):
     """A new generation: a process spawned, or a connection to the daemon opened."""
 
     pid: int | None
@@ -65,8 +62,7 @@ class Spawned:
     connection: str  # spawn | attach
 
 
-@dataclass(frozen=True)
-class Exited:
+class Exited(msgspec.Struct, frozen=True):
     """A generation ended; ``expected`` tells a stop (or disconnect) from a crash."""
 
     pid: int | None
@@ -75,8 +71,7 @@ class Exited:
     connection: str
 
 
-@dataclass(frozen=True)
-class Rehandshaken:
+class Rehandshaken(msgspec.Struct, frozen=True):
     """After an automatic restart, the bridge ran the handshake again by itself."""
 
     pid: int | None

@@ -21,8 +21,9 @@ written) is retried by the runtime while the thread stays active; see
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+import msgspec
 
 SKIPPED_SOURCES = frozenset({"thread_title"})
 IDLE_UNSUBSCRIBE_S = 600.0
@@ -36,16 +37,14 @@ RESUME_RETRY_CAP = 1.0
 ActionKind = Literal["read", "resume", "unsubscribe", "backfill"]
 
 
-@dataclass(frozen=True)
-class ThreadMeta:
+class ThreadMeta(msgspec.Struct, frozen=True):
     """What decides whether a thread is the user's work (from ``thread/started`` or ``thread/read``)."""
 
     ephemeral: bool = False
     thread_source: str | None = None
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(msgspec.Struct, frozen=True):
     kind: ActionKind
     thread_id: str
 
@@ -70,8 +69,7 @@ def resume_retry_delay(attempt: int, message: str) -> float | None:
     return min(RESUME_RETRY_CAP, RESUME_RETRY_BASE * float(1 << min(attempt, 10)))
 
 
-@dataclass
-class _Thread:
+class _Thread(msgspec.Struct):
     meta: ThreadMeta | None = None
     status: str = NOT_LOADED
     followed: bool = False

@@ -16,8 +16,10 @@ restart that finds another token was superseded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from typing import Literal
+
+import msgspec
+from msgspec.structs import replace
 
 from bridge.sidecar import policy
 from bridge.sidecar.reconnect import reconnect_delay
@@ -30,8 +32,7 @@ ExitAction = Literal["not_restarted", "crash_loop", "restart"]
 RestartAction = Literal["superseded", "kill_switch", "go"]
 
 
-@dataclass(frozen=True)
-class ExitVerdict:
+class ExitVerdict(msgspec.Struct, frozen=True):
     """What an unexpected exit of a spawned codex leads to."""
 
     action: ExitAction
@@ -39,12 +40,11 @@ class ExitVerdict:
     delay: float = 0.0  # before the restart
 
 
-@dataclass(frozen=True)
-class Lifecycle:
+class Lifecycle(msgspec.Struct, frozen=True):
     phase: str = INACTIVE
     connection: str | None = None  # the mode of the current start (None: stopped)
-    window: policy.CrashWindow = field(default_factory=policy.CrashWindow)
-    spawns: policy.SpawnBudget = field(default_factory=policy.SpawnBudget)  # restarts and host starts share it
+    window: policy.CrashWindow = msgspec.field(default_factory=policy.CrashWindow)
+    spawns: policy.SpawnBudget = msgspec.field(default_factory=policy.SpawnBudget)  # restarts and host starts share it
     token: int = 0
 
     # --- the host's start and stop --------------------------------------------------------

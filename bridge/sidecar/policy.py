@@ -10,7 +10,7 @@ again from zero.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 RESTART_BUDGET = 3
 WINDOW_SECONDS = 60.0
@@ -18,8 +18,7 @@ BACKOFF_BASE = 0.25
 BACKOFF_CAP = 10.0
 
 
-@dataclass(frozen=True)
-class CrashWindow:
+class CrashWindow(msgspec.Struct, frozen=True):
     """Monotonic times of the unexpected exits still inside the window."""
 
     exits: tuple[float, ...] = ()
@@ -40,8 +39,7 @@ class CrashWindow:
         return min(live) + self.window if live else None
 
 
-@dataclass(frozen=True)
-class ExitDecision:
+class ExitDecision(msgspec.Struct, frozen=True):
     window: CrashWindow
     attempts: int  # unexpected exits inside the window, this one included
     crash_loop: bool
@@ -75,8 +73,7 @@ def backoff_delay(attempt: int, jitter: float, base: float = BACKOFF_BASE, cap: 
 SPAWN_BUDGET = 3
 
 
-@dataclass(frozen=True)
-class SpawnBudget:
+class SpawnBudget(msgspec.Struct, frozen=True):
     """Monotonic times of the spawns still inside the window, whoever asked for them.
 
     Automatic restarts and the host's ``start`` calls draw from this one budget,
@@ -92,8 +89,7 @@ class SpawnBudget:
         return self if kept == self.spawns else SpawnBudget(kept, self.window, self.limit)
 
 
-@dataclass(frozen=True)
-class SpawnDecision:
+class SpawnDecision(msgspec.Struct, frozen=True):
     budget: SpawnBudget  # the budget to keep if the spawn goes ahead
     allowed: bool
     retry_after: float  # seconds until a spawn would be allowed (0 when allowed)

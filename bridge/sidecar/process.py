@@ -16,10 +16,10 @@ import signal
 import subprocess
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+import msgspec
 from anyio.abc import ByteReceiveStream, Process
 
 from bridge import errors
@@ -118,8 +118,7 @@ def resolve_binary(configured: str | None, environ: Mapping[str, str]) -> str:
     return str(path)
 
 
-@dataclass(frozen=True)
-class SpawnSpec:
+class SpawnSpec(msgspec.Struct, frozen=True):
     """Everything needed to start one sidecar process."""
 
     binary: str

@@ -9,8 +9,9 @@ with when codex refuses it or the connection ends first. No I/O.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from bridge import errors
 from bridge.errors import BridgeError
@@ -25,8 +26,7 @@ RequestHandler = Callable[[Envelope], None]
 Tap = Callable[[str, bytes], None]
 
 
-@dataclass(frozen=True)
-class ProtocolFault:
+class ProtocolFault(msgspec.Struct, frozen=True):
     """A frame the client could not use (``kind``: parse_error, oversized, protocol_violation)."""
 
     kind: str
@@ -38,8 +38,7 @@ class ProtocolFault:
 FaultListener = Callable[[ProtocolFault], None]
 
 
-@dataclass
-class RpcCounters:
+class RpcCounters(msgspec.Struct):
     """Running totals for the reliability metrics."""
 
     frames: int = 0
@@ -51,7 +50,7 @@ class RpcCounters:
     late_responses: int = 0
     server_requests: int = 0
     server_requests_unhandled: int = 0
-    unknown_notifications: dict[str, int] = field(default_factory=dict)
+    unknown_notifications: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 def preview(raw: bytes) -> str:

@@ -7,8 +7,6 @@ rule is one table-tested function rather than scattered flags.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import msgspec
 
 from bridge.sidecar.auth import AuthView, Handshake
@@ -56,8 +54,7 @@ class CodexAppServerStatus(msgspec.Struct, rename="camel", kw_only=True):
     last_transition_at_iso: str
 
 
-@dataclass(frozen=True)
-class SidecarFacts:
+class SidecarFacts(msgspec.Struct, frozen=True):
     """What the supervisor knows when it computes the state of a live process."""
 
     process_up: bool
@@ -69,8 +66,7 @@ class SidecarFacts:
     last_frame_valid: bool
 
 
-@dataclass(frozen=True)
-class Health:
+class Health(msgspec.Struct, frozen=True):
     degraded_reasons: tuple[str, ...]
     stream_healthy: bool
 

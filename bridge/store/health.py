@@ -16,8 +16,9 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from bridge.errors import BridgeError, storage_unavailable
 
@@ -59,8 +60,7 @@ def classify(exc: BaseException) -> tuple[str, str] | None:
     return None
 
 
-@dataclass(frozen=True)
-class Fault:
+class Fault(msgspec.Struct, frozen=True):
     kind: str  # disk_full | io_error | read_only | corrupt | cannot_open
     detail: str  # what failed and why, for a person
     where: str  # which writer saw it first (capture, otlp, reliability, config, probe)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
+import msgspec.structs
 import pytest
 
 from bridge.reliability import history
@@ -33,7 +33,7 @@ GOOD = GateInputs(
 
 
 def failing(**changes: object) -> set[str]:
-    result = evaluate_gate(dataclasses.replace(GOOD, **changes))  # type: ignore[arg-type]
+    result = evaluate_gate(msgspec.structs.replace(GOOD, **changes))
     failed = {c.name for c in result.checks if not c.ok}
     assert (result.verdict == "go") == (not failed)
     return failed
@@ -98,7 +98,7 @@ def test_gate_table(changes: dict[str, object], failed: set[str]) -> None:
 
 def test_details_name_the_cause() -> None:
     result = evaluate_gate(
-        dataclasses.replace(
+        msgspec.structs.replace(
             GOOD,
             crash_loops=(Event(NOW - H, "crash_loop", "exited 3 times within 60 s"),),
             migration_status="failed",
