@@ -169,13 +169,17 @@ def proc_cpu_seconds(pid: int) -> float:
 
 
 def proc_children(pid: int) -> list[int]:
-    """The live children of a process (of any of its threads)."""
+    """The live children of a process: every process whose parent it is (``/proc/*/stat``, field 4)."""
     out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            out.extend(int(child) for child in (task / "children").read_text().split())
-        except OSError:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
             continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+            out.append(int(entry.name))
     return out
 
 
