@@ -6,10 +6,10 @@ pieces they need (config, database, notifier), never the App or the host.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
+import msgspec
 
 from bridge.config.paths import DataDir
 from bridge.config.store import ConfigStore
@@ -27,14 +27,13 @@ if TYPE_CHECKING:
     from bridge.transcript.recorder import BridgeTranscript
 
 
-@dataclass
-class App:
+class App(msgspec.Struct):
     data_dir: DataDir
     config: ConfigStore
     db: Database
     notifier: Notifier
     framing: str | None = None
-    shutdown_requested: anyio.Event = field(default_factory=anyio.Event)
+    shutdown_requested: anyio.Event = msgspec.field(default_factory=anyio.Event)
     # Subsystems: one typed attribute each, set by bridge.host.services.start.
     capture: CaptureService | None = None
     approvals: ApprovalBroker | None = None

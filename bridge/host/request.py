@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -27,15 +26,14 @@ from bridge.errors import BridgeError
 _encode = msgspec.json.Encoder().encode
 
 
-@dataclass
-class Request:
+class Request(msgspec.Struct):
     """What a running command can ask of its session: was it cancelled, and where to report progress."""
 
     method: str
     token: int | str | None = None  # the host's workDoneToken
     send: Callable[[bytes], None] | None = None
     unstructure: Callable[[Any], Any] | None = None  # lsprotocol values to plain data (the session's converter)
-    _cancelled: threading.Event = field(default_factory=threading.Event)
+    _cancelled: threading.Event = msgspec.field(default_factory=threading.Event)
 
     def cancel(self) -> None:
         self._cancelled.set()

@@ -11,10 +11,10 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import msgspec
 
 from bridge import __version__, errors
 from bridge.errors import BridgeError
@@ -26,8 +26,7 @@ from bridge.sidecar.rpc import RpcClient
 from bridge.sidecar.rpc_types import RpcCounters
 
 
-@dataclass
-class SupervisorOptions:
+class SupervisorOptions(msgspec.Struct):
     """Timings and hooks; the defaults are the product's, tests shorten them."""
 
     stop_eof_grace: float = 1.0
@@ -57,8 +56,7 @@ class SupervisorOptions:
     connect: Callable[[str, int, float], Awaitable[CodexConnection]] | None = None
 
 
-@dataclass
-class Generation:
+class Generation(msgspec.Struct):
     """One connection to codex (a spawned process or the daemon's socket) and its client."""
 
     number: int
@@ -67,7 +65,7 @@ class Generation:
     handshake: Handshake = Handshake.NOT_STARTED
     alive: bool = True
     expected_exit: bool = False
-    exited: anyio.Event = field(default_factory=anyio.Event)
+    exited: anyio.Event = msgspec.field(default_factory=anyio.Event)
     exit_code: int | None = None
     spawned_at: float | None = None  # monotonic; the spawn budget entry it used
 
