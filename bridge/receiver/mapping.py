@@ -27,8 +27,9 @@ redacted by the provider modules, as the stream's normaliser does.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
+
+from msgspec.structs import replace
 
 from bridge.capture.events import CaptureEvent
 from bridge.receiver.mapping_claude import claude_events

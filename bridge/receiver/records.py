@@ -38,8 +38,7 @@ OTHER = "other"
 _canonical = msgspec.json.Encoder(order="sorted")
 
 
-@dataclass(slots=True)
-class OtelRecord:
+class OtelRecord(msgspec.Struct):
     dedup_key: str
     signal: str  # "log" | "span" | "metric"
     provider: str  # CODEX | CLAUDE | OTHER
@@ -55,9 +54,9 @@ class OtelRecord:
     service_name: str | None = None
     scope_name: str | None = None
     body: Any = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    resource: dict[str, Any] = field(default_factory=dict)
-    detail: dict[str, Any] = field(default_factory=dict)  # span timing/status, metric point values
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+    resource: dict[str, Any] = msgspec.field(default_factory=dict)
+    detail: dict[str, Any] = msgspec.field(default_factory=dict)  # span timing/status, metric point values
 
 
 @dataclass(slots=True)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
 from typing import Any
 
 import anyio
 import pytest
+from msgspec.structs import replace
 
 from bridge.capture.events import OTEL, CaptureEvent
 from bridge.receiver import baseline, mapping, mapping_codex
