@@ -15,7 +15,6 @@ mask, or where a key is one whose value it masks (``text_needs_redaction``,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -52,15 +51,14 @@ COLUMNS = (
 )
 
 
-@dataclass(slots=True)
-class Prepared:
+class Prepared(msgspec.Struct):
     """One request, decoded: what the decoder stores and the receiver answers with."""
 
     count: int  # records decoded (each a row when stored)
     rejected: int  # elements OTLP calls invalid (the answer's partial success)
     problems: str
-    rows: list[Row] = field(default_factory=list)  # in COLUMNS order; empty when ingest is off
-    baseline: list[tuple[int, OtelRecord]] = field(default_factory=list)  # (row index, the baseline's part)
+    rows: list[Row] = msgspec.field(default_factory=list)  # in COLUMNS order; empty when ingest is off
+    baseline: list[tuple[int, OtelRecord]] = msgspec.field(default_factory=list)  # (row index, the baseline's part)
 
 
 def _int64(value: int | None) -> int | None:

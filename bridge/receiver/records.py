@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -59,11 +58,10 @@ class OtelRecord(msgspec.Struct):
     detail: dict[str, Any] = msgspec.field(default_factory=dict)  # span timing/status, metric point values
 
 
-@dataclass(slots=True)
-class Extracted:
-    records: list[OtelRecord] = field(default_factory=list)
+class Extracted(msgspec.Struct):
+    records: list[OtelRecord] = msgspec.field(default_factory=list)
     rejected: int = 0
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = msgspec.field(default_factory=list)
 
     def reject(self, count: int, problem: str) -> None:
         self.rejected += count

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+
+import msgspec
 
 from bridge.receiver.prepare import COLUMNS, Prepared, Row
 from bridge.receiver.records import OtelRecord
@@ -68,12 +69,11 @@ def store_in_chunks(db: Database, rows: Sequence[Row]) -> tuple[list[int], Excep
     return new, None
 
 
-@dataclass(slots=True)
-class Stored:
+class Stored(msgspec.Struct):
     """What storing one prepared request did."""
 
     new: int = 0  # rows newly stored (the rest were redeliveries, or not reached after an error)
-    baseline: list[OtelRecord] = field(default_factory=list)  # the baseline's part of the new rows
+    baseline: list[OtelRecord] = msgspec.field(default_factory=list)  # the baseline's part of the new rows
     error: Exception | None = None  # storing stopped here (the chunks before it are stored)
 
 
