@@ -7,15 +7,17 @@ and resume the pipe (two ``epoll_ctl`` calls) whenever that buffer fills; that
 plumbing cost about as much of the event loop as decoding the frames. Here
 codex writes into a pipe the bridge made, enlarged where the system allows it
 (fewer, larger reads), and :class:`PipeReader` reads what is waiting with one
-``os.read`` once anyio says the pipe is readable.
+``os.read`` from the event loop's reader callback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import anyio
 from anyio.abc import ByteReceiveStream
+from anyio.lowlevel import checkpoint
 
 from bridge.platform.pipes import enlarge_pipe
 
@@ -29,32 +31,88 @@ def stdout_pipe() -> tuple[int, int]:
 
 
 class PipeReader(ByteReceiveStream):
-    """The reading end of a pipe as an anyio byte stream (non-blocking ``os.read`` after ``wait_readable``)."""
+    """The reading end of a pipe as an anyio byte stream, read in the event loop's own reader callback.
+
+    ``anyio.wait_readable`` registers the descriptor with the selector and removes it again around
+    every wait (two ``epoll_ctl`` calls, the selector's bookkeeping, a backend lookup, a future and a
+    closure): at 1,000 frames/s every frame is a read of its own, and that was a quarter of the event
+    loop's CPU (docs/performance.md, session 12). Here the descriptor stays registered while receives
+    follow one another; the callback reads what is waiting and hands it to the waiting receive. A
+    callback that finds nobody waiting (the client is busy, or waits for the capture to make room)
+    unregisters, so a pipe codex keeps full is not polled in a loop; the next receive registers again.
+    Each receive still waits for the loop's next poll, so a busy codex never starves other tasks.
+    POSIX only, like the pipe (asyncio's selector loop: ``add_reader``).
+    """
 
     def __init__(self, fd: int) -> None:
         os.set_blocking(fd, False)
         self._fd = fd
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiter: asyncio.Future[bytes] | None = None
+        self._registered = False
+        self._max = 65536
+        self._carried = b""  # read for a receive that was cancelled meanwhile: the next one returns it
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
-        while True:
-            fd = self._fd
-            if fd < 0:
-                raise anyio.ClosedResourceError
-            await anyio.wait_readable(fd)  # always through the loop: a busy codex never starves other tasks
-            if self._fd < 0:
-                raise anyio.ClosedResourceError
-            try:
-                data = os.read(fd, max_bytes)
-            except BlockingIOError:
-                continue
-            except OSError as exc:
-                raise anyio.BrokenResourceError from exc
-            if not data:
-                raise anyio.EndOfStream
+        fd = self._fd
+        if fd < 0:
+            raise anyio.ClosedResourceError
+        if self._waiter is not None:
+            raise anyio.BusyResourceError("reading from")
+        if self._carried:
+            data, self._carried = self._carried, b""
+            await checkpoint()
             return data
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bytes] = loop.create_future()
+        self._waiter = waiter
+        self._max = max_bytes
+        if not self._registered:
+            loop.add_reader(fd, self._on_readable)
+            self._registered = True
+        try:
+            data = await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._carried = waiter.result()  # read, then cancelled before it was returned: not lost
+            raise
+        finally:
+            self._waiter = None
+        if not data:
+            raise anyio.EndOfStream
+        return data
+
+    def _on_readable(self) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():  # nobody waits: stop polling until a receive asks again
+            self._unregister()
+            return
+        try:
+            data = os.read(self._fd, self._max)
+        except (BlockingIOError, InterruptedError):
+            return  # woken for nothing: wait on
+        except OSError as exc:
+            broken = anyio.BrokenResourceError(str(exc))
+            broken.__cause__ = exc
+            waiter.set_exception(broken)
+            self._unregister()
+            return
+        waiter.set_result(data)
+
+    def _unregister(self) -> None:
+        if self._registered and self._loop is not None:
+            self._registered = False
+            self._loop.remove_reader(self._fd)
 
     async def aclose(self) -> None:
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            anyio.notify_closing(fd)  # a task waiting in receive() gets ClosedResourceError
-            os.close(fd)
+        fd = self._fd
+        if fd < 0:
+            return
+        self._unregister()
+        self._fd = -1
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(anyio.ClosedResourceError())  # a receive waiting for codex ends
+        os.close(fd)

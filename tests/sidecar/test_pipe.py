@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import array
+import asyncio
 import fcntl
 import os
 import sys
+import termios
 
 import anyio
 import pytest
@@ -66,6 +69,43 @@ async def test_a_reader_with_data_waiting_still_lets_other_tasks_run() -> None:
             await reader.receive()
         tg.cancel_scope.cancel()
     assert ticks >= 10
+    await reader.aclose()
+    os.close(write_fd)
+
+
+def waiting_bytes(fd: int) -> int:
+    buf = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, buf)
+    return buf[0]
+
+
+async def test_what_codex_writes_while_nobody_reads_waits_in_the_pipe_for_the_next_receive() -> None:
+    read_fd, write_fd = stdout_pipe()
+    reader = PipeReader(read_fd)
+    os.write(write_fd, b"first\n")
+    assert await reader.receive() == b"first\n"
+    os.write(write_fd, b"second\n")  # the client is busy elsewhere: the loop stops polling, the bytes stay
+    await anyio.sleep(0.05)
+    assert waiting_bytes(read_fd) == len(b"second\n")
+    assert await reader.receive() == b"second\n"
+    await reader.aclose()
+    os.close(write_fd)
+
+
+async def test_bytes_read_for_a_receive_cancelled_before_it_returned_are_not_lost() -> None:
+    read_fd, write_fd = stdout_pipe()
+    reader = PipeReader(read_fd)
+    task = asyncio.ensure_future(reader.receive())
+    await asyncio.sleep(0)  # the receive waits for codex
+    os.write(write_fd, b"frame\n")
+    with anyio.fail_after(9):
+        while waiting_bytes(read_fd):  # the loop's callback reads them for the waiting receive...
+            await asyncio.sleep(0)
+    task.cancel()  # ...which is cancelled before it could return them
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with anyio.fail_after(3):
+        assert await reader.receive() == b"frame\n"
     await reader.aclose()
     os.close(write_fd)
 
