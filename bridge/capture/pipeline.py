@@ -18,6 +18,7 @@ to ``on_gap`` (reconciled from a codex snapshot) once the rest is committed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import zlib
@@ -119,8 +120,10 @@ class CapturePipeline:
         )
         self._stream_enabled = stream_enabled
         self._queue: list[tuple[str, Any]] = []
-        self._wake = anyio.Event()
-        self._idle = anyio.Event()
+        # Signals reset in place, once a batch: asyncio's events, since an anyio Event cannot be reset and
+        # making one looks the backend up each time (the bridge runs anyio on asyncio; see CaptureThread).
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
         self._idle.set()
         self.parser_errors = 0
         self.ignored_while_killed = 0
@@ -130,7 +133,7 @@ class CapturePipeline:
         self.queued_frames = 0
         self._failures = 0
         self.batches_dropped = 0
-        self._room = anyio.Event()
+        self._room = asyncio.Event()
         self._room.set()
         self._observers: list[Callable[[list[Applied]], None]] = []
         self.held: HoldQueue[Work] = HoldQueue(hold_limit_bytes)
@@ -156,7 +159,7 @@ class CapturePipeline:
         self._queue.append(("stream", frames))
         self.queued_frames += len(frames)
         if self.queued_frames > MAX_QUEUED_FRAMES and self._room.is_set():
-            self._room = anyio.Event()
+            self._room.clear()
         self._kick()
 
     def feed_events(self, events: Sequence[CaptureEvent]) -> None:
@@ -165,8 +168,7 @@ class CapturePipeline:
         self._kick()
 
     def _kick(self) -> None:
-        if self._idle.is_set():
-            self._idle = anyio.Event()
+        self._idle.clear()
         self._wake.set()
 
     async def wait_for_room(self) -> None:
@@ -204,7 +206,7 @@ class CapturePipeline:
     async def run(self) -> None:
         while True:
             await self._wake.wait()
-            self._wake = anyio.Event()
+            self._wake.clear()
             while self._queue:
                 work, self._queue = self._queue[:MAX_WORK_PER_COMMIT], self._queue[MAX_WORK_PER_COMMIT:]
                 self.queued_frames -= sum(len(batch) for kind, batch in work if kind == "stream")

@@ -38,9 +38,18 @@ class CaptureThread:
         done: asyncio.Future[Any] = loop.create_future()  # a bare future: an anyio Event costs ~8x as much
         self._ensure_started()
         self._jobs.put((fn, arg, done, loop))
-        with anyio.CancelScope(shield=True):
-            value = await done
-        return value  # type: ignore[no-any-return]
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            # Cancelled while the job runs: wait for it (shielded, so a scope's repeated cancels do not cut
+            # the wait short), then let the cancellation through. A shielded scope on every call cost the
+            # event loop more than the job's hand-off (a backend lookup and the current task each time).
+            if not done.done():
+                with anyio.CancelScope(shield=True):
+                    await asyncio.wait((done,))
+            if not done.cancelled():
+                done.exception()  # retrieved: an error nobody will see is not logged as unretrieved
+            raise
 
     def _ensure_started(self) -> None:
         if self._thread is None:
