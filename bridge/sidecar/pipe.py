@@ -12,14 +12,17 @@ codex writes into a pipe the bridge made, enlarged where the system allows it
 
 from __future__ import annotations
 
-import asyncio
 import os
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import ByteReceiveStream
 from anyio.lowlevel import checkpoint
 
 from bridge.platform.pipes import enlarge_pipe
+
+if TYPE_CHECKING:  # asyncio is imported when a pipe is read (POSIX): the module itself loads on every platform
+    import asyncio
 
 
 def stdout_pipe() -> tuple[int, int]:
@@ -65,7 +68,9 @@ class PipeReader(ByteReceiveStream):
             return data
         loop = self._loop
         if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
+            from asyncio import get_running_loop
+
+            loop = self._loop = get_running_loop()
         waiter: asyncio.Future[bytes] = loop.create_future()
         self._waiter = waiter
         self._max = max_bytes
@@ -74,7 +79,7 @@ class PipeReader(ByteReceiveStream):
             self._registered = True
         try:
             data = await waiter
-        except asyncio.CancelledError:
+        except anyio.get_cancelled_exc_class():
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self._carried = waiter.result()  # read, then cancelled before it was returned: not lost
             raise
