@@ -87,6 +87,11 @@ def needs_redaction(raw: bytes) -> bool:
 # a value decoded from them (see has_secret_key).
 _TEXT_SUSPECT = (b"sk-", b"bearer", b"eyj", b"://", b":\\/\\/")
 _NESTED = (dict, list, tuple)
+_NESTED_TYPES = frozenset(_NESTED)
+# Keys secret_key() said no to: a dict whose keys are all here needs no call per key (a telemetry
+# record's ~18 attributes are the same few dozen names request after request). Bounded like that cache.
+_CLEAN_KEYS: set[str] = set()
+_CLEAN_KEYS_MAX = 4096
 
 
 def text_needs_redaction(raw: bytes) -> bool:
@@ -108,12 +113,16 @@ def has_secret_key(value: Any) -> bool:
     decoded from), this alone says whether ``redact(value)`` differs from ``value``.
     """
     if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(key, str) and secret_key(key):
-                return True
-            if item.__class__ in _NESTED and has_secret_key(item):
-                return True
-        return False
+        if not value.keys() <= _CLEAN_KEYS:  # a set test in C: the usual dict has only known names
+            for key in value:
+                if isinstance(key, str):
+                    if secret_key(key):
+                        return True
+                    if len(_CLEAN_KEYS) < _CLEAN_KEYS_MAX:
+                        _CLEAN_KEYS.add(key)
+        if _NESTED_TYPES.isdisjoint(map(type, value.values())):
+            return False
+        return any(has_secret_key(item) for item in value.values() if item.__class__ in _NESTED)
     if isinstance(value, (list, tuple)):
         return any(has_secret_key(item) for item in value if item.__class__ in _NESTED)
     return False

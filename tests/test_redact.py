@@ -136,3 +136,16 @@ def test_text_without_anything_to_mask_leaves_only_keys_to_check() -> None:
     assert has_secret_key({"a": [{"b": {"refreshToken": None}}]})
     assert has_secret_key({"a": ({"cookie": "c"},)}) and redact({"a": ({"cookie": "c"},)}) == {"a": [{"cookie": MASK}]}
     assert not has_secret_key("plain text") and not has_secret_key([1, "two"])
+
+
+def test_a_secret_key_is_found_among_names_already_seen_clean_at_any_depth() -> None:
+    """Clean names are remembered (a flood repeats them); a secret one beside them is still found."""
+    from bridge.redact import has_secret_key
+
+    seen = {"model": "gpt-5", "event.name": "codex.api_request", "duration_ms": 12}
+    assert not has_secret_key(seen) and not has_secret_key(seen)  # the second time from the remembered names
+    assert has_secret_key({**seen, "sessionToken": "t"})
+    assert has_secret_key({**seen, "inner": {**seen, "x-capture-bridge-key": "k"}})
+    assert has_secret_key({**seen, "list": [seen, {"Authorization": "a"}]})
+    assert not has_secret_key({**seen, "inner": {**seen}, "list": [seen, (seen,)]})
+    assert not has_secret_key({1: "not a name", **seen})
