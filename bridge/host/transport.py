@@ -3,7 +3,8 @@ protected stdout fd (written directly by the sender when the writer is idle).
 
 Blocking reads in a plain daemon thread (``os.read``) exit cleanly at
 shutdown, unlike executor-based readline. Chunks reach the event loop
-through an anyio memory stream, which also gives back-pressure. The writer
+through an anyio memory stream, handed over without waiting for the loop to
+take them; a chunk's slot, freed when the loop takes it, is the back-pressure. The writer
 thread drains what is queued into few ``os.write`` calls so bursts of
 notifications cost one syscall; until the host's first frame reveals the
 framing, outgoing messages are held in order.
@@ -29,7 +30,7 @@ from collections.abc import Callable
 
 import anyio
 from anyio.abc import ObjectReceiveStream
-from anyio.lowlevel import EventLoopToken, current_token
+from anyio.lowlevel import EventLoopToken
 
 from bridge.framing import Framing, encode
 from bridge.host.early import EarlyInput
@@ -40,6 +41,7 @@ log = logging.getLogger("bridge.transport")
 READ_CHUNK = 1 << 16
 MAX_PENDING_BYTES = 32 << 20  # bytes queued for the host before back-pressure starts
 WRITE_BATCH_BYTES = 1 << 20  # at most this much is joined into one write
+CHUNKS_AHEAD = 2  # chunks of stdin read ahead of the loop (each up to READ_CHUNK): the back-pressure
 
 
 def start_reader(
@@ -54,10 +56,13 @@ def start_reader(
     taking input pauses while the writer is over its bound; ``on_hangup`` is
     called (from the thread) if the host closes its end meanwhile.
     """
+    from asyncio import get_running_loop  # here, not at import: the serve path imports this module on every platform
+
     fd = source.fd if isinstance(source, EarlyInput) else source
     early = source if isinstance(source, EarlyInput) else None
-    send, receive = anyio.create_memory_object_stream[bytes](1)
-    token = current_token()
+    send, receive = anyio.create_memory_object_stream[bytes](CHUNKS_AHEAD)
+    loop = get_running_loop()
+    slots = threading.Semaphore(CHUNKS_AHEAD)  # a slot per chunk handed over and not yet taken by the loop
 
     def read() -> bytes:
         nonlocal early
@@ -68,11 +73,15 @@ def start_reader(
             early = None
         return os.read(fd, READ_CHUNK)
 
+    def put(data: bytes) -> None:  # on the loop: there is room, the slot says so
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):  # nobody reads any more
+            send.send_nowait(data)
+
     def deliver(data: bytes) -> None:
-        try:  # the loop's reader is waiting: hand the chunk over in one callback, not a task
-            anyio.from_thread.run_sync(send.send_nowait, data, token=token)
-        except anyio.WouldBlock:  # it is busy with the last chunk: wait for room (the back-pressure)
-            anyio.from_thread.run(send.send, data, token=token)
+        # Handed over without waiting for the loop to take it (a request used to cost a round trip: a
+        # future, a wake-up of this thread and a turn at the GIL); the slots are the back-pressure.
+        slots.acquire()
+        loop.call_soon_threadsafe(put, data)
 
     def pump() -> None:
         try:
@@ -90,13 +99,27 @@ def start_reader(
                 deliver(data)
         except Exception:  # the loop is gone or the stream closed: nothing left to feed
             return
-        try:
-            anyio.from_thread.run_sync(send.close, token=token)
-        except Exception:
-            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody reads any more
+            loop.call_soon_threadsafe(send.close)  # after every chunk handed over (callbacks run in order)
 
     threading.Thread(target=pump, name="stdin-reader", daemon=True).start()
-    return receive
+    return _TakenChunks(receive, slots)
+
+
+class _TakenChunks(ObjectReceiveStream[bytes]):
+    """The loop's end of the reader's stream: taking a chunk frees its slot for the reader thread."""
+
+    def __init__(self, inner: ObjectReceiveStream[bytes], slots: threading.Semaphore) -> None:
+        self._inner = inner
+        self._slots = slots
+
+    async def receive(self) -> bytes:
+        chunk = await self._inner.receive()
+        self._slots.release()
+        return chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 class OutputWriter:
