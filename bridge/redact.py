@@ -86,10 +86,9 @@ def needs_redaction(raw: bytes) -> bool:
 # in which strings are verbatim): when none of it occurs, only a secret key can make redact change
 # a value decoded from them (see has_secret_key).
 _TEXT_SUSPECT = (b"sk-", b"bearer", b"eyj", b"://", b":\\/\\/")
-_NESTED = (dict, list, tuple)
-_NESTED_TYPES = frozenset(_NESTED)
+_NESTED = frozenset((dict, list, tuple))
 # Keys secret_key() said no to: a dict whose keys are all here needs no call per key (a telemetry
-# record's ~18 attributes are the same few dozen names request after request). Bounded like that cache.
+# record's ~18 attributes are the same few dozen names request after request). Bounded: emptied when full.
 _CLEAN_KEYS: set[str] = set()
 _CLEAN_KEYS_MAX = 4096
 
@@ -118,9 +117,10 @@ def has_secret_key(value: Any) -> bool:
                 if isinstance(key, str):
                     if secret_key(key):
                         return True
-                    if len(_CLEAN_KEYS) < _CLEAN_KEYS_MAX:
-                        _CLEAN_KEYS.add(key)
-        if _NESTED_TYPES.isdisjoint(map(type, value.values())):
+                    if len(_CLEAN_KEYS) >= _CLEAN_KEYS_MAX:  # names that never repeat filled it: start over
+                        _CLEAN_KEYS.clear()
+                    _CLEAN_KEYS.add(key)
+        if _NESTED.isdisjoint(map(type, value.values())):
             return False
         return any(has_secret_key(item) for item in value.values() if item.__class__ in _NESTED)
     if isinstance(value, (list, tuple)):

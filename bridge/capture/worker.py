@@ -41,15 +41,14 @@ class CaptureThread:
         try:
             return await asyncio.shield(done)
         except asyncio.CancelledError:
-            # Cancelled while the job runs: wait for it (shielded, so a scope's repeated cancels do not cut
-            # the wait short), then let the cancellation through. A shielded scope on every call cost the
-            # event loop more than the job's hand-off (a backend lookup and the current task each time).
-            if not done.done():
-                with anyio.CancelScope(shield=True):
-                    await asyncio.wait((done,))
-            if not done.cancelled():
-                done.exception()  # retrieved: an error nobody will see is not logged as unretrieved
-            raise
+            # Cancelled while the job runs (a shielded scope on every call cost the loop more than the
+            # hand-off: a backend lookup and the current task each time): wait for the job, shielded, and
+            # return its outcome; the scope's cancellation lands at the caller's next checkpoint.
+            if done.cancelled():  # only a closing loop cancels it
+                raise
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait((done,))
+            return done.result()  # type: ignore[no-any-return]
 
     def _ensure_started(self) -> None:
         if self._thread is None:

@@ -67,18 +67,6 @@ def _camel(name: str) -> str:
     return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
-@cache
-def _struct_fields(tp: Any) -> dict[str, Any] | None:
-    """encode-name -> field type info for a Struct type, else None."""
-    return _fields_of(_type_info(tp))
-
-
-def _fields_of(info: Any) -> dict[str, Any] | None:
-    if isinstance(info, mi.StructType):
-        return {f.encode_name: f.type for f in info.fields}
-    return None
-
-
 def _normalize(value: Any, info: Any) -> Any:
     if isinstance(info, mi.UnionType):
         for member in info.types:

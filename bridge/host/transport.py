@@ -30,7 +30,6 @@ from collections.abc import Callable
 
 import anyio
 from anyio.abc import ObjectReceiveStream
-from anyio.lowlevel import EventLoopToken
 
 from bridge.framing import Framing, encode
 from bridge.host.early import EarlyInput
@@ -62,7 +61,7 @@ def start_reader(
     early = source if isinstance(source, EarlyInput) else None
     send, receive = anyio.create_memory_object_stream[bytes](CHUNKS_AHEAD)
     loop = get_running_loop()
-    slots = threading.Semaphore(CHUNKS_AHEAD)  # a slot per chunk handed over and not yet taken by the loop
+    taken = _TakenChunks(receive, threading.Semaphore(CHUNKS_AHEAD))
 
     def read() -> bytes:
         nonlocal early
@@ -80,7 +79,9 @@ def start_reader(
     def deliver(data: bytes) -> None:
         # Handed over without waiting for the loop to take it (a request used to cost a round trip: a
         # future, a wake-up of this thread and a turn at the GIL); the slots are the back-pressure.
-        slots.acquire()
+        taken.slots.acquire()
+        if taken.closed:
+            raise EOFError  # the loop stopped taking chunks: this thread ends (pump)
         loop.call_soon_threadsafe(put, data)
 
     def pump() -> None:
@@ -103,7 +104,7 @@ def start_reader(
             loop.call_soon_threadsafe(send.close)  # after every chunk handed over (callbacks run in order)
 
     threading.Thread(target=pump, name="stdin-reader", daemon=True).start()
-    return _TakenChunks(receive, slots)
+    return taken
 
 
 class _TakenChunks(ObjectReceiveStream[bytes]):
@@ -111,14 +112,17 @@ class _TakenChunks(ObjectReceiveStream[bytes]):
 
     def __init__(self, inner: ObjectReceiveStream[bytes], slots: threading.Semaphore) -> None:
         self._inner = inner
-        self._slots = slots
+        self.slots = slots
+        self.closed = False
 
     async def receive(self) -> bytes:
         chunk = await self._inner.receive()
-        self._slots.release()
+        self.slots.release()
         return chunk
 
     async def aclose(self) -> None:
+        self.closed = True
+        self.slots.release(CHUNKS_AHEAD)  # a reader thread waiting for a slot wakes, sees it closed and ends
         await self._inner.aclose()
 
 
@@ -337,4 +341,4 @@ class OutputWriter:
             view = view[n:]
 
 
-__all__ = ["EventLoopToken", "OutputWriter", "start_reader"]
+__all__ = ["OutputWriter", "start_reader"]

@@ -63,8 +63,8 @@ class PipeReader(ByteReceiveStream):
         if self._waiter is not None:
             raise anyio.BusyResourceError("reading from")
         if self._carried:
-            data, self._carried = self._carried, b""
-            await checkpoint()
+            await checkpoint()  # first: a cancellation that lands here leaves them for the next receive
+            data, self._carried = self._carried[:max_bytes], self._carried[max_bytes:]
             return data
         loop = self._loop
         if loop is None:

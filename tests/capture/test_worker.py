@@ -45,3 +45,27 @@ async def test_a_cancelled_caller_still_waits_for_the_job_it_started() -> None:
         threading.Timer(0.2, release.set).start()  # the job ends well after the cancel
         tg.cancel_scope.cancel()
     assert finished == [True]
+
+
+async def test_a_cancelled_caller_gets_its_jobs_result_and_the_cancellation_at_its_next_checkpoint() -> None:
+    """What a committed job returns still reaches the caller (e.g. to count the batch), as in a shielded wait."""
+    worker = CaptureThread("test-capture")
+    started, release = threading.Event(), threading.Event()
+    got: list[object] = []
+
+    def job(_: Any) -> int:
+        started.set()
+        release.wait(5)
+        return 7
+
+    async def caller() -> None:
+        got.append(await worker.run(job, None))
+        await anyio.sleep(0)  # the cancellation lands here
+        got.append("not reached")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(caller)
+        await anyio.to_thread.run_sync(started.wait, 5)
+        threading.Timer(0.2, release.set).start()
+        tg.cancel_scope.cancel()
+    assert got == [7]
