@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import pytest
+from anyio.abc import TaskGroup
 
 from bridge.capture.worker import CaptureThread
 
@@ -30,33 +32,18 @@ async def test_a_job_runs_on_the_capture_thread_and_its_result_or_error_comes_ba
 async def test_a_cancelled_caller_still_waits_for_the_job_it_started() -> None:
     """A transaction is never abandoned half-way: the caller returns only once its job is done."""
     worker = CaptureThread("test-capture")
-    started, release = threading.Event(), threading.Event()
-    finished: list[bool] = []
-
-    def job(_: Any) -> int:
-        started.set()
-        release.wait(5)
-        finished.append(True)
-        return 1
-
+    started, release, finished, job = _job_held_until_released(1)
     async with anyio.create_task_group() as tg:
         tg.start_soon(worker.run, job, None)
-        await anyio.to_thread.run_sync(started.wait, 5)
-        threading.Timer(0.2, release.set).start()  # the job ends well after the cancel
-        tg.cancel_scope.cancel()
+        await _cancel_while_it_runs(tg, started, release)
     assert finished == [True]
 
 
 async def test_a_cancelled_caller_gets_its_jobs_result_and_the_cancellation_at_its_next_checkpoint() -> None:
     """What a committed job returns still reaches the caller (e.g. to count the batch), as in a shielded wait."""
     worker = CaptureThread("test-capture")
-    started, release = threading.Event(), threading.Event()
+    started, release, _, job = _job_held_until_released(7)
     got: list[object] = []
-
-    def job(_: Any) -> int:
-        started.set()
-        release.wait(5)
-        return 7
 
     async def caller() -> None:
         got.append(await worker.run(job, None))
@@ -65,7 +52,27 @@ async def test_a_cancelled_caller_gets_its_jobs_result_and_the_cancellation_at_i
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(caller)
-        await anyio.to_thread.run_sync(started.wait, 5)
-        threading.Timer(0.2, release.set).start()
-        tg.cancel_scope.cancel()
+        await _cancel_while_it_runs(tg, started, release)
     assert got == [7]
+
+
+def _job_held_until_released(
+    result: int,
+) -> tuple[threading.Event, threading.Event, list[bool], Callable[[Any], int]]:
+    """A job that runs until released: (started, release, finished, job)."""
+    started, release, finished = threading.Event(), threading.Event(), []
+
+    def job(_: Any) -> int:
+        started.set()
+        release.wait(5)
+        finished.append(True)
+        return result
+
+    return started, release, finished, job
+
+
+async def _cancel_while_it_runs(tg: TaskGroup, started: threading.Event, release: threading.Event) -> None:
+    """Cancel the task group once the job runs; the job is released well after the cancel."""
+    await anyio.to_thread.run_sync(started.wait, 5)
+    threading.Timer(0.2, release.set).start()
+    tg.cancel_scope.cancel()
