@@ -35,6 +35,7 @@ CLAUDE = "claude_code"
 OTHER = "other"
 
 _canonical = msgspec.json.Encoder(order="sorted")
+_PREFIXES = ("codex.", "claude_code.")
 
 
 class OtelRecord(msgspec.Struct):
@@ -102,13 +103,13 @@ def _of_kind(value: Any, kind: str | None) -> Any:
 
 
 def attributes(pairs: Iterable[Any]) -> dict[str, Any]:
-    # Most attributes are strings: read those inline (a call of any_value each costs more than the
-    # protobuf access itself, and a telemetry flood reads ~11 a record).
+    # Most attributes are non-empty strings: one protobuf access tells those (a telemetry flood reads
+    # ~11 a record, and asking the oneof which field is set first costs as much again).
     out: dict[str, Any] = {}
     for kv in pairs:
         value = kv.value
-        kind = value.WhichOneof("value")
-        out[kv.key] = value.string_value if kind == "string_value" else _of_kind(value, kind)
+        text = value.string_value  # "" for every other kind, and for an empty string
+        out[kv.key] = text if text or value.HasField("string_value") else _of_kind(value, value.WhichOneof("value"))
     return out
 
 
@@ -162,11 +163,15 @@ def log_event_name(record: Any, attrs: dict[str, Any], body: Any) -> str | None:
     ``user_prompt`` in ``event.name``; codex puts ``codex.user_prompt`` in
     ``event.name``; newer SDKs use the LogRecord's own ``event_name`` field.
     """
-    candidates = [record.event_name or None, _str(attrs.get("event.name")), body if isinstance(body, str) else None]
-    for candidate in candidates:
-        if candidate and candidate.startswith(("codex.", "claude_code.")):
-            return candidate
-    return next((c for c in candidates[:2] if c), None)
+    own = record.event_name
+    if own and own.startswith(_PREFIXES):
+        return own  # type: ignore[no-any-return]
+    named = _str(attrs.get("event.name"))
+    if named and named.startswith(_PREFIXES):
+        return named
+    if isinstance(body, str) and body.startswith(_PREFIXES):
+        return body
+    return own or named
 
 
 # -- logs ---------------------------------------------------------------------

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from bridge.receiver.decode import Format, Signal, parse_request
 from bridge.receiver.records import CLAUDE, CODEX, OTHER, extract, extract_logs
 from tests.receiver.payloads import (
     CONVERSATION,
     SESSION,
+    claude_event,
     claude_logs,
     codex_event,
     codex_logs,
@@ -53,6 +56,40 @@ def test_codex_identical_records_collide_and_different_ones_never_do() -> None:
     assert ka != kb
     later = codex_event("codex.sse_event", stamp="2026-11-27T22:58:55.467Z", **{"event.kind": "response.created"})
     assert keys(codex_logs(later)) != [ka]
+
+
+def test_attribute_values_of_every_kind_are_read_as_they_were_sent() -> None:
+    record = codex_event("codex.tool_result")
+    values = {
+        "empty": AnyValue(string_value=""),
+        "unset": AnyValue(),
+        "flag": AnyValue(bool_value=False),
+        "zero": AnyValue(int_value=0),
+        "ratio": AnyValue(double_value=0.5),
+        "raw": AnyValue(bytes_value=b"\x00\x01"),
+        "list": AnyValue(array_value=ArrayValue(values=[AnyValue(string_value="a"), AnyValue(int_value=2)])),
+        "map": AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key="k", value=AnyValue(string_value="v"))])),
+    }
+    record.attributes.extend(KeyValue(key=k, value=v) for k, v in values.items())
+    [out] = extract_logs(codex_logs(record)).records
+    assert {k: out.attributes[k] for k in values} == {
+        "empty": "", "unset": None, "flag": False, "zero": 0, "ratio": 0.5, "raw": {"bytes": "AAE="},
+        "list": ["a", 2], "map": {"k": "v"},
+    }  # fmt: skip
+
+
+def test_the_event_name_is_the_first_provider_prefixed_one() -> None:
+    def name_of(record: LogRecord) -> str | None:
+        [out] = extract_logs(logs_request([record])).records
+        return out.name
+
+    assert name_of(LogRecord(event_name="codex.user_prompt", body=AnyValue(string_value="claude_code.x"))) == (
+        "codex.user_prompt"
+    )
+    assert name_of(claude_event(1, name="api_request")) == "claude_code.api_request"  # short event.name, full body
+    assert name_of(LogRecord(event_name="plain", attributes=[kv("event.name", "other")])) == "plain"
+    assert name_of(LogRecord(attributes=[kv("event.name", "other")], body=AnyValue(string_value="text"))) == "other"
+    assert name_of(LogRecord(body=AnyValue(string_value="just text"))) is None
 
 
 def test_codex_tool_call_id() -> None:
