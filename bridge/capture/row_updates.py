@@ -38,21 +38,20 @@ def mark_seen(conn: sqlite3.Connection, ev: CaptureEvent) -> None:
         )
 
 
-def add_baseline_usage(conn: sqlite3.Connection, ev: CaptureEvent, at: int) -> None:
-    """Add one API request's counts (tokens, duration…) to the turn's ``usage.otel`` sums."""
-    row = conn.execute(
-        "SELECT usage FROM turns WHERE thread_id = ? AND turn_id = ?", (ev.thread_id, ev.turn_id)
-    ).fetchone()
+def add_baseline_usage(
+    conn: sqlite3.Connection, thread_id: str, turn_id: str, counts: dict[str, int | float], at: int
+) -> None:
+    """Add the baseline's counts (tokens, duration… of a batch's API requests) to the turn's ``usage.otel`` sums."""
+    row = conn.execute("SELECT usage FROM turns WHERE thread_id = ? AND turn_id = ?", (thread_id, turn_id)).fetchone()
     if row is None:
         return
     usage = _decode(row[0]) if row[0] else {}
     found = usage.get("otel")
     sums: dict[str, Any] = found if isinstance(found, dict) else {}
-    for name, value in (ev.usage or {}).items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            sums[name] = sums.get(name, 0) + value
+    for name, value in counts.items():
+        sums[name] = sums.get(name, 0) + value
     usage["otel"] = sums
     conn.execute(
         "UPDATE turns SET usage = ?, last_event_at_ms = ? WHERE thread_id = ? AND turn_id = ?",
-        (_encode(usage).decode(), at, ev.thread_id, ev.turn_id),
+        (_encode(usage).decode(), at, thread_id, turn_id),
     )

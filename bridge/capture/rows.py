@@ -73,7 +73,7 @@ class DeltaRun:
 class TxBatch:
     """What deciding one batch collects for its transaction: the applied events and the rows to write."""
 
-    __slots__ = ("accepted_deltas", "applied", "decisions", "ledger_rows", "open_runs", "runs", "touched")
+    __slots__ = ("accepted_deltas", "applied", "decisions", "ledger_rows", "open_runs", "otel_usage", "runs", "touched")
 
     def __init__(self) -> None:
         self.applied: list[Applied | AppliedDeltas] = []
@@ -83,6 +83,15 @@ class TxBatch:
         self.open_runs: dict[tuple[str, str | None], DeltaRun] = {}
         self.touched: dict[str, set[str]] = {}  # thread -> the sources this batch saw of it
         self.accepted_deltas = 0  # counted, not logged
+        # (thread, turn) -> the baseline's usage counts this batch adds to the turn's usage.otel (one write a turn)
+        self.otel_usage: dict[tuple[str, str], dict[str, int | float]] = {}
+
+    def add_otel_usage(self, thread_id: str, turn_id: str, usage: dict[str, Any] | None) -> None:
+        """Sum one API request's numeric counts into what the batch adds to the turn."""
+        sums = self.otel_usage.setdefault((thread_id, turn_id), {})
+        for name, value in (usage or {}).items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                sums[name] = sums.get(name, 0) + value
 
     def run_for(self, thread_id: str, item_id: str | None, method: str, first: int) -> DeltaRun:
         """The item's open run of ``method`` deltas; a new one (starting at ordinal ``first``) otherwise."""

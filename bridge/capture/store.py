@@ -199,7 +199,7 @@ class CaptureStore:
                 if ev.usage is not None:
                     row_updates.merge_extra(conn, ev)
             elif kind in ("turn_started", "turn_completed", "usage", "error"):
-                self._write_turn(conn, ev, at)
+                self._write_turn(conn, batch, ev, at)
             elif kind == "thread":
                 conn.execute(
                     "UPDATE threads SET title = coalesce(?, title), cwd = coalesce(?, cwd), "
@@ -216,13 +216,16 @@ class CaptureStore:
         return sources
 
     def _write_batch(self, conn: sqlite3.Connection, batch: TxBatch, at: int) -> None:
-        """The rows a batch collected: delta runs, ledger keys, threads' times and sources, decisions."""
+        """The rows a batch collected: delta runs, ledger keys, the baseline's usage sums, threads' times and
+        sources, decisions."""
         if batch.runs:
             conn.executemany(
                 "INSERT OR REPLACE INTO deltas VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [run.row(at) for run in batch.runs]
             )
         if batch.ledger_rows:
             conn.executemany("INSERT OR REPLACE INTO ledger VALUES (?, ?, ?)", batch.ledger_rows)
+        for (thread_id, turn_id), counts in batch.otel_usage.items():
+            row_updates.add_baseline_usage(conn, thread_id, turn_id, counts, at)
         for thread_id, sources in batch.touched.items():
             self._touch_thread(conn, thread_id, sources, at)
         if batch.decisions:
@@ -419,7 +422,7 @@ class CaptureStore:
                 (ev.thread_id, ev.turn_id, ord_, ev.emitted_at_ms, ev.source, at, at),
             )
 
-    def _write_turn(self, conn: sqlite3.Connection, ev: CaptureEvent, at: int) -> None:
+    def _write_turn(self, conn: sqlite3.Connection, batch: TxBatch, ev: CaptureEvent, at: int) -> None:
         if not ev.turn_id:
             return
         self._ensure_turn(conn, ev, at)
@@ -430,7 +433,7 @@ class CaptureStore:
                 (ev.turn_status or "completed", ev.turn_error, ev.emitted_at_ms or at, at, ev.thread_id, ev.turn_id),
             )
         elif ev.kind == "usage" and ev.source == OTEL:
-            row_updates.add_baseline_usage(conn, ev, at)
+            batch.add_otel_usage(ev.thread_id, ev.turn_id, ev.usage)  # summed, written once a turn (_write_batch)
         elif ev.kind == "usage":
             usage = _encode(ev.usage).decode()
             conn.execute(  # the baseline's sums (usage.otel) survive the stream's update

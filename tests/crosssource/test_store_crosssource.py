@@ -123,6 +123,28 @@ def test_a_baseline_only_thread_is_filled(store: CaptureStore) -> None:
     }  # fmt: skip
 
 
+def test_the_baselines_usage_sums_the_same_whichever_batches_bring_it(tmp_path: Path) -> None:
+    """A batch adds its API requests' counts to a turn in one write: the sums are those of one at a time."""
+    one_at_a_time = CaptureStore(Database(tmp_path / "one.db"))
+    for ev in baseline_events():
+        one_at_a_time.apply([ev])
+    stream = fixture_stream(CODEX)
+    usage = [e for e in stream if e.kind == "usage"]
+    mixed = CaptureStore(Database(tmp_path / "mixed.db"))
+    mixed.apply([e for e in stream if e.kind != "usage"])
+    mixed.apply([*baseline_events(), *usage])  # the stream's usage updates after the baseline's, same batch
+
+    def turn_usage(store: CaptureStore) -> list[Any]:
+        thread = wire(store.get_thread(THREAD))
+        assert thread is not None
+        return [t["usage"] for t in thread["turns"]]
+
+    sums = [u["otel"] for u in turn_usage(one_at_a_time)]
+    assert sums[1]["apiRequests"] == 2 and sums[1]["inputTokens"] == 2400
+    assert [u["otel"] for u in turn_usage(mixed)] == sums
+    assert all(u["total"]["inputTokens"] > 0 for u in turn_usage(mixed))
+
+
 def test_baseline_events_again_change_no_content(store: CaptureStore) -> None:
     """Redeliveries stop at the record level; if the same events came again, nothing would change."""
     store.apply(fixture_stream(CODEX))
