@@ -234,9 +234,11 @@ def test_live_events_past_the_bound_stay_held_and_the_host_sees_the_gap(tmp_path
         after = host.call("last", "get_live_events", {"sinceSeq": seqs[-1]})  # the newest 10,000 are held
         assert after is not None, host.answers["last"]
         newest = after[-1]["params"]["seq"] if after else seqs[-1]
-        # The notifier keeps the newest KEEP: asked from further back it answers gap_too_old (the posts may
-        # overshoot the bound by a few thousand events before its log line is seen, and a few more may come).
-        since = max(seqs[0], newest - KEEP // 2)
+        # The notifier keeps the newest KEEP: asked from further back it answers gap_too_old. The posts may
+        # overshoot the bound by a few thousand events before its log line is seen, and events the capture
+        # still had queued are sent after the gap once the host reads: ask from as far back as the window
+        # allows, less a margin for events that may still come between the two calls.
+        since = max(seqs[0], newest - KEEP + 1000)
         held = host.call("held", "get_live_events", {"sinceSeq": since})
     finally:
         host.close_stdin()
