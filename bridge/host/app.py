@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from bridge.capture.approvals import ApprovalBroker
     from bridge.capture.service import CaptureService
     from bridge.enrichment.enrichment_service import EnrichmentService
-    from bridge.receiver.baseline import BaselineFeeder
+    from bridge.receiver.baseline_window import BaselineWindow
     from bridge.receiver.receiver import ReceiverService
     from bridge.reliability.service import ReliabilityService
     from bridge.sidecar.supervisor import Supervisor
@@ -38,7 +38,7 @@ class App(msgspec.Struct):
     capture: CaptureService | None = None
     approvals: ApprovalBroker | None = None
     receiver: ReceiverService | None = None
-    baseline: BaselineFeeder | None = None  # made with the first records the receiver stores
+    baseline: BaselineWindow | None = None  # made with the first events the receiver hands on
     enrichment: EnrichmentService | None = None
     sidecar: Supervisor | None = None
     reliability: ReliabilityService | None = None

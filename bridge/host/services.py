@@ -8,12 +8,15 @@ within the shutdown budget (docs/protocol.md §1: exit within 3 s).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anyio.abc import TaskGroup
 
 from bridge.config.model import IngestConfig
 from bridge.host.app import App
+
+if TYPE_CHECKING:
+    from bridge.capture.events import CaptureEvent
 
 log = logging.getLogger("bridge.services")
 
@@ -32,7 +35,12 @@ async def start(app: App, tg: TaskGroup) -> None:
 
 
 # Imported after ready, on a worker thread, so that the first OTLP request does not import them on the loop.
-_AFTER_READY_IMPORTS = ("bridge.receiver.baseline", "bridge.receiver.sink", "bridge.receiver.http_connection")
+_AFTER_READY_IMPORTS = (
+    "bridge.receiver.baseline_window",
+    "bridge.receiver.decoder",
+    "bridge.receiver.sink",
+    "bridge.receiver.http_connection",
+)
 
 
 def after_ready(app: App, tg: TaskGroup) -> None:
@@ -122,16 +130,16 @@ async def _start_receiver(app: App, tg: TaskGroup) -> None:
     capture = app.capture
     assert capture is not None
 
-    def on_records(records: list[Any]) -> None:
-        """Newly stored records → captured content; the feeder (and the OTEL mapping) is made on the first."""
+    def on_events(events: list[CaptureEvent]) -> None:
+        """The baseline's events (the decoder process mapped them) → captured content, a window at a time."""
         if app.baseline is None:
-            from bridge.receiver.baseline import BaselineFeeder  # imported ahead by after_ready, off the loop
+            from bridge.receiver.baseline_window import BaselineWindow  # imported ahead by after_ready, off the loop
 
-            app.baseline = BaselineFeeder(capture.pipeline.feed_events)
+            app.baseline = BaselineWindow(capture.pipeline.feed_events)
             tg.start_soon(app.baseline.run)
-        app.baseline.offer(records)
+        app.baseline.offer(events)
 
-    app.receiver.on_records = on_records
+    app.receiver.on_events = on_events
     await app.receiver.start(tg)  # a bind failure is state "error", never an exception
 
 
@@ -162,6 +170,8 @@ async def stop(app: App) -> None:
         await app.reliability.stop()  # first: the bridge's own stop is not a mode change
     if app.sidecar is not None:
         await app.sidecar.aclose(fast=True)  # close stdin, 0.6 s, SIGTERM, 0.3 s, SIGKILL
+    if app.receiver is not None:
+        await app.receiver.place_held()  # records the decoder held back for their turn: placed as their time ran out
     if app.baseline is not None:
         app.baseline.flush()  # what the receiver stored in the last few ms: the capture commits it below
     if app.capture is not None:

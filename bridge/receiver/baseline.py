@@ -11,14 +11,10 @@ token counts (``codex.sse_event`` ``response.completed``) carry no trace at
 all: they borrow the trace of the conversation's latest ``codex.api_request``
 logged before them (the request whose response they end).
 
-It runs on the event loop (mapping is a few dict lookups per record) and hands
-events to the capture pipeline, which decides and stores them like the stream's.
-What the receiver stores arrives a request at a time (:meth:`BaselineFeeder.offer`)
-and is fed :data:`COALESCE_S` later together with whatever else arrived meanwhile:
-during a telemetry flood that is one mapping pass and one capture transaction for
-several requests instead of one each, which is what keeps the stream's live events
-prompt beside it (docs/performance.md). Twenty milliseconds is nothing next to how
-seldom an exporter sends (every few seconds).
+Pure (no I/O, no clock but the one given): the OTLP decoder process runs it on the
+records it has just stored (:mod:`bridge.receiver.decoder_main`), so only the few
+capture events they make cross to the bridge, never the records, and the bridge's
+GIL is not spent on a telemetry flood's mapping (docs/performance.md, session 14).
 """
 
 from __future__ import annotations
@@ -29,8 +25,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-
-import anyio
 
 from bridge.capture.events import CaptureEvent
 from bridge.receiver import mapping
@@ -43,8 +37,6 @@ MAX_TRACES = 50_000
 MAX_PENDING = 20_000
 MAX_TURN_STARTS = 512  # per conversation
 MAX_CONVERSATIONS = 4096  # conversations whose lenders and turn starts are remembered
-TICK_S = 1.0
-COALESCE_S = 0.02  # what the receiver stores within this window is fed as one batch
 
 
 @dataclass(slots=True)
@@ -84,8 +76,6 @@ class BaselineFeeder:
         self._lenders: OrderedDict[str, list[tuple[int, str]]] = OrderedDict()
         self._turn_starts: OrderedDict[str, list[tuple[int, str]]] = OrderedDict()
         self.counters = FeederCounters()
-        self._offered: list[OtelRecord] = []
-        self._arrived = anyio.Event()
 
     # ------------------------------------------------------------------ input
     def feed(self, records: Sequence[OtelRecord]) -> None:
@@ -114,13 +104,17 @@ class BaselineFeeder:
                 self._place(record, ready)
         self._emit(ready)
 
-    def expire(self) -> int:
-        """Send out records held longer than the TTL (or beyond the memory bound); returns how many."""
+    def expire(self, *, everything: bool = False) -> int:
+        """Send out records held longer than the TTL (or beyond the memory bound); returns how many.
+
+        ``everything``: all held records, whatever their age (this memory is about to end: the decoder
+        process stops), each placed as if its time were up.
+        """
         now = self._clock()
         ready: list[tuple[OtelRecord, str, str | None]] = []
         while self._pending:
             key, waiting = next(iter(self._pending.items()))
-            if now - waiting.since < self._ttl and self._pending_count <= MAX_PENDING:
+            if not everything and now - waiting.since < self._ttl and self._pending_count <= MAX_PENDING:
                 break
             del self._pending[key]
             self._pending_count -= len(waiting.records)
@@ -132,39 +126,6 @@ class BaselineFeeder:
         self.counters.expired += len(ready)
         self._emit(ready)
         return len(ready)
-
-    def offer(self, records: Sequence[OtelRecord]) -> None:
-        """Newly stored records, fed with the rest of their window by :meth:`run` (never blocks)."""
-        self._offered.extend(records)
-        self._arrived.set()
-
-    async def run(self) -> None:
-        """Feed what is offered, a window at a time, and expire held records every second (until cancelled)."""
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._feed_offered)
-            while True:
-                await anyio.sleep(TICK_S)
-                try:
-                    self.expire()
-                except Exception:  # pragma: no cover - never let the tick die
-                    log.exception("expiring held OTEL records failed")
-
-    def flush(self) -> None:
-        """Feed what was offered and not fed yet, now (the bridge stops: the capture commits it before it ends)."""
-        batch, self._offered = self._offered, []
-        if not batch:
-            return
-        try:
-            self.feed(batch)
-        except Exception:  # never let the feeding die: the records stay in otel_records
-            log.exception("capturing %d stored OTEL records failed; they stay in otel_records", len(batch))
-
-    async def _feed_offered(self) -> None:
-        while True:
-            await self._arrived.wait()
-            await anyio.sleep(COALESCE_S)
-            self._arrived = anyio.Event()
-            self.flush()
 
     @property
     def pending(self) -> int:

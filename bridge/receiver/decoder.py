@@ -6,7 +6,8 @@ bridge it would hold the GIL the stream's capture thread and the host's answers
 need, and the store's write lock the capture commits wait for; in a process of
 its own, writing a store file of its own, it runs on the other core
 (docs/performance.md). Only the jobs cross the pipe: the body in, the counts
-and the baseline's records out (:mod:`decoder_wire`).
+and the OTEL baseline's capture events out (:mod:`decoder_wire`; the process maps
+the records it stored itself).
 
 - Started on the first request, not at launch (nothing to pay before the first
   status answer), and stopped after :data:`IDLE_EXIT_S` without a request, so an
@@ -19,8 +20,11 @@ and the baseline's records out (:mod:`decoder_wire`).
   backoff. After :data:`FAULT_AFTER` failures in a row :attr:`DecoderProcess.fault`
   says so, and the receiver reports state ``error`` (a fact of the capture mode)
   until a start succeeds.
-- Shutdown is bounded and shielded: stdin closed (the process ends by itself),
-  then a kill.
+- Every :data:`IDLE_CHECK_S` it is asked for the events of the records its baseline
+  feeder held past their time (:class:`Expire`), and before it stops for all it still
+  holds, so a stop loses none of them. They go to :attr:`DecoderProcess.placed`.
+- Shutdown is bounded and shielded: the held events asked for, stdin closed (the
+  process ends by itself), then a kill.
 """
 
 from __future__ import annotations
@@ -40,9 +44,11 @@ from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from bridge import runtime
+from bridge.capture.events import CaptureEvent
 from bridge.receiver.decode import Rejected
 from bridge.receiver.decoder_wire import (
     HEADER_BYTES,
+    Expire,
     Failed,
     FromDecoder,
     Handed,
@@ -50,6 +56,7 @@ from bridge.receiver.decoder_wire import (
     Ingested,
     Job,
     Outcome,
+    Placed,
     Ready,
     Refused,
     Rules,
@@ -160,6 +167,8 @@ class DecoderProcess:
         self.starts = 0
         self.failures_total = 0
         self.connections_handed = 0
+        # The baseline's events the process let go outside a job (held records placed); on the event loop.
+        self.placed: Callable[[list[CaptureEvent]], None] | None = None
 
     # -- state -------------------------------------------------------------------
 
@@ -209,44 +218,74 @@ class DecoderProcess:
             raise DecoderFailed(answer.error)
         raise DecoderFailed(f"an answer of the wrong kind ({type(answer).__name__})")
 
-    async def _send(self, running: _Running, message: Job) -> _Waiter:
+    async def expire(self, *, everything: bool = False, timeout: float = JOB_TIMEOUT) -> None:
+        """Ask the running process for the events of the records it held past their time (or all it holds).
+
+        They go to :attr:`placed`. Not a use: an idle process still stops. Nothing happens without a
+        running process, and one that does not answer within ``timeout`` is dealt with as for a job.
+        """
+        running = self._running
+        if running is None or running.lost is not None or running.process.returncode is not None:
+            return
+        try:
+            waiter = await self._send(running, Expire(everything), timeout)
+            answer = await self._answer(running, waiter, timeout)
+        except DecoderUnavailable:
+            return
+        if isinstance(answer, Placed):
+            if answer.unplaced is not None:
+                log.error("placing held OTEL records failed in the decoder process: %s", answer.unplaced)
+            self.hand_on(answer.events)
+
+    def hand_on(self, events: list[CaptureEvent]) -> None:
+        """The baseline's events to :attr:`placed` (a failure there is logged: the records stay stored)."""
+        if events and self.placed is not None:
+            try:
+                self.placed(events)
+            except Exception:
+                log.exception("capturing %d OTEL baseline events failed; their records stay in otel_records",
+                              len(events))  # fmt: skip
+
+    async def _send(self, running: _Running, message: Job | Expire, timeout: float = JOB_TIMEOUT) -> _Waiter:
         """Queue ``message`` (after a Hello, when the secrets changed); its waiter is in line from now."""
         async with running.sending:
             current = registered_secrets()
             if current != running.secrets:  # secrets registered since the start
-                await self._send_now(running, Hello(sorted(current), self._store_arg()))
+                await self._send_now(running, Hello(sorted(current), self._store_arg()), timeout)
                 running.secrets = current
-            return await self._send_now(running, message)
+            return await self._send_now(running, message, timeout)
 
-    async def _send_now(self, running: _Running, message: Job | Hello) -> _Waiter:
+    async def _send_now(self, running: _Running, message: Job | Hello | Expire, timeout: float) -> _Waiter:
         if running.lost is not None:
             raise self._unavailable(running.lost)
         waiter = _Waiter()
         running.waiting.append(waiter)
-        self._last_used = self._clock()
+        if not isinstance(message, Expire):  # asking for held events is not telemetry: the process may idle
+            self._last_used = self._clock()
         try:
-            with anyio.CancelScope(shield=True), anyio.fail_after(JOB_TIMEOUT):
+            with anyio.CancelScope(shield=True), anyio.fail_after(timeout):
                 await running.send(message)  # all of it or nothing: a frame cut short would desync the pipe
         except _LOST as exc:
             await self._lose(running, f"it stopped taking jobs ({_what(exc)})")
             raise self._unavailable(running.lost or "") from exc
         return waiter
 
-    async def _answer(self, running: _Running, waiter: _Waiter) -> FromDecoder:
-        """Read answers in order until ``waiter``'s is in."""
+    async def _answer(self, running: _Running, waiter: _Waiter, timeout: float = JOB_TIMEOUT) -> FromDecoder:
+        """Read answers in order until ``waiter``'s is in (each within ``timeout``, or the process is lost)."""
         while not waiter.done:
             async with running.reading:
                 if waiter.done:
                     break
                 try:
-                    with anyio.CancelScope(shield=True), anyio.fail_after(JOB_TIMEOUT):
+                    with anyio.CancelScope(shield=True), anyio.fail_after(timeout):
                         answer = await running.receive()
                 except _LOST as exc:
                     await self._lose(running, f"it stopped answering ({_what(exc)})")
                     break
                 first = running.waiting.popleft()
                 first.answer, first.done = answer, True
-                self._last_used = self._clock()
+                if not isinstance(answer, Placed):
+                    self._last_used = self._clock()
         if waiter.answer is None:
             raise self._unavailable(waiter.problem or running.lost or "it stopped")
         return waiter.answer
@@ -408,7 +447,10 @@ class DecoderProcess:
     # -- lifetime ----------------------------------------------------------------
 
     async def run(self) -> None:
-        """Stop the process after :data:`IDLE_EXIT_S` without a job (until cancelled)."""
+        """Place held records past their time, and stop the process after :data:`IDLE_EXIT_S` without a job.
+
+        Until cancelled.
+        """
         while True:
             await anyio.sleep(min(IDLE_CHECK_S, self._idle_exit_s))
             running = self._running
@@ -417,7 +459,9 @@ class DecoderProcess:
                     await self._answer(running, running.waiting[-1])
             if running is None or running.waiting or self._starting.locked():
                 continue
-            if self._clock() - self._last_used >= self._idle_exit_s:
+            idle = self._clock() - self._last_used >= self._idle_exit_s
+            await self.expire(everything=idle)  # before it stops, all it holds: its memory ends with it
+            if idle:
                 async with self._starting, running.sending:
                     idle = self._clock() - self._last_used >= self._idle_exit_s
                     if self._running is running and not running.waiting and idle:
@@ -425,8 +469,12 @@ class DecoderProcess:
                         await self._stop(running, kill=False)
 
     async def aclose(self) -> None:
-        """Stop the process (bounded, shielded): end its stdin, wait a moment, then kill it."""
+        """Stop the process (bounded, shielded): take what it holds, end its stdin, wait a moment, then kill it."""
         with anyio.CancelScope(shield=True):
+            running = self._running
+            if running is not None and not running.waiting:  # nothing in flight: its answer is the next one
+                with anyio.move_on_after(STOP_TIMEOUT):
+                    await self.expire(everything=True, timeout=STOP_TIMEOUT)
             if self._running is not None:
                 await self._stop(self._running, kill=False)
 

@@ -5,9 +5,16 @@ executable) on the first request and stops it when telemetry has been quiet for 
 It reads :mod:`bridge.receiver.decoder_wire` frames from stdin and writes the answers to
 stdout; it ends when stdin does. Per job it runs :func:`bridge.receiver.prepare.prepare`
 and stores the rows in the telemetry store (``<dataDir>/telemetry.sqlite3``, its own
-connection and checkpoints), so the bridge only receives counts, the few records the OTEL
-baseline maps, and a storage fault as a value. Killing it loses nothing: a job it did not
-answer is answered 503 by the bridge and sent again by its exporter.
+connection and checkpoints), then maps the newly stored records to the OTEL baseline's
+capture events (:class:`~bridge.receiver.baseline.BaselineFeeder`, which remembers what
+each trace revealed and holds records back until their turn is known). The bridge only
+receives counts, those events, and a storage fault as a value: a telemetry flood's
+records never cross, and their mapping costs the bridge's GIL nothing.
+
+Killing it loses no record: a job it did not answer is answered 503 by the bridge and sent
+again by its exporter. What the feeder held back (records waiting for their trace's turn)
+goes out when the bridge stops it (:class:`~bridge.receiver.decoder_wire.Expire` with
+``everything``); a crash loses that memory, and those records stay in ``otel_records`` only.
 """
 
 from __future__ import annotations
@@ -22,14 +29,18 @@ from typing import BinaryIO
 
 import msgspec
 
+from bridge.capture.events import CaptureEvent
 from bridge.receiver import decode, sink
+from bridge.receiver.baseline import BaselineFeeder
 from bridge.receiver.decode import Format, Rejected, Signal
 from bridge.receiver.decoder_wire import (
     HEADER_BYTES,
+    Expire,
     Failed,
     Hello,
     Ingested,
     Job,
+    Placed,
     Ready,
     Refused,
     ToDecoder,
@@ -37,6 +48,7 @@ from bridge.receiver.decoder_wire import (
     frame_length,
 )
 from bridge.receiver.prepare import prepare
+from bridge.receiver.records import OtelRecord
 from bridge.redact import redact_text, register_secret
 from bridge.store.db import Database, StorageUnavailable
 from bridge.store.health import classify
@@ -52,12 +64,15 @@ def _sentence(exc: BaseException) -> str:
 
 
 class Decoder:
-    """The process's state: the telemetry store's path, and its connection once a job stores."""
+    """The process's state: the telemetry store's path, its connection once a job stores, the baseline's memory."""
 
     def __init__(self) -> None:
         self.store_path: Path | None = None
         self._db: Database | None = None
         self._opening = threading.Lock()  # jobs from stdin and from served connections come from two threads
+        self._placed: list[CaptureEvent] = []
+        self._feeder = BaselineFeeder(self._placed.extend)
+        self._placing = threading.Lock()  # the feeder's memory, for the same two threads
 
     def hello(self, message: Hello) -> Ready:
         for secret in message.secrets:
@@ -111,12 +126,38 @@ class Decoder:
             else:
                 done.error = _sentence(exc)
             return done
-        done.stored, done.baseline = stored.new, stored.baseline
+        done.stored = stored.new
+        if stored.baseline:  # new records (also those a failed request stored before it failed)
+            done.events, done.unplaced = self._place(stored.baseline)
         if isinstance(stored.error, StorageUnavailable):
             done.fault = (stored.error.kind, stored.error.detail)
         elif stored.error is not None:
             done.error = _sentence(stored.error)
         return done
+
+    def expire(self, message: Expire) -> Placed:
+        """The events of the records the feeder let go (held past their time, or all of them)."""
+        events, unplaced = self._place(None, everything=message.everything)
+        return Placed(events, unplaced)
+
+    def _place(
+        self, records: list[OtelRecord] | None, *, everything: bool = False
+    ) -> tuple[list[CaptureEvent], str | None]:
+        """Feed new records (or, with None, expire held ones); the events made, and a failure's sentence."""
+        with self._placing:
+            try:
+                if records is None:
+                    self._feeder.expire(everything=everything)
+                else:
+                    self._feeder.feed(records)
+            except Exception as exc:  # a bug: the records stay in otel_records, the bridge logs the sentence
+                return self._take_placed(), _sentence(exc)
+            return self._take_placed(), None
+
+    def _take_placed(self) -> list[CaptureEvent]:
+        events = self._placed[:]
+        self._placed.clear()  # in place: the feeder's callback is this list's extend
+        return events
 
     def close(self) -> None:
         if self._db is not None:
@@ -162,7 +203,8 @@ def _answer_jobs(
             return None
         message = decoder.decode(payload)
         if not isinstance(message, Hello):
-            stdout.write(frame(state.handle(message)))
+            answer = state.expire(message) if isinstance(message, Expire) else state.handle(message)
+            stdout.write(frame(answer))
             stdout.flush()
             continue
         ready = state.hello(message)

@@ -5,8 +5,11 @@ four big-endian bytes. The bridge speaks first: :class:`Hello` (the secrets the
 decoder must mask, never on its command line), answered by :class:`Ready`; then
 one :class:`Job` at a time, answered by :class:`Ingested`, :class:`Refused` (the body is
 refused: an HTTP status and the reason) or :class:`Failed` (an unexpected error, as
-a redacted sentence). The decoder never writes anything else to its stdout. The rows
-themselves never cross: the decoder stores them in the telemetry store.
+a redacted sentence); now and then an :class:`Expire`, answered by :class:`Placed`.
+The decoder never writes anything else to its stdout. The rows themselves never
+cross: the decoder stores them in the telemetry store, and maps the new ones to the
+OTEL baseline's capture events itself (:mod:`bridge.receiver.baseline`), so only
+those events cross.
 
 Where the system can pass descriptors (POSIX), the Hello also names two hand-off
 channels and the decoder serves the receiver's connections itself: the bridge sends
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import msgspec
 
-from bridge.receiver.records import OtelRecord
+from bridge.capture.events import CaptureEvent
 
 HEADER_BYTES = 4
 MAX_FRAME = 1 << 30  # a frame's length beyond this means the stream is out of step
@@ -33,9 +36,10 @@ class Ingested(msgspec.Struct, array_like=True, tag="ingested"):
     rejected: int  # elements OTLP calls invalid (the answer's partial success)
     problems: str
     stored: int = 0  # records newly stored (the rest of ``count`` were redeliveries, unless storing failed)
-    baseline: list[OtelRecord] = []  # what the OTEL baseline needs of the newly stored records
+    events: list[CaptureEvent] = []  # the OTEL baseline's events: newly stored records and those they resolved
     fault: tuple[str, str] | None = None  # (kind, detail): the storage refused them (disk full, I/O error…)
     error: str | None = None  # storing failed for another reason (a sentence, redacted)
+    unplaced: str | None = None  # mapping the new records to events failed (a sentence; they stay stored)
 
 
 class Hello(msgspec.Struct, array_like=True, tag="hello"):
@@ -89,6 +93,19 @@ class Job(msgspec.Struct, array_like=True, tag="job"):
     storing: bool  # autoIngestEnabled: rows are made only when they will be stored
 
 
+class Expire(msgspec.Struct, array_like=True, tag="expire"):
+    """Place the records the baseline held past their time (every few seconds), or all of them (it stops)."""
+
+    everything: bool = False
+
+
+class Placed(msgspec.Struct, array_like=True, tag="placed"):
+    """The answer to :class:`Expire`: the events of the records it let go."""
+
+    events: list[CaptureEvent] = []
+    unplaced: str | None = None  # as in Ingested
+
+
 class Refused(msgspec.Struct, array_like=True, tag="refused"):
     status: int
     reason: str
@@ -98,8 +115,8 @@ class Failed(msgspec.Struct, array_like=True, tag="failed"):
     error: str
 
 
-ToDecoder = Hello | Job
-FromDecoder = Ready | Ingested | Refused | Failed
+ToDecoder = Hello | Job | Expire
+FromDecoder = Ready | Ingested | Refused | Failed | Placed
 ToHandler = Rules | Handed
 
 _encoder = msgspec.msgpack.Encoder()

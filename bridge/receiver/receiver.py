@@ -38,6 +38,7 @@ from bridge.redact import register_secret, registered_secrets
 from bridge.store.db import Database
 
 if TYPE_CHECKING:  # each loaded with the first connection: a first status needs none of them
+    from bridge.capture.events import CaptureEvent
     from bridge.receiver.decoder import DecoderProcess
     from bridge.receiver.decoder_wire import Ingested, Job, Outcome, Rules
     from bridge.receiver.intake import Intake
@@ -93,8 +94,9 @@ class ReceiverService:
         self._bound: tuple[str, int] | None = None
         self._last_reported: tuple[Any, ...] | None = None
         self.counters = Counters()
-        # Called on the event loop with the records each request newly stored (after the commit).
-        self.on_records: Callable[[list[Any]], None] | None = None
+        # Called on the event loop with the OTEL baseline's capture events: those of the records each request
+        # newly stored (after their commit), and those of records the decoder held back and let go later.
+        self.on_events: Callable[[list[CaptureEvent]], None] | None = None
         # Called on the event loop with each status the receiver reports (the typed path beside the notification).
         self.status_listeners: list[Callable[[ReceiverStatus], None]] = []
 
@@ -353,6 +355,7 @@ class ReceiverService:
         if self._decoder is None:
             hand_off = HandOff(self._tg, self._rules, self._served) if self._hand_off and self._tg else None
             self._decoder = DecoderProcess(self._telemetry_path, hand_off=hand_off)
+        self._decoder.placed = self._placed  # held records the process lets go between requests
         if not self._reaping and self._tg is not None:  # stops the process when telemetry goes quiet
             self._reaping = True
             self._tg.start_soon(self._decoder.run)
@@ -383,6 +386,20 @@ class ReceiverService:
 
     async def _ingest(self, job: Job) -> Ingested:
         return await self._decoder_in_use().ingest(job)  # inflate, parse, flatten, redact, encode, store
+
+    def _placed(self, events: list[CaptureEvent]) -> None:
+        if self.on_events is None:
+            return
+        try:
+            self.on_events(events)
+        except Exception:
+            log.exception("capturing %d OTEL baseline events failed; their records stay in otel_records", len(events))
+
+    async def place_held(self) -> None:
+        """The events of every record the decoder still holds back, now (the bridge stops; bounded)."""
+        if self._decoder is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(STOP_TIMEOUT):
+                await self._decoder.expire(everything=True, timeout=STOP_TIMEOUT)
 
     async def _note_decoder_fault(self) -> None:
         if self._decoder_fault() != self._last_fault:
@@ -416,11 +433,10 @@ class ReceiverService:
         c.records_stored += done.stored
         if done.fault is None and done.error is None:
             c.records_duplicate += done.count - done.stored
-        if done.baseline and self.on_records is not None:
-            try:
-                self.on_records(done.baseline)  # the baseline: what is new (also what a failed request stored)
-            except Exception:
-                log.exception("capturing stored OTLP records failed; they stay in otel_records")
+        if done.unplaced is not None:
+            log.error("mapping stored OTLP records to capture events failed: %s", done.unplaced)
+        if done.events:  # the baseline: what is new (also what a failed request stored)
+            self._placed(done.events)
         if done.fault is not None:  # disk full, I/O error…: a fact of the mode, and the exporter retries
             kind, detail = done.fault
             log.warning("storing OTLP records failed on the storage: %s", detail)

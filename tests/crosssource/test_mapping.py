@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-import anyio
 import pytest
 from msgspec.structs import replace
 
 from bridge.capture.events import OTEL, CaptureEvent
-from bridge.receiver import baseline, mapping, mapping_codex
+from bridge.receiver import mapping, mapping_codex
 from bridge.receiver.baseline import BaselineFeeder
 from bridge.receiver.records import OtelRecord
 from tests.crosssource.support import fixture_records, fixture_stream, load_fixture
@@ -183,39 +182,6 @@ def test_a_prompt_waits_for_its_trace_to_name_the_turn() -> None:
     assert times == sorted(times)
 
 
-async def test_records_offered_within_a_window_are_fed_as_one_batch() -> None:
-    """Requests stored during a flood reach the capture pipeline together: one feed per window, none lost."""
-    records = fixture_records(CODEX)
-    batches: list[list[CaptureEvent]] = []
-    feeder = BaselineFeeder(batches.append)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(feeder.run)
-        for at in range(0, len(records), 10):  # a request at a time, as the receiver stores them
-            feeder.offer(records[at : at + 10])
-        assert batches == [], "nothing is fed before the window closes"
-        with anyio.fail_after(5):
-            while not batches:
-                await anyio.sleep(0.005)
-        feeder.offer([])  # a later request that stored nothing new: an empty window feeds nothing
-        await anyio.sleep(baseline.COALESCE_S * 3)
-        tg.cancel_scope.cancel()
-    assert len(batches) == 1
-    assert batches[0] == fed(records)
-
-
-def test_a_flush_feeds_what_was_offered_at_once() -> None:
-    """When the bridge stops, what the receiver stored in the last window reaches the capture before it ends."""
-    records = fixture_records(CODEX)
-    batches: list[list[CaptureEvent]] = []
-    feeder = BaselineFeeder(batches.append)
-    feeder.offer(records)
-    assert batches == []
-    feeder.flush()
-    assert batches == [fed(records)]
-    feeder.flush()  # nothing left: nothing fed twice
-    assert len(batches) == 1
-
-
 def test_held_records_expire_into_the_turn_running_at_their_time() -> None:
     now = [0.0]
     out: list[CaptureEvent] = []
@@ -235,6 +201,25 @@ def test_held_records_expire_into_the_turn_running_at_their_time() -> None:
                       and "command" in (e.item.text or ""))  # fmt: skip
     assert len(tool_events) == 2 and {e.turn_id for e in tool_events} == {shell_turn}
     assert feeder.counters.expired == 2
+
+
+def test_a_feeder_about_to_end_lets_every_held_record_go_as_if_its_time_were_up() -> None:
+    """The decoder process stops (quiet, or the bridge stops): what it held is placed now, not lost with it."""
+    now = [0.0]
+    out: list[CaptureEvent] = []
+    feeder = BaselineFeeder(out.extend, clock=lambda: now[0], pending_ttl_s=30)
+    records = fixture_records(CODEX)
+    nested = {r.trace_id for r in records if r.name == "codex.tool_decision"}
+    feeder.feed([r for r in records if not (r.signal == "span" and r.trace_id in nested)])
+    assert feeder.pending == 2
+    now[0] = 1  # far from the TTL
+    assert feeder.expire() == 0 and feeder.pending == 2
+    assert feeder.expire(everything=True) == 2 and feeder.pending == 0
+    shell_turn = next(e.turn_id for e in out if e.item is not None and e.item.type == "agentMessage"
+                      and "command" in (e.item.text or ""))  # fmt: skip
+    tool_events = [e for e in out if e.item is not None and e.item.type == "commandExecution"]
+    assert len(tool_events) == 2 and {e.turn_id for e in tool_events} == {shell_turn}
+    assert feeder.expire(everything=True) == 0  # nothing is let go twice
 
 
 def _claude_tool(name: str, sequence: int, **attrs: Any) -> OtelRecord:

@@ -15,11 +15,12 @@ from pathlib import Path
 import anyio
 import pytest
 
+from bridge.capture.events import OTEL, CaptureEvent
 from bridge.receiver.decode import Rejected
 from bridge.receiver.decoder import FAULT_AFTER, DecoderProcess, DecoderUnavailable, backoff
 from bridge.receiver.decoder_main import NICENESS
 from bridge.receiver.decoder_wire import Job
-from tests.receiver.payloads import claude_logs
+from tests.receiver.payloads import CONVERSATION, SESSION, claude_logs, codex_event, codex_logs
 from tests.receiver.support import post, running_receiver
 
 # A fake decoder that exits before it answers anything.
@@ -64,11 +65,50 @@ async def test_the_real_decoder_stores_what_it_decodes_and_stops_when_closed(tmp
         assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICENESS)
     await decoder.aclose()
     assert (first.count, first.stored) == (2, 2) and (again.count, again.stored) == (2, 1)  # 2 was a redelivery
-    assert [r.sequence for r in first.baseline] == [1, 2] and [r.sequence for r in again.baseline] == [3]
+    # the baseline's events cross, never the records: a Claude prompt is its thread, its turn and the prompt
+    assert [e.kind for e in first.events] == ["thread", "turn_started", "item_completed"] * 2
+    assert [e.kind for e in again.events] == ["thread", "turn_started", "item_completed"]  # 2 was a redelivery
+    assert {(e.source, e.thread_id) for e in first.events + again.events} == {(OTEL, SESSION)}
     assert refused.value.status == 400
     assert decoder.pid is None and decoder.starts == 1 and decoder.failures_total == 0
     with sqlite3.connect(store) as conn:
         assert [s for (s,) in conn.execute("SELECT sequence FROM otel_records ORDER BY id")] == [1, 2, 3]
+
+
+def codex_prompt_job() -> Job:
+    """A codex prompt that names no turn (and no trace whose turn is known): the baseline holds it back."""
+    body = codex_logs(codex_event("codex.user_prompt", prompt="hello there")).SerializeToString()
+    return Job("logs", "protobuf", body, False, 1 << 20, 1, True)
+
+
+async def test_records_the_decoder_holds_for_their_turn_are_placed_when_it_stops(tmp_path: Path) -> None:
+    """The feeder's memory lives in the decoder process: what it held back is let go before the process ends."""
+    placed: list[CaptureEvent] = []
+    decoder = DecoderProcess(tmp_path / "telemetry.sqlite3")
+    decoder.placed = placed.extend
+    assert (await decoder.ingest(codex_prompt_job())).events == []  # held: no turn known yet
+    await decoder.expire()  # its time (a minute) is not up
+    assert placed == []
+    await decoder.aclose()
+    [prompt] = placed
+    assert prompt.thread_id == CONVERSATION and prompt.item is not None
+    assert (prompt.item.type, prompt.item.text) == ("userMessage", "hello there")
+    assert decoder.pid is None and decoder.failures_total == 0
+
+
+async def test_a_quiet_decoder_lets_go_of_what_it_held_before_it_stops(tmp_path: Path) -> None:
+    placed: list[CaptureEvent] = []
+    decoder = DecoderProcess(tmp_path / "telemetry.sqlite3", idle_exit_s=0.2)
+    decoder.placed = placed.extend
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(decoder.run)
+        await decoder.ingest(codex_prompt_job())
+        with anyio.fail_after(10):
+            while decoder.pid is not None:
+                await anyio.sleep(0.05)
+        tg.cancel_scope.cancel()
+    assert [e.item.text for e in placed if e.item is not None] == ["hello there"]
+    assert decoder.starts == 1 and decoder.failures_total == 0
 
 
 async def test_an_idle_decoder_stops_and_the_next_request_starts_it_again(tmp_path: Path) -> None:
@@ -146,10 +186,10 @@ async def test_concurrent_requests_share_one_process_and_a_cancelled_one_leaves_
 
 async def test_the_decoder_process_serves_the_connections_and_the_bridge_keeps_the_counts(tmp_path: Path) -> None:
     """The receiver hands each accepted connection to its decoder, which answers there; the bridge still
-    counts every answer and gets the baseline's records."""
-    baseline: list[object] = []
+    counts every answer and gets the baseline's events."""
+    baseline: list[CaptureEvent] = []
     async with running_receiver(tmp_path) as rx:
-        rx.service.on_records = baseline.extend
+        rx.service.on_events = baseline.extend
         first = await post(rx.endpoint, "/v1/logs", claude_logs(1, 2).SerializeToString(), key=rx.key)
         again = await post(rx.endpoint, "/v1/logs", claude_logs(2, 3).SerializeToString(), key=rx.key)
         wrong = await post(rx.endpoint, "/v1/logs", claude_logs(4).SerializeToString(), key="x" * 43)
@@ -159,7 +199,7 @@ async def test_the_decoder_process_serves_the_connections_and_the_bridge_keeps_t
         assert [first.status, again.status, wrong.status] == [200, 200, 401]
         assert (counters.accepted, counters.rejected) == (2, 1)
         assert (counters.records_stored, counters.records_duplicate) == (3, 1)
-        assert sorted(r.sequence for r in baseline) == [1, 2, 3]  # type: ignore[attr-defined]
+        assert [e.kind for e in baseline].count("item_completed") == 3  # one prompt a new record: 1, 2, 3
         assert [row["sequence"] for row in rx.rows()] == [1, 2, 3]
 
 
