@@ -35,15 +35,20 @@ T = TypeVar("T")
 log = logging.getLogger("bridge.store")
 
 _SIDE_FILES = ("-wal", "-shm")
-WAL_KEEP_BYTES = 16 * 1024 * 1024  # the WAL file is truncated back to this when it restarts
 # Past this, the checkpointer finishes its catch-up under the write lock: two fsyncs (~25-35 ms on a
 # busy virtual disk) that every commit waits for. A stream that never pauses fills ~16 MB/s of WAL, so
-# at 32 MiB that stall came every 2 s; at 128 MiB every ~8 s, for a WAL file that grows that far only
-# while commits never pause (it is cut back to WAL_KEEP_BYTES when it restarts).
+# at 32 MiB that stall came every 2 s; at 128 MiB every ~8 s, for a WAL that grows that far only
+# while commits never pause.
 WAL_CAP_BYTES = 128 * 1024 * 1024
-# A round every 0.25 s copies a quarter of what a round a second would, so its fsyncs have less to
-# flush while commits go on: event lag p99 at 1,000 frames/s 1.4-2.0 -> ~0.7 ms, during the OTLP flood
-# 6-11 -> 5-7 ms (docs/performance.md, session 7). A tick with nothing committed does nothing.
+# The WAL file keeps its size when it restarts (a commit that cut it back, SQLite's journal_size_limit,
+# stalled 20-45 ms in ftruncate while the file system's journal was busy: the OTLP flood's worst live
+# events, docs/performance.md session 14). It is cut back on the checkpointer's thread instead, once the
+# store has been quiet for WAL_TRIM_QUIET_S and the file is larger than WAL_KEEP_BYTES; only a file past
+# the cap is still cut by a commit (WAL_LIMIT_BYTES), so a runaway cannot keep its disk.
+WAL_KEEP_BYTES = 16 * 1024 * 1024
+WAL_TRIM_QUIET_S = 10.0
+WAL_LIMIT_BYTES = 2 * WAL_CAP_BYTES
+WAL_FRAME_HEADER_BYTES = 24
 CHECKPOINT_INTERVAL_S = 0.25
 _CATCH_UP_ROUNDS = 3
 
@@ -76,9 +81,9 @@ def _connect(path: Path, cache_kib: int) -> sqlite3.Connection:
     conn.execute(f"PRAGMA cache_size=-{cache_kib}")  # a bound on the page cache, in KiB (memory stays flat)
     # No checkpoint on the committing connection: a commit that crosses the threshold would copy the WAL
     # into the store and fsync before returning, a 10-30 ms stall of live events. The Checkpointer below
-    # does it on a thread and connection of its own; the WAL file is cut back to this size when it restarts.
+    # does it on a thread and connection of its own, and cuts the WAL file back when the store is quiet.
     conn.execute("PRAGMA wal_autocheckpoint=0")
-    conn.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
+    conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
     return conn
 
 
@@ -138,6 +143,7 @@ class Database:
         self._replaced: list[Callable[[], None]] = []
         self._ckpt_lock = threading.Lock()
         self._ckpt: sqlite3.Connection | None = None
+        self.wal_frame_bytes = 4096 + WAL_FRAME_HEADER_BYTES  # one page and its header (read with the first checkpoint)
         self.checkpointer: Checkpointer | None = None
         self.commits = 0  # committed write transactions: the checkpointer skips a tick without any
         self.moved_to: Path | None = None
@@ -227,13 +233,26 @@ class Database:
         under the write lock, so it can copy the whole WAL (the next commit then restarts the WAL from its
         start). A storage fault is reported to the health fact (the mode goes to FAILURE) and raised.
         """
+        return self._checkpoint("PASSIVE", exclusive)
+
+    def trim_wal(self) -> bool:
+        """Copy the whole WAL and cut its file to nothing (``TRUNCATE``), under the write lock.
+
+        For a quiet store: a commit meanwhile waits for it. False when a reader kept it from finishing
+        (it does not wait for readers; the next quiet tick tries again).
+        """
+        return self._checkpoint("TRUNCATE", True)[0] == 0
+
+    def _checkpoint(self, mode: str, exclusive: bool) -> tuple[int, int, int]:
         guard: AbstractContextManager[object] = self._write_lock if exclusive else nullcontext()
         with guard, self._ckpt_lock:
             try:
                 if self._ckpt is None:
                     self._ckpt = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
                     self._ckpt.execute("PRAGMA busy_timeout=0")
-                row = self._ckpt.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    page = int(self._ckpt.execute("PRAGMA page_size").fetchone()[0])
+                    self.wal_frame_bytes = page + WAL_FRAME_HEADER_BYTES
+                row = self._ckpt.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
             except sqlite3.Error as exc:
                 mapped = self._fail(exc, "checkpoint")
                 if mapped is not exc:
@@ -247,10 +266,16 @@ class Database:
         except OSError:
             return 0
 
-    def start_checkpoints(self, interval_s: float = CHECKPOINT_INTERVAL_S, cap_bytes: int = WAL_CAP_BYTES) -> None:
+    def start_checkpoints(
+        self,
+        interval_s: float = CHECKPOINT_INTERVAL_S,
+        cap_bytes: int = WAL_CAP_BYTES,
+        keep_bytes: int = WAL_KEEP_BYTES,
+        trim_quiet_s: float = WAL_TRIM_QUIET_S,
+    ) -> None:
         """Checkpoint the WAL from a thread of its own from now on; :meth:`close` stops it."""
         if self.checkpointer is None:
-            self.checkpointer = Checkpointer(self, interval_s, cap_bytes)
+            self.checkpointer = Checkpointer(self, interval_s, cap_bytes, keep_bytes, trim_quiet_s)
             self.checkpointer.start()
 
     # ------------------------------------------------------------------ probing and repair
@@ -345,16 +370,29 @@ class Checkpointer:
     before), so the next commit restarts the WAL from its start. When a writer that never pauses keeps it
     from catching up and the WAL file passes ``cap_bytes``, one more round runs under the write lock right
     after an unlocked one (so it copies only a few pages): a short stall now and then instead of a WAL
-    that grows without end. A storage fault is a fact (the health report, FAILURE); the
+    that grows without end. Once nothing has been committed for ``trim_quiet_s``, a WAL file larger than
+    ``keep_bytes`` is cut back (:meth:`Database.trim_wal`): never by a commit, where the file system's
+    journal could stall it. A storage fault is a fact (the health report, FAILURE); the
     thread keeps going and tries again at the next tick.
     """
 
-    def __init__(self, db: Database, interval_s: float, cap_bytes: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        interval_s: float,
+        cap_bytes: int,
+        keep_bytes: int = WAL_KEEP_BYTES,
+        trim_quiet_s: float = WAL_TRIM_QUIET_S,
+    ) -> None:
         self.db = db
         self.interval_s = interval_s
         self.cap_bytes = cap_bytes
+        self.keep_bytes = keep_bytes
+        self.trim_quiet_s = trim_quiet_s
         self.runs = 0
         self.forced = 0
+        self.trims = 0
+        self._quiet_since: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="wal-checkpoint", daemon=True)
         self._seen = -1
@@ -375,10 +413,12 @@ class Checkpointer:
                 log.warning("a WAL checkpoint failed; trying again in %.1f s", self.interval_s, exc_info=True)
 
     def tick(self) -> None:
-        """Catch up with what was committed since the last tick (nothing to do when nothing was)."""
+        """Catch up with what was committed since the last tick; when nothing was for a while, trim the WAL file."""
         commits = self.db.commits
         if commits == self._seen:
+            self._trim_when_quiet()
             return
+        self._quiet_since = None
         self.runs += 1
         for _ in range(_CATCH_UP_ROUNDS):
             before = self.db.commits
@@ -388,9 +428,18 @@ class Checkpointer:
                 return
             if self._stop.is_set():
                 return
-            if self.db.wal_bytes() > self.cap_bytes:  # the writer keeps appending faster than we copy
+            if frames * self.db.wal_frame_bytes > self.cap_bytes:  # the writer appends faster than we copy
                 self.forced += 1
                 before = self.db.commits
                 self.db.checkpoint(exclusive=True)  # only what came in during the last round: short
                 self._seen = before
                 return
+
+    def _trim_when_quiet(self) -> None:
+        now = time.monotonic()
+        if self._quiet_since is None:
+            self._quiet_since = now
+            return
+        quiet = now - self._quiet_since >= self.trim_quiet_s
+        if quiet and self.db.wal_bytes() > self.keep_bytes and self.db.trim_wal():
+            self.trims += 1

@@ -134,6 +134,49 @@ def test_the_wal_stays_bounded_while_a_writer_never_pauses(tmp_path: Path) -> No
     assert db.wal_bytes() == 0  # a clean stop truncates it
 
 
+def _fill_wal(db: Database, megabytes: int) -> None:
+    value = "v" * 60_000
+    for n in range(megabytes * 1024 * 1024 // 60_000 + 1):
+        db.write(lambda c, n=n: c.execute(
+            "INSERT OR REPLACE INTO kv (key, value, updated_at_ms) VALUES (?, ?, ?)", (f"k{n}", value, n)
+        ))  # fmt: skip
+
+
+def test_a_commit_never_cuts_the_wal_file_back(tmp_path: Path) -> None:
+    """A commit that restarts the WAL leaves its file as big as it was: cutting it there (SQLite's
+    journal_size_limit) stalled live events for tens of ms while the file system's journal was busy."""
+    from bridge.store.db import WAL_KEEP_BYTES
+
+    db = Database(tmp_path / "capture.sqlite3")
+    try:
+        _fill_wal(db, 20)  # past what the store keeps once quiet
+        grown = db.wal_bytes()
+        assert grown > WAL_KEEP_BYTES
+        busy, frames, copied = db.checkpoint(exclusive=True)
+        assert busy == 0 and copied == frames  # all copied: the next commit restarts the WAL from its start
+        _fill_wal(db, 1)
+        assert db.wal_bytes() == grown
+    finally:
+        db.close()
+
+
+def test_a_quiet_store_has_its_wal_file_cut_back_by_the_checkpointer(tmp_path: Path) -> None:
+    db = Database(tmp_path / "capture.sqlite3")
+    try:
+        db.start_checkpoints(interval_s=0.01, keep_bytes=256 * 1024, trim_quiet_s=0.05)
+        _fill_wal(db, 2)
+        checkpointer = db.checkpointer
+        assert checkpointer is not None
+        deadline = time.monotonic() + 30
+        while (db.wal_bytes() > 0 or checkpointer.trims == 0) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert checkpointer.trims >= 1 and db.wal_bytes() == 0
+        assert db.read(lambda c: c.execute("SELECT count(*) FROM kv WHERE key LIKE 'k%'").fetchone()[0]) == 35
+        _fill_wal(db, 1)  # and the store goes on
+    finally:
+        db.close()
+
+
 def _in_another_process(path: Path, sql: str) -> list[tuple[object, ...]]:
     """Run ``sql`` on a connection of another process, which it then closes (its last connection to the file)."""
     code = (
