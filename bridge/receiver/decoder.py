@@ -227,6 +227,8 @@ class DecoderProcess:
         running = self._running
         if running is None or running.lost is not None or running.process.returncode is not None:
             return
+        if self._starting.locked():  # a start reads the Ready itself: no other reader meanwhile (it holds nothing)
+            return
         try:
             waiter = await self._send(running, Expire(everything), timeout)
             answer = await self._answer(running, waiter, timeout)
@@ -235,9 +237,9 @@ class DecoderProcess:
         if isinstance(answer, Placed):
             if answer.unplaced is not None:
                 log.error("placing held OTEL records failed in the decoder process: %s", answer.unplaced)
-            self.hand_on(answer.events)
+            self._hand_on(answer.events)
 
-    def hand_on(self, events: list[CaptureEvent]) -> None:
+    def _hand_on(self, events: list[CaptureEvent]) -> None:
         """The baseline's events to :attr:`placed` (a failure there is logged: the records stay stored)."""
         if events and self.placed is not None:
             try:
