@@ -17,6 +17,7 @@ first-answer path) finds damage.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -436,10 +437,16 @@ class Checkpointer:
                 return
 
     def _trim_when_quiet(self) -> None:
+        """Once per quiet spell long enough, cut a big WAL file back (a reader in the way: after another spell)."""
         now = time.monotonic()
         if self._quiet_since is None:
             self._quiet_since = now
             return
-        quiet = now - self._quiet_since >= self.trim_quiet_s
-        if quiet and self.db.wal_bytes() > self.keep_bytes and self.db.trim_wal():
-            self.trims += 1
+        if now - self._quiet_since < self.trim_quiet_s:
+            return
+        self._quiet_since = math.inf  # done for this spell: nothing more until the next commit
+        if self.db.wal_bytes() > self.keep_bytes:
+            if self.db.trim_wal():
+                self.trims += 1
+            else:
+                self._quiet_since = now
