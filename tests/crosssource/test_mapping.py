@@ -182,24 +182,35 @@ def test_a_prompt_waits_for_its_trace_to_name_the_turn() -> None:
     assert times == sorted(times)
 
 
-def test_held_records_expire_into_the_turn_running_at_their_time() -> None:
-    now = [0.0]
-    out: list[CaptureEvent] = []
+def feeder_holding_the_shell_tools(now: list[float], out: list[CaptureEvent]) -> BaselineFeeder:
+    """A feeder (TTL 30 s on the clock ``now``) holding the shell turn's two tool records for their turn.
+
+    Those records live in a trace of their own; the spans that name its turn are left out.
+    """
     feeder = BaselineFeeder(out.extend, clock=lambda: now[0], pending_ttl_s=30)
     records = fixture_records(CODEX)
-    # the shell turn's tool records live in a trace of their own; drop the spans that name its turn
     nested = {r.trace_id for r in records if r.name == "codex.tool_decision"}
-    kept = [r for r in records if not (r.signal == "span" and r.trace_id in nested)]
-    feeder.feed(kept)
+    feeder.feed([r for r in records if not (r.signal == "span" and r.trace_id in nested)])
     assert feeder.pending == 2  # tool_decision and tool_result wait for a turn that no record will name
-    now[0] = 29
-    assert feeder.expire() == 0
-    now[0] = 31
-    assert feeder.expire() == 2
+    return feeder
+
+
+def assert_tools_placed_in_the_shell_turn(out: list[CaptureEvent]) -> None:
     tool_events = [e for e in out if e.item is not None and e.item.type == "commandExecution"]
     shell_turn = next(e.turn_id for e in out if e.item is not None and e.item.type == "agentMessage"
                       and "command" in (e.item.text or ""))  # fmt: skip
     assert len(tool_events) == 2 and {e.turn_id for e in tool_events} == {shell_turn}
+
+
+def test_held_records_expire_into_the_turn_running_at_their_time() -> None:
+    now = [0.0]
+    out: list[CaptureEvent] = []
+    feeder = feeder_holding_the_shell_tools(now, out)
+    now[0] = 29
+    assert feeder.expire() == 0
+    now[0] = 31
+    assert feeder.expire() == 2
+    assert_tools_placed_in_the_shell_turn(out)
     assert feeder.counters.expired == 2
 
 
@@ -207,18 +218,11 @@ def test_a_feeder_about_to_end_lets_every_held_record_go_as_if_its_time_were_up(
     """The decoder process stops (quiet, or the bridge stops): what it held is placed now, not lost with it."""
     now = [0.0]
     out: list[CaptureEvent] = []
-    feeder = BaselineFeeder(out.extend, clock=lambda: now[0], pending_ttl_s=30)
-    records = fixture_records(CODEX)
-    nested = {r.trace_id for r in records if r.name == "codex.tool_decision"}
-    feeder.feed([r for r in records if not (r.signal == "span" and r.trace_id in nested)])
-    assert feeder.pending == 2
+    feeder = feeder_holding_the_shell_tools(now, out)
     now[0] = 1  # far from the TTL
     assert feeder.expire() == 0 and feeder.pending == 2
     assert feeder.expire(everything=True) == 2 and feeder.pending == 0
-    shell_turn = next(e.turn_id for e in out if e.item is not None and e.item.type == "agentMessage"
-                      and "command" in (e.item.text or ""))  # fmt: skip
-    tool_events = [e for e in out if e.item is not None and e.item.type == "commandExecution"]
-    assert len(tool_events) == 2 and {e.turn_id for e in tool_events} == {shell_turn}
+    assert_tools_placed_in_the_shell_turn(out)
     assert feeder.expire(everything=True) == 0  # nothing is let go twice
 
 
