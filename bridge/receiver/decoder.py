@@ -34,20 +34,16 @@ import logging
 import socket
 import subprocess
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio
-import msgspec
-from anyio.abc import Process
-from anyio.streams.buffered import BufferedByteReceiveStream
 
 from bridge import runtime
 from bridge.capture.events import CaptureEvent
 from bridge.receiver.decode import Rejected
+from bridge.receiver.decoder_pipe import LOST, Running, Waiter
 from bridge.receiver.decoder_wire import (
-    HEADER_BYTES,
     Expire,
     Failed,
     FromDecoder,
@@ -59,9 +55,6 @@ from bridge.receiver.decoder_wire import (
     Placed,
     Ready,
     Refused,
-    Rules,
-    frame,
-    frame_length,
     packet,
 )
 from bridge.receiver.handoff import HandOff, channel_pairs, close_pairs, read_outcomes, send_with_fds
@@ -91,56 +84,6 @@ def backoff(failures: int) -> float:
     return float(min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (failures - 1)))
 
 
-class _Waiter:
-    """One sent message's answer, filled in by whichever caller reads it off the pipe."""
-
-    __slots__ = ("answer", "done", "problem")
-
-    def __init__(self) -> None:
-        self.answer: FromDecoder | None = None
-        self.problem: str | None = None
-        self.done = False
-
-
-class _Running:
-    def __init__(self, process: Process) -> None:
-        assert process.stdin is not None and process.stdout is not None
-        self.process = process
-        self.stdin = process.stdin
-        self.stdout = BufferedByteReceiveStream(process.stdout)
-        self.secrets: frozenset[str] | None = None  # None until the first Hello is sent
-        self.sending = anyio.Lock()
-        self.reading = anyio.Lock()
-        self.waiting: deque[_Waiter] = deque()  # sent, not yet answered: answers come back in this order
-        self.lost: str | None = None  # why it can take no more jobs
-        self.channels: tuple[socket.socket, socket.socket] | None = None  # (handed, served) once it serves
-        self.handing = anyio.Lock()
-        self.rules_sent: Rules | None = None
-
-    async def send(self, message: msgspec.Struct) -> None:
-        await self.stdin.send(frame(message))
-
-    async def receive(self) -> FromDecoder:
-        header = await self.stdout.receive_exactly(HEADER_BYTES)
-        payload = await self.stdout.receive_exactly(frame_length(header))
-        answer: FromDecoder = _decoder.decode(payload)
-        return answer
-
-
-_decoder: msgspec.msgpack.Decoder[FromDecoder] = msgspec.msgpack.Decoder(FromDecoder)
-# What ends a job without an answer: the process is gone or out of step.
-_LOST = (
-    anyio.EndOfStream,
-    anyio.IncompleteRead,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    msgspec.DecodeError,
-    ValueError,
-    OSError,
-    TimeoutError,
-)
-
-
 class DecoderProcess:
     """One decoder process at a time, on demand; see the module docstring for its rules."""
 
@@ -159,7 +102,7 @@ class DecoderProcess:
         self._idle_exit_s = idle_exit_s
         self._clock = clock
         self._starting = anyio.Lock()
-        self._running: _Running | None = None
+        self._running: Running | None = None
         self._last_used = 0.0
         self._failures = 0
         self._not_before = 0.0
@@ -248,7 +191,7 @@ class DecoderProcess:
                 log.exception("capturing %d OTEL baseline events failed; their records stay in otel_records",
                               len(events))  # fmt: skip
 
-    async def _send(self, running: _Running, message: Job | Expire, timeout: float = JOB_TIMEOUT) -> _Waiter:
+    async def _send(self, running: Running, message: Job | Expire, timeout: float = JOB_TIMEOUT) -> Waiter:
         """Queue ``message`` (after a Hello, when the secrets changed); its waiter is in line from now."""
         async with running.sending:
             current = registered_secrets()
@@ -257,22 +200,22 @@ class DecoderProcess:
                 running.secrets = current
             return await self._send_now(running, message, timeout)
 
-    async def _send_now(self, running: _Running, message: Job | Hello | Expire, timeout: float) -> _Waiter:
+    async def _send_now(self, running: Running, message: Job | Hello | Expire, timeout: float) -> Waiter:
         if running.lost is not None:
             raise self._unavailable(running.lost)
-        waiter = _Waiter()
+        waiter = Waiter()
         running.waiting.append(waiter)
         if not isinstance(message, Expire):  # asking for held events is not telemetry: the process may idle
             self._last_used = self._clock()
         try:
             with anyio.CancelScope(shield=True), anyio.fail_after(timeout):
                 await running.send(message)  # all of it or nothing: a frame cut short would desync the pipe
-        except _LOST as exc:
+        except LOST as exc:
             await self._lose(running, f"it stopped taking jobs ({_what(exc)})")
             raise self._unavailable(running.lost or "") from exc
         return waiter
 
-    async def _answer(self, running: _Running, waiter: _Waiter, timeout: float = JOB_TIMEOUT) -> FromDecoder:
+    async def _answer(self, running: Running, waiter: Waiter, timeout: float = JOB_TIMEOUT) -> FromDecoder:
         """Read answers in order until ``waiter``'s is in (each within ``timeout``, or the process is lost)."""
         while not waiter.done:
             async with running.reading:
@@ -281,7 +224,7 @@ class DecoderProcess:
                 try:
                     with anyio.CancelScope(shield=True), anyio.fail_after(timeout):
                         answer = await running.receive()
-                except _LOST as exc:
+                except LOST as exc:
                     await self._lose(running, f"it stopped answering ({_what(exc)})")
                     break
                 first = running.waiting.popleft()
@@ -292,7 +235,7 @@ class DecoderProcess:
             raise self._unavailable(waiter.problem or running.lost or "it stopped")
         return waiter.answer
 
-    async def _lose(self, running: _Running, problem: str) -> None:
+    async def _lose(self, running: Running, problem: str) -> None:
         """The process can take no more jobs: everyone waiting gets ``problem``; it is killed and counted once."""
         if running.lost is not None:
             return
@@ -313,7 +256,7 @@ class DecoderProcess:
     def _wait(self) -> float:
         return max(0.0, self._not_before - self._clock())
 
-    async def _ensure(self) -> _Running:
+    async def _ensure(self) -> Running:
         if self._running is not None:
             if self._running.process.returncode is None and self._running.lost is None:
                 return self._running
@@ -340,7 +283,7 @@ class DecoderProcess:
                                      max(1.0, self._wait())) from exc  # fmt: skip
         finally:
             close_pairs(pairs, ours=False)  # the child has its own copies now
-        running = _Running(process)
+        running = Running(process)
         self._running = running
         self.starts += 1
         try:
@@ -358,7 +301,7 @@ class DecoderProcess:
                 for sock in running.channels:
                     sock.setblocking(False)
                 self._hand_off.tg.start_soon(self._read_outcomes, running, self._hand_off)
-        except _LOST as exc:
+        except LOST as exc:
             running.lost = "it did not start"
             await self._kill_and_count(running, f"it did not start ({_what(exc)}, exit code {process.returncode})")
             raise DecoderUnavailable("The OTLP decoder did not start; retry.", max(1.0, self._wait())) from exc
@@ -415,14 +358,14 @@ class DecoderProcess:
         except (OSError, TimeoutError) as exc:
             await self._lose(running, f"it stopped taking connections ({_what(exc)})")
 
-    async def _send_rules(self, running: _Running) -> None:
+    async def _send_rules(self, running: Running) -> None:
         assert self._hand_off is not None and running.channels is not None
         rules = self._hand_off.rules()
         if rules != running.rules_sent:
             await send_with_fds(running.channels[0], packet(rules), [])
             running.rules_sent = rules
 
-    async def _read_outcomes(self, running: _Running, hand_off: HandOff) -> None:
+    async def _read_outcomes(self, running: Running, hand_off: HandOff) -> None:
         """Until the process goes: each answered request's outcome to the receiver."""
         assert running.channels is not None
 
@@ -434,7 +377,7 @@ class DecoderProcess:
         if running.lost is None:
             await self._lose(running, problem)
 
-    async def _kill_and_count(self, running: _Running, problem: str) -> None:
+    async def _kill_and_count(self, running: Running, problem: str) -> None:
         """Kill the process and count the failure (its backoff starts now)."""
         await self._stop(running, kill=True)
         await self._failed(problem)
@@ -480,7 +423,7 @@ class DecoderProcess:
             if self._running is not None:
                 await self._stop(self._running, kill=False)
 
-    async def _stop(self, running: _Running, *, kill: bool) -> None:
+    async def _stop(self, running: Running, *, kill: bool) -> None:
         if self._running is running:
             self._running = None
         if running.lost is None:
