@@ -259,6 +259,7 @@ class ThreadFollower:
     async def _resume(self, thread_id: str) -> None:
         client = self._client
         attempt = 0
+        last_try = False
         while client is not None and self._enabled():
             try:
                 raw = await client.request_raw("thread/resume", {"threadId": thread_id, "excludeTurns": True})
@@ -270,9 +271,12 @@ class ThreadFollower:
                     log.info("not following thread %s: %s", thread_id, redact_text(message))
                     break
                 await anyio.sleep(delay)
-                if not self.policy.wants_resume(thread_id):
-                    break
-                continue
+                if self.policy.wants_resume(thread_id):
+                    continue
+                if not last_try and self.policy.worth_a_last_resume(thread_id):
+                    last_try = True  # its turn ended meanwhile: the rollout is written, the turn back-filled
+                    continue
+                break
             try:
                 thread: _Thread | None = _thread_note.decode(raw).thread
             except (msgspec.DecodeError, msgspec.ValidationError):

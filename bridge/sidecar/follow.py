@@ -16,7 +16,10 @@ client; turn and item events only reach clients subscribed to the thread
 
 A resume that fails with "no rollout found" (a thread before its first turn is
 written) is retried by the runtime while the thread stays active; see
-:func:`resume_retry_delay`. No clocks here: callers pass ``now``.
+:func:`resume_retry_delay`. A thread whose turn ended between two tries gets one
+last try (:meth:`FollowPolicy.worth_a_last_resume`): its rollout is written by
+then, and the turn it ran is back-filled instead of waiting for the next one.
+No clocks here: callers pass ``now``.
 """
 
 from __future__ import annotations
@@ -99,6 +102,17 @@ class FollowPolicy:
         """Still worth subscribing to (a retry asks this before each attempt)."""
         t = self._threads.get(thread_id)
         return t is not None and t.status == ACTIVE and not t.followed and not self._skipped(t)
+
+    def worth_a_last_resume(self, thread_id: str) -> bool:
+        """A retried resume's thread stopped being active: it ran a turn (so its rollout exists) and is loaded.
+
+        One more resume follows it idle, which back-fills that turn (a fast first turn can end between
+        two "no rollout found" tries, and the next status change may be the user's next turn).
+        """
+        t = self._threads.get(thread_id)
+        return (
+            t is not None and t.status not in (ACTIVE, NOT_LOADED) and not t.followed and not self._skipped(t)
+        )
 
     def is_followed(self, thread_id: str) -> bool:
         t = self._threads.get(thread_id)

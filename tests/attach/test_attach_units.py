@@ -8,9 +8,11 @@ from typing import Any
 import anyio
 import pytest
 
+from bridge import errors
 from bridge.capture.approvals import ApprovalBroker
 from bridge.errors import BridgeError
-from bridge.sidecar.attach import OBSERVER_CLIENT_NAME, imposed_originator, resolve_socket_path
+from bridge.sidecar.attach import OBSERVER_CLIENT_NAME, ThreadFollower, imposed_originator, resolve_socket_path
+from bridge.sidecar.follow import ThreadMeta
 from bridge.sidecar.framing import Frame
 from bridge.sidecar.protocol import Envelope
 from bridge.sidecar.rpc import RpcClient
@@ -123,3 +125,31 @@ async def test_a_spawn_client_still_answers_unhandled_requests() -> None:
     client = RpcClient(transport)
     await client.run()
     assert [json.loads(f)["error"]["code"] for f in transport.sent] == [-32601]
+
+
+class _RolloutLater:
+    """A stand-in for the daemon's ``thread/resume``: "no rollout found" until the thread's turn has ended."""
+
+    def __init__(self, follower: ThreadFollower) -> None:
+        self.follower = follower
+        self.calls = 0
+
+    async def request_raw(self, method: str, params: dict[str, Any]) -> bytes:
+        assert method == "thread/resume"
+        self.calls += 1
+        if self.calls == 1:  # the turn runs: no rollout yet; it ends before the next try
+            self.follower.policy.status_changed(params["threadId"], "idle", now=1)
+            raise BridgeError(errors.SIDECAR_ERROR, "codex failed", codexError={"message": "no rollout found for T"})
+        return json.dumps({"thread": {"id": params["threadId"], "status": {"type": "idle"}}}).encode()
+
+
+async def test_a_thread_whose_fast_turn_ended_during_the_resume_retries_is_still_followed() -> None:
+    """The first turn of a thread can end before its rollout was there to resume: one last try follows the
+    thread idle, so that turn is back-filled instead of missed until the user's next turn."""
+    follower = ThreadFollower(idle_unsubscribe_s=600, clock=lambda: 0.0, enabled=lambda: True, on_change=lambda: None)
+    client = _RolloutLater(follower)
+    follower._client = client  # type: ignore[assignment]
+    follower.policy.thread_seen("T", ThreadMeta(), "active", now=0)
+    with anyio.fail_after(10):
+        await follower._resume("T")
+    assert client.calls == 2 and follower.policy.is_followed("T")

@@ -156,6 +156,26 @@ def test_a_failed_resume_waits_for_the_next_status_change() -> None:
     assert p.status_changed("T", "active", now=2) == resume("T")
 
 
+def test_a_thread_whose_turn_ended_while_its_resume_was_retried_gets_one_last_try() -> None:
+    """A fast first turn can end between two "no rollout found" tries: its rollout exists by then."""
+    p = FollowPolicy()
+    p.thread_seen("T", USER, "active", now=0)
+    assert p.wants_resume("T") and not p.worth_a_last_resume("T")  # still active: an ordinary retry
+    p.status_changed("T", "idle", now=1)
+    assert not p.wants_resume("T") and p.worth_a_last_resume("T")
+    assert p.resumed("T", USER, "idle", now=2) == [Action("backfill", "T")]  # the ended turn is back-filled
+    assert not p.worth_a_last_resume("T")  # followed now
+
+
+@pytest.mark.parametrize(("meta", "status"), [(USER, "notLoaded"), (EPHEMERAL, "idle"), (TITLE_ONLY, "idle")])
+def test_no_last_try_for_an_unloaded_or_skipped_thread(meta: ThreadMeta, status: str) -> None:
+    p = FollowPolicy()
+    p.thread_seen("T", meta, "active", now=0)
+    p.status_changed("T", status, now=1)
+    assert not p.worth_a_last_resume("T")
+    assert not FollowPolicy().worth_a_last_resume("unknown")
+
+
 def test_followed_order_is_the_order_of_following() -> None:
     p = FollowPolicy()
     for tid in ("C", "A", "B"):
