@@ -120,8 +120,9 @@ def for_baseline(record: OtelRecord) -> OtelRecord | None:
     mapping reads it: it is a third of a codex record's bytes), the ids of one that only tells its
     trace's thread and turn (:func:`learns`), nothing of the rest.
 
-    The decoder process hands the bridge only these, so a flood of records no capture event comes
-    from costs the bridge a few fields each. The trimmed copy keeps every scalar field.
+    The decoder process feeds the feeder only these, so the records it holds back for their turn (up
+    to ``baseline.MAX_PENDING``) keep a few fields each, not whole records. The trimmed copy keeps every
+    scalar field.
     """
     if relevant(record):
         return replace(record, resource={}) if record.resource else record

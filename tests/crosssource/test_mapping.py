@@ -269,7 +269,7 @@ def test_claude_tool_records_become_one_item(tool: str, params: str, item_type: 
 
 @pytest.mark.parametrize("fixture", [CODEX, CLAUDE], ids=["codex", "claude"])
 def test_what_the_decoder_hands_on_maps_exactly_as_the_whole_records(fixture: dict[str, Any]) -> None:
-    """The decoder process hands the bridge only ``mapping.for_baseline`` of each stored record (all but
+    """The decoder process feeds the feeder only ``mapping.for_baseline`` of each stored record (all but
     the resource of a relevant one, the ids of one that only tells its trace's thread and turn, nothing of
     the rest); the feeder must make the very same events of that as of the whole records."""
     resource = {"service.name": "codex_exec", "service.version": "0.169.0", "host.name": "vm"}  # as exporters send
