@@ -1,11 +1,12 @@
 """The stream's hot path: frames → capture events → ledger → store → host.
 
 The sidecar client hands notifications over a batch at a time
-(:meth:`CapturePipeline.feed`, which never blocks); one task drains whatever is
-waiting, normalises, decides and commits it in a single transaction on a
-worker thread, and only then pushes ``session:live:event`` for what was
-accepted. So the event loop never awaits per frame, and nothing counts as
-captured before it is durable.
+(:meth:`CapturePipeline.feed`, which never blocks) to the capture thread
+(:class:`~bridge.capture.worker.IntakeThread`), which takes whatever is
+waiting, normalises, decides and commits it in a single transaction, and only
+then pushes ``session:live:event`` for what was accepted. So the event loop
+never awaits per frame, a slow stream's frame wakes the loop only for its read,
+and nothing counts as captured before it is durable.
 
 When the store cannot be written (:class:`~bridge.store.db.StorageUnavailable`:
 disk full, I/O error…) a batch is not dropped: it is held in memory
@@ -20,13 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-import anyio
 import msgspec
 
 from bridge.capture.delta_group import AppliedDeltas, DeltaGroup
@@ -36,7 +37,7 @@ from bridge.capture.live import METHOD, live_messages
 from bridge.capture.normalize import DELTA_DECODERS, NormalizeError, normalize
 from bridge.capture.rows import Applied
 from bridge.capture.store import CaptureStore
-from bridge.capture.worker import CaptureThread
+from bridge.capture.worker import IntakeThread
 from bridge.clock import iso_ms, now_iso
 from bridge.redact import redact_text
 from bridge.store.db import StorageUnavailable
@@ -51,6 +52,11 @@ MAX_QUEUED_FRAMES = 1_000  # beyond this the sidecar reader waits (bounded memor
 # however far the capture falls behind, one transaction stays short, so a stop never waits on a long one.
 MAX_WORK_PER_COMMIT = 256
 MAX_RETRIES = 5  # a batch whose transaction fails is retried with backoff this often
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds before the retry after ``failures`` failed transactions of a batch."""
+    return min(5.0, 0.25 * 2.0**failures)
 
 
 class StreamFrame(Protocol):
@@ -119,36 +125,38 @@ class CapturePipeline:
             lambda build: [emit(METHOD, _decode(message)["params"]) for message in build(1)] and None
         )
         self._stream_enabled = stream_enabled
-        self._queue: list[tuple[str, Any]] = []
-        # Signals reset in place, once a batch: asyncio's events, since an anyio Event cannot be reset and
-        # making one looks the backend up each time (the bridge runs anyio on asyncio; see CaptureThread).
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        # every capture transaction runs on this one thread, which takes the queued work itself
+        self._thread: IntakeThread[tuple[str, Any]] = IntakeThread(self._take, MAX_WORK_PER_COMMIT)
         self.parser_errors = 0
         self.ignored_while_killed = 0
         self.last_stream_event_at: float | None = None  # monotonic
         self.lags_ms: deque[int] = deque(maxlen=LAG_WINDOW)
         self.batches = 0
-        self.queued_frames = 0
-        self._failures = 0
         self.batches_dropped = 0
+        # The sidecar reader's room: frames fed (the loop counts) against frames taken (the thread counts).
+        self._frames_lock = threading.Lock()
+        self._frames_fed = 0
+        self._frames_taken = 0
         self._room = asyncio.Event()
         self._room.set()
+        self._room_wanted = False  # the reader waits: the thread sets the room once it took enough
         self._observers: list[Callable[[list[Applied]], None]] = []
         self.held: HoldQueue[Work] = HoldQueue(hold_limit_bytes)
-        self._commit_lock = anyio.Lock()
-        self._thread = CaptureThread()  # every capture transaction runs on this one long-lived thread
         self.held_batches_committed = 0
         self.on_gap: Callable[[Gap], None] | None = None  # threads to reconcile after a drop
 
     def add_observer(self, observer: Callable[[list[Applied]], None]) -> None:
-        """``observer(applied)`` sees the events of every committed batch (e.g. OTEL enrichment); it must not block.
+        """``observer(applied)`` sees the events of every committed batch (e.g. OTEL enrichment), on the loop.
 
         The stream's deltas (committed as :class:`AppliedDeltas` groups) are not shown: a delta is
-        content, and no observer exports it.
+        content, and no observer exports it; so a run of deltas never wakes the loop.
         """
         self._observers.append(observer)
+
+    @property
+    def queued_frames(self) -> int:
+        """Stream frames fed and not yet taken by the capture thread."""
+        return self._frames_fed - self._frames_taken
 
     # -------------------------------------------------------------- input
     def feed(self, frames: Sequence[StreamFrame]) -> None:
@@ -156,20 +164,16 @@ class CapturePipeline:
         if not self._stream_enabled():
             self.ignored_while_killed += len(frames)
             return
-        self._queue.append(("stream", frames))
-        self.queued_frames += len(frames)
-        if self.queued_frames > MAX_QUEUED_FRAMES and self._room.is_set():
-            self._room.clear()
-        self._kick()
+        with self._frames_lock:
+            self._frames_fed += len(frames)
+            if self._frames_fed - self._frames_taken > MAX_QUEUED_FRAMES and not self._room_wanted:
+                self._room_wanted = True
+                self._room.clear()
+        self._thread.put(("stream", frames))
 
     def feed_events(self, events: Sequence[CaptureEvent]) -> None:
         """Queue already-normalised events (the OTEL baseline, reconciliation)."""
-        self._queue.append(("events", events))
-        self._kick()
-
-    def _kick(self) -> None:
-        self._idle.clear()
-        self._wake.set()
+        self._thread.put(("events", events))
 
     async def wait_for_room(self) -> None:
         """Backpressure for the sidecar reader: wait while too many frames are queued.
@@ -188,11 +192,7 @@ class CapturePipeline:
         :class:`StorageUnavailable`, so a command that needs its events stored
         answers -32040 instead of waiting for space.
         """
-        while not self._idle.is_set():
-            if self.held and not self._queue and not self._commit_lock.locked():
-                break
-            with anyio.move_on_after(0.05):
-                await self._idle.wait()
+        await self._thread.settled()
         if strict and self.held:
             db = self.store.db
             fault = db.health.fault
@@ -204,50 +204,44 @@ class CapturePipeline:
 
     # -------------------------------------------------------------- processing
     async def run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                work, self._queue = self._queue[:MAX_WORK_PER_COMMIT], self._queue[MAX_WORK_PER_COMMIT:]
-                self.queued_frames -= sum(len(batch) for kind, batch in work if kind == "stream")
-                if self.queued_frames <= MAX_QUEUED_FRAMES:
-                    self._room.set()
-                lock = self._commit_lock
-                try:
-                    lock.acquire_nowait()  # the usual case, uncontended: no checkpoint, no extra turn of the loop
-                except anyio.WouldBlock:
-                    await lock.acquire()
-                try:
-                    await self._commit(work)
-                finally:
-                    lock.release()
-            if not self._queue and not self.held:
-                self._idle.set()
+        """Keep the capture thread running until cancelled (then it stops after its current transaction)."""
+        await self._thread.run()
 
-    async def _commit(self, work: Work) -> None:
-        """Capture one bounded batch (under the commit lock): committed, held for the store, or retried."""
-        if self.held:  # older batches wait for the store: keep the order
-            self._hold(work)
-            return
-        try:
-            applied = await self._thread.run(self._capture, work)
-        except StorageUnavailable as exc:
-            log.error("capturing a batch failed on the storage (%s); it is held in memory", exc.kind)
-            self._hold(work)
-            return
-        except Exception:
-            if self._failures < MAX_RETRIES:
-                self._failures += 1
-                delay = min(5.0, 0.25 * 2**self._failures)
+    def _take(self, work: Work) -> None:
+        """On the capture thread: a bounded batch of queued entries, committed, held for the store, or retried."""
+        frames = sum(len(batch) for kind, batch in work if kind == "stream")
+        if frames:
+            with self._frames_lock:
+                self._frames_taken += frames
+                wake = self._room_wanted and self._frames_fed - self._frames_taken <= MAX_QUEUED_FRAMES
+                if wake:
+                    self._room_wanted = False
+            if wake:
+                self._thread.to_loop(self._room.set)
+        failures = 0
+        while True:
+            if self.held:  # older batches wait for the store: keep the order
+                self._hold(work)
+                return
+            try:
+                applied = self._capture(work)
+            except StorageUnavailable as exc:
+                log.error("capturing a batch failed on the storage (%s); it is held in memory", exc.kind)
+                self._hold(work)
+                return
+            except Exception:
+                if failures >= MAX_RETRIES:
+                    self.batches_dropped += 1
+                    log.error("capturing a batch failed %d times; it is dropped (batches_dropped)", MAX_RETRIES + 1)
+                    return
+                failures += 1
+                delay = retry_delay(failures)
                 log.exception("capturing a batch failed; retrying in %.2f s", delay)
-                self._queue = work + self._queue  # nothing of it was kept: try it again, first
-                await anyio.sleep(delay)
-            else:
-                self._failures = 0
-                self.batches_dropped += 1
-                log.error("capturing a batch failed %d times; it is dropped (batches_dropped)", MAX_RETRIES + 1)
+                if self._thread.wait_stopping(delay):
+                    return  # the bridge stops: nothing of the batch was kept
+                continue
+            self._committed(applied)
             return
-        self._committed(applied)
 
     def _hold(self, work: Work) -> None:
         size, units = work_size(work)
@@ -259,11 +253,14 @@ class CapturePipeline:
             )  # fmt: skip
 
     def _committed(self, applied: list[Applied | AppliedDeltas]) -> None:
-        self._failures = 0
         self.batches += 1
         if not self._observers:
             return
         events = [entry for entry in applied if isinstance(entry, Applied)]  # groups of deltas: no observer uses them
+        if events:
+            self._thread.to_loop(self._observe, events)
+
+    def _observe(self, events: list[Applied]) -> None:
         for observer in self._observers:
             try:
                 observer(events)
@@ -276,33 +273,34 @@ class CapturePipeline:
         Then the threads of a gap (batches dropped past the bound) go to
         ``on_gap``, to be reconciled from a snapshot.
         """
-        async with self._commit_lock:
-            while self.held:
-                work = self.held.peek()
-                try:
-                    applied = await self._thread.run(self._capture, work)
-                except StorageUnavailable:
-                    return False
-                except Exception:
-                    log.exception("committing a held batch failed (not on the storage); it is dropped")
-                    self.held.pop()
-                    self.batches_dropped += 1
-                    continue
-                self.held.pop()
-                self.held_batches_committed += 1
-                self._committed(applied)
-            gap = self.held.take_gap()
-        if gap.batches and self.on_gap is not None:
+        flushed, gap = await self._thread.call(self._flush_held)
+        if gap is not None and gap.batches and self.on_gap is not None:
             try:
                 self.on_gap(gap)
             except Exception:
                 log.exception("handing the gap on for reconciliation failed")
-        if not self._queue and not self._commit_lock.locked():  # the run loop is not mid-batch
-            self._idle.set()
-        return True
+        return flushed
+
+    def _flush_held(self) -> tuple[bool, Gap | None]:
+        """On the capture thread, between two batches: the held batches committed in order."""
+        while self.held:
+            work = self.held.peek()
+            try:
+                applied = self._capture(work)
+            except StorageUnavailable:
+                return False, None
+            except Exception:
+                log.exception("committing a held batch failed (not on the storage); it is dropped")
+                self.held.pop()
+                self.batches_dropped += 1
+                continue
+            self.held.pop()
+            self.held_batches_committed += 1
+            self._committed(applied)
+        return True, self.held.take_gap()
 
     def _capture(self, work: list[tuple[str, Any]]) -> list[Applied | AppliedDeltas]:
-        """On the worker thread: decide and commit a batch, then tell the host (after the commit).
+        """On the capture thread: decide and commit a batch, then tell the host (after the commit).
 
         Encoding the notifications here too keeps the event loop free for the
         sidecar's pipe; the notifier is thread-safe and keeps seq order.

@@ -1,78 +1,207 @@
-"""The capture thread: one long-lived thread runs the capture transactions, fed by a queue.
+"""The capture thread: it takes queued work itself, and tells the event loop only what the loop waits for.
 
-``anyio.to_thread.run_sync`` per batch costs, at 10,000 frames/s, hundreds of
-hand-offs a second through the worker pool (a capacity limiter, a cancel
-scope, a ``Condition.notify`` to wake a pooled worker). Here the loop puts the
-job on a ``SimpleQueue`` (no Python-level lock) and awaits a future the thread
-settles through ``call_soon_threadsafe``; one thread also keeps the store's
-connection, caches and ledger warm on one core. Like ``to_thread.run_sync``
-without ``abandon_on_cancel``, the caller waits for a started job to finish
-even when cancelled, so a transaction is never abandoned half-way. The thread is a daemon that
-lives as long as the process (it blocks on the queue when there is nothing to do).
+A slow stream (one frame a read) paid for every frame a wake of the pipeline's task, a hand-off to the
+thread and its answer back through the loop's self-pipe: three wake-ups and two turns of the loop
+beyond the read itself, ~35 % of a core at 1,000 frames/s. Here the loop puts an entry on a
+``SimpleQueue`` (no Python-level lock; the thread wakes if it sleeps) and goes back to its pipes; the
+thread takes up to ``max_batch`` entries at a time, in order, and hands them to ``handle``. The loop
+hears back only when it waits: :meth:`IntakeThread.settled` (everything put so far is handled) and
+:meth:`IntakeThread.call` (a function run on the thread between two batches) are futures the thread
+settles through ``call_soon_threadsafe``; nothing else crosses back.
+
+One thread also keeps the store's connection, caches and ledger warm on one core. The thread lives as
+long as :meth:`IntakeThread.run`: cancelling that stops it after the batch it is in (a transaction is
+never abandoned half-way) and waits for it; what was still queued is not handled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 
 T = TypeVar("T")
-_Job = tuple[Callable[[Any], Any], Any, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+E = TypeVar("E")
+
+log = logging.getLogger("bridge.capture")
 
 
-class CaptureThread:
-    def __init__(self, name: str = "capture") -> None:
+class _Call:
+    """A function to run on the thread in queue order, and the future that gets its outcome."""
+
+    __slots__ = ("done", "fn")
+
+    def __init__(self, fn: Callable[[], Any], done: asyncio.Future[Any]) -> None:
+        self.fn = fn
+        self.done = done
+
+
+_STOP = object()
+
+
+class IntakeThread(Generic[E]):
+    """Entries in (any thread, never blocking), batches handled in order on one thread of its own."""
+
+    def __init__(self, handle: Callable[[list[E]], None], max_batch: int, name: str = "capture") -> None:
         self.name = name
-        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self.max_batch = max_batch
+        self._handle = handle
+        self._intake: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()  # the waiters, and the counts they compare
+        self._put = 0  # entries put (counted by the putting side)
+        self._handled = 0  # entries handled (counted by the thread)
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
 
-    async def run(self, fn: Callable[[Any], T], arg: Any) -> T:
-        """``fn(arg)`` on the capture thread; its result, or its exception raised here."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[Any] = loop.create_future()  # a bare future: an anyio Event costs ~8x as much
-        self._ensure_started()
-        self._jobs.put((fn, arg, done, loop))
+    # ------------------------------------------------------------ the loop's side
+    def put(self, entry: E) -> None:
+        """Queue ``entry``; the thread hands it to ``handle`` after everything put before it."""
+        with self._lock:
+            self._put += 1
+        self._intake.put(entry)
+
+    @property
+    def pending(self) -> int:
+        """Entries put and not yet handled."""
+        return self._put - self._handled
+
+    async def settled(self) -> None:
+        """Wait until every entry put so far has been handled."""
+        target = self._put
+        if self._handled >= target:
+            return
+        done = asyncio.get_running_loop().create_future()
+        with self._lock:
+            if self._handled >= target:
+                return
+            self._waiters.append((target, done))
+        try:
+            await done
+        finally:
+            if not done.done():  # cancelled: the thread need not settle it
+                with self._lock:
+                    self._waiters = [w for w in self._waiters if w[1] is not done]
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on the thread once the entries put before are handled; its result, or its exception here.
+
+        A cancelled caller still waits for a call the thread has begun, so its outcome is never lost
+        half-way (like ``to_thread.run_sync`` without ``abandon_on_cancel``).
+        """
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._intake.put(_Call(fn, done))
         try:
             return await asyncio.shield(done)
         except asyncio.CancelledError:
-            # Cancelled while the job runs (a shielded scope on every call cost the loop more than the
-            # hand-off: a backend lookup and the current task each time): wait for the job, shielded, and
-            # return its outcome; the scope's cancellation lands at the caller's next checkpoint.
-            if done.cancelled():  # only a closing loop cancels it
+            if done.cancelled() or self._thread is None:
                 raise
             with anyio.CancelScope(shield=True):
                 await asyncio.wait((done,))
             return done.result()  # type: ignore[no-any-return]
 
-    def _ensure_started(self) -> None:
-        if self._thread is None:
-            with self._start_lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-                    self._thread.start()
+    def to_loop(self, fn: Callable[..., object], *args: Any) -> None:
+        """From the thread: run ``fn(*args)`` on the event loop soon (e.g. an observer)."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens any more
+                loop.call_soon_threadsafe(fn, *args)
 
-    def _loop(self) -> None:
-        while True:
-            fn, arg, done, loop = self._jobs.get()
-            try:
-                outcome: tuple[bool, Any] = (True, fn(arg))
-            except BaseException as exc:  # handed to the awaiting task, which raises it
-                outcome = (False, exc)
-            try:
-                loop.call_soon_threadsafe(_settle, done, outcome)
-            except RuntimeError:  # the loop is closed: nobody waits any more
+    def wait_stopping(self, timeout: float) -> bool:
+        """From the thread: sleep up to ``timeout`` (a retry's back-off); True when the thread is to stop."""
+        return self._stopping.wait(timeout)
+
+    async def run(self) -> None:
+        """Start the thread and keep it until cancelled; then stop it after its current batch, and wait."""
+        if self._thread is not None:
+            raise RuntimeError(f"the {self.name} thread runs already")
+        loop = self._loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._main, args=(loop, ended), name=self.name, daemon=True)
+        self._thread.start()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self._stopping.set()
+            self._intake.put(_STOP)
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait((ended,))
+            self._thread = None
+
+    # ------------------------------------------------------------ the thread's side
+    def _main(self, loop: asyncio.AbstractEventLoop, ended: asyncio.Future[None]) -> None:
+        try:
+            self._take_until_stopped()
+        finally:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, ended, (True, None))
+
+    def _take_until_stopped(self) -> None:
+        get, get_nowait, limit = self._intake.get, self._intake.get_nowait, self.max_batch
+        stopping = self._stopping
+        while not stopping.is_set():
+            batch: list[E] = []
+            item = get()
+            while True:
+                if item is _STOP:
+                    return
+                if type(item) is _Call:
+                    if batch:
+                        self._handle_batch(batch)
+                        batch = []
+                    if stopping.is_set():
+                        return
+                    self._run_call(item)
+                else:
+                    batch.append(item)
+                    if len(batch) >= limit:
+                        break
+                try:
+                    item = get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._handle_batch(batch)
+
+    def _handle_batch(self, batch: list[E]) -> None:
+        try:
+            self._handle(batch)
+        except Exception:  # handle keeps its own failures; this is a bug, and the thread must live on
+            log.exception("the %s thread's handler failed; %d entries are lost", self.name, len(batch))
+        with self._lock:
+            self._handled += len(batch)
+            if not self._waiters:
                 return
+            handled = self._handled
+            ready = [done for target, done in self._waiters if target <= handled]
+            if ready:
+                self._waiters = [w for w in self._waiters if w[0] > handled]
+        for done in ready:
+            self._settle_on_loop(done, (True, None))
+
+    def _run_call(self, call: _Call) -> None:
+        try:
+            outcome: tuple[bool, Any] = (True, call.fn())
+        except BaseException as exc:  # handed to the awaiting task, which raises it
+            outcome = (False, exc)
+        self._settle_on_loop(call.done, outcome)
+
+    def _settle_on_loop(self, done: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            done.get_loop().call_soon_threadsafe(_settle, done, outcome)
 
 
 def _settle(done: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
-    """On the loop: hand a job's outcome to the task that waits for it."""
-    if done.done():  # only a closing loop cancels it
+    """On the loop: hand an outcome to the task that waits for it."""
+    if done.done():  # cancelled meanwhile
         return
     ok, value = outcome
     if ok:

@@ -86,7 +86,7 @@ async def test_a_failed_transaction_is_retried_and_nothing_is_lost_or_doubled(tm
     frames = notifications("shell")
     once, _ = await run_pipeline(tmp_path / "a", [frames])
 
-    real_write = Database.write
+    real_write, real_delay = Database.write, pipeline_module.retry_delay
     failures = {"left": 2}
 
     def flaky_write(self: Database, fn: Any) -> Any:
@@ -99,18 +99,13 @@ async def test_a_failed_transaction_is_retried_and_nothing_is_lost_or_doubled(tm
             return real_write(self, failing)
         return real_write(self, fn)
 
-    original_sleep = pipeline_module.anyio.sleep
-
-    async def quick_sleep(delay: float) -> None:
-        await original_sleep(0)
-
     try:
         Database.write = flaky_write  # type: ignore[method-assign]
-        pipeline_module.anyio.sleep = quick_sleep  # type: ignore[attr-defined]
+        pipeline_module.retry_delay = lambda failures: 0.0
         retried, pipeline = await run_pipeline(tmp_path / "b", [frames])
     finally:
         Database.write = real_write  # type: ignore[method-assign]
-        pipeline_module.anyio.sleep = original_sleep  # type: ignore[attr-defined]
+        pipeline_module.retry_delay = real_delay
     assert failures["left"] == 0
     assert [p["key"] for _, p in retried] == [p["key"] for _, p in once]
     assert pipeline.store.counts == {"accepted": len(once), "duplicate": 0, "replaced": 0, "dropped": 0}

@@ -1,78 +1,162 @@
-"""The capture thread: jobs run on one named thread; results, errors and cancellation come back as they would."""
+"""The capture thread: it takes queued entries itself, in order and in bounded batches, tells the loop
+only what the loop waits for, and stops after the batch it is in."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import anyio
 import pytest
-from anyio.abc import TaskGroup
 
-from bridge.capture.worker import CaptureThread
-
-
-def _where(value: int) -> tuple[int, str]:
-    return value, threading.current_thread().name
+from bridge.capture.worker import IntakeThread
 
 
-def _boom(_: Any) -> None:
-    raise ValueError("boom")
+class Recorder:
+    """A handler that records each batch and the thread it ran on; ``gate`` holds it while cleared."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.threads: set[str] = set()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+
+    def __call__(self, batch: list[int]) -> None:
+        self.entered.set()
+        self.gate.wait(5)
+        self.threads.add(threading.current_thread().name)
+        self.batches.append(batch)
 
 
-async def test_a_job_runs_on_the_capture_thread_and_its_result_or_error_comes_back() -> None:
-    worker = CaptureThread("test-capture")
-    assert await worker.run(_where, 5) == (5, "test-capture")
-    with pytest.raises(ValueError, match="boom"):
-        await worker.run(_boom, None)
-    assert await worker.run(_where, 6) == (6, "test-capture")  # the thread lives on after a failure
-
-
-async def test_a_cancelled_caller_still_waits_for_the_job_it_started() -> None:
-    """A transaction is never abandoned half-way: the caller returns only once its job is done."""
-    worker = CaptureThread("test-capture")
-    started, release, finished, job = _job_held_until_released(1)
+@asynccontextmanager
+async def running(worker: IntakeThread[int]) -> AsyncIterator[None]:
     async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run, job, None)
-        await _cancel_while_it_runs(tg, started, release)
-    assert finished == [True]
+        tg.start_soon(worker.run)
+        yield
+        tg.cancel_scope.cancel()
 
 
-async def test_a_cancelled_caller_gets_its_jobs_result_and_the_cancellation_at_its_next_checkpoint() -> None:
-    """What a committed job returns still reaches the caller (e.g. to count the batch), as in a shielded wait."""
-    worker = CaptureThread("test-capture")
-    started, release, _, job = _job_held_until_released(7)
-    got: list[object] = []
+async def test_entries_are_handled_in_order_in_batches_of_at_most_max_batch() -> None:
+    recorder = Recorder()
+    worker = IntakeThread(recorder, max_batch=4, name="test-capture")
+    for n in range(10):  # all queued before the thread starts: it takes them 4 at a time
+        worker.put(n)
+    assert worker.pending == 10
+    async with running(worker):
+        await worker.settled()
+    assert recorder.batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert recorder.threads == {"test-capture"} and worker.pending == 0
 
-    async def caller() -> None:
-        got.append(await worker.run(job, None))
-        await anyio.sleep(0)  # the cancellation lands here
-        got.append("not reached")
 
+async def test_settled_waits_for_what_was_put_before_it_not_after() -> None:
+    recorder = Recorder()
+    worker = IntakeThread(recorder, max_batch=100)
+    async with running(worker):
+        recorder.gate.clear()
+        worker.put(1)
+        await anyio.to_thread.run_sync(recorder.entered.wait, 5)
+        worker.put(2)  # queued behind the batch the handler is in
+        settled = anyio.Event()
+
+        async def wait() -> None:
+            await worker.settled()
+            settled.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            await anyio.sleep(0.1)
+            assert not settled.is_set()  # the handler still holds entry 1
+            recorder.gate.set()
+        assert recorder.batches[0] == [1]
+        assert [n for batch in recorder.batches for n in batch] == [1, 2]
+
+
+async def test_a_call_runs_on_the_thread_between_the_batches_put_around_it() -> None:
+    recorder = Recorder()
+    worker = IntakeThread(recorder, max_batch=100, name="test-capture")
+    async with running(worker):
+        recorder.gate.clear()
+        worker.put(1)
+        await anyio.to_thread.run_sync(recorder.entered.wait, 5)
+        worker.put(2)
+        seen: list[list[int]] = []
+
+        def snapshot() -> str:
+            seen.append([n for batch in recorder.batches for n in batch])
+            return threading.current_thread().name
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: _call_and_put(worker, snapshot))
+            await anyio.sleep(0.05)
+            recorder.gate.set()
+        await worker.settled()
+    assert seen == [[1, 2]]  # after what was put before the call, before what was put after it
+    assert [n for batch in recorder.batches for n in batch] == [1, 2, 3]
+
+
+async def _call_and_put(worker: IntakeThread[int], fn: Callable[[], str]) -> None:
+    name = await worker.call(fn)
+    assert name == "test-capture"
+    worker.put(3)
+
+
+async def test_a_calls_error_comes_back_and_the_thread_lives_on() -> None:
+    def boom() -> None:
+        raise ValueError("boom")
+
+    worker: IntakeThread[int] = IntakeThread(Recorder(), max_batch=10)
+    async with running(worker):
+        with pytest.raises(ValueError, match="boom"):
+            await worker.call(boom)
+        assert await worker.call(lambda: 7) == 7
+
+
+async def test_a_failing_handler_loses_its_batch_but_not_the_thread() -> None:
+    handled: list[list[int]] = []
+
+    def handler(batch: list[int]) -> None:
+        if 0 in batch:
+            raise RuntimeError("a bug")
+        handled.append(batch)
+
+    worker = IntakeThread(handler, max_batch=1)
+    async with running(worker):
+        worker.put(0)
+        worker.put(1)
+        await worker.settled()
+    assert handled == [[1]]
+
+
+async def test_stopping_waits_for_the_batch_in_hand_and_leaves_the_rest() -> None:
+    """A transaction is never abandoned half-way: run() returns once the handler is out of its batch."""
+    recorder = Recorder()
+    worker = IntakeThread(recorder, max_batch=1)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(caller)
-        await _cancel_while_it_runs(tg, started, release)
-    assert got == [7]
+        tg.start_soon(worker.run)
+        await anyio.sleep(0)
+        recorder.gate.clear()
+        worker.put(1)
+        worker.put(2)
+        await anyio.to_thread.run_sync(recorder.entered.wait, 5)
+        threading.Timer(0.2, recorder.gate.set).start()
+        tg.cancel_scope.cancel()
+    assert recorder.batches == [[1]] and worker.pending == 1
 
 
-def _job_held_until_released(
-    result: int,
-) -> tuple[threading.Event, threading.Event, list[bool], Callable[[Any], int]]:
-    """A job that runs until released: (started, release, finished, job)."""
-    started, release, finished = threading.Event(), threading.Event(), []
+async def test_a_back_off_ends_when_the_thread_is_told_to_stop() -> None:
+    woke: list[bool] = []
 
-    def job(_: Any) -> int:
-        started.set()
-        release.wait(5)
-        finished.append(True)
-        return result
+    def handler(batch: list[int]) -> None:
+        woke.append(worker.wait_stopping(30))
 
-    return started, release, finished, job
-
-
-async def _cancel_while_it_runs(tg: TaskGroup, started: threading.Event, release: threading.Event) -> None:
-    """Cancel the task group once the job runs; the job is released well after the cancel."""
-    await anyio.to_thread.run_sync(started.wait, 5)
-    threading.Timer(0.2, release.set).start()
-    tg.cancel_scope.cancel()
+    worker = IntakeThread(handler, max_batch=1)
+    with anyio.fail_after(9):  # 3x the slack of a 3 s deadline, far below the 30 s back-off
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker.run)
+            await anyio.sleep(0)
+            worker.put(1)
+            await anyio.sleep(0.1)
+            tg.cancel_scope.cancel()
+    assert woke == [True]
