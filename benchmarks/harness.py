@@ -75,6 +75,7 @@ class Sizes:
 
     spawns: int = 10  # first answer and ready: spawns of each kind
     stream_frames: int = 200_000  # stream end to end (and the bare loop over the same frames)
+    stream_rounds: int = 3  # the stream and the bare loop, one after the other, this often: the median round counts
     lag_seconds: float = 10.0  # the 1,000 frames/s stream
     latency_seconds: float = 10.0  # the 10,000 frames/s stream, commands every probe_interval
     probe_interval: float = 0.02
@@ -89,8 +90,8 @@ PRESETS: dict[str, Sizes] = {
     "quick": Sizes(spawns=3, stream_frames=50_000, lag_seconds=3, latency_seconds=3, memory_frames=200_000,
                    idle_seconds=3, otlp_seconds=3, hydration_items=2_000),
     # the smoke test: every scenario runs and reports its rows; the values mean nothing
-    "tiny": Sizes(spawns=1, stream_frames=2_000, lag_seconds=0.5, latency_seconds=0.5, probe_interval=0.05,
-                  memory_frames=4_000, idle_seconds=0.5, otlp_seconds=0.5, hydration_items=200),
+    "tiny": Sizes(spawns=1, stream_frames=2_000, stream_rounds=1, lag_seconds=0.5, latency_seconds=0.5,
+                  probe_interval=0.05, memory_frames=4_000, idle_seconds=0.5, otlp_seconds=0.5, hydration_items=200),
 }  # fmt: skip
 
 

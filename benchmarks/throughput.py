@@ -10,6 +10,11 @@ notification and the host's stdout.
 The bare loop, in this process right after: ``msgspec.json.decode`` of each
 frame plus one ``INSERT`` into a plain table, one commit per 512 frames (WAL,
 ``synchronous=NORMAL``, as the store). Target: end to end >= 0.33 of it.
+
+The two run one after the other in rounds (``stream_rounds``, 3 in the full size), and the
+round with the median ratio is reported: on a shared 2-core machine one pair's ratio moves by
+±15 % with the machine's phase (either side can land in a slow second), and a pair measured
+side by side cancels most of it.
 """
 
 from __future__ import annotations
@@ -64,13 +69,20 @@ def bare_loop(lines: list[bytes], directory: Path) -> float:
 
 
 def run(ctx: Context) -> list[Row]:
-    total = ctx.sizes.stream_frames
-    e2e = end_to_end(ctx, total)
-    bare = bare_loop(list(frames(total, DELTAS)), ctx.fresh_dir("bare-loop"))
+    total, rounds = ctx.sizes.stream_frames, ctx.sizes.stream_rounds
+    lines = list(frames(total, DELTAS))
+    pairs: list[tuple[float, float]] = []
+    for n in range(rounds):
+        e2e = end_to_end(ctx, total)
+        pairs.append((e2e, bare_loop(lines, ctx.fresh_dir(f"bare-loop-{n}"))))
+    pairs.sort(key=lambda pair: pair[0] / pair[1])
+    e2e, bare = pairs[len(pairs) // 2]
     ratio = e2e / bare
     note = f"{total:,} frames, {DELTAS} agent deltas a turn"
+    if rounds > 1:
+        note += "; median of " + " / ".join(f"{a / b:.3f}" for a, b in pairs)
     return [
         Row(RATIO, round(ratio, 3), "ratio", f">= {TARGET} (stretch 0.5)", ge(ratio, TARGET), note),
         Row(E2E, round(e2e), "frames/s", note=note),
-        Row(BARE, round(bare), "frames/s", note="same frames, same run"),
+        Row(BARE, round(bare), "frames/s", note="same frames, same round"),
     ]
