@@ -140,18 +140,21 @@ class CapturePipeline:
         self._room = asyncio.Event()
         self._room.set()
         self._room_wanted = False  # the reader waits: the thread sets the room once it took enough
-        self._observers: list[Callable[[list[Applied]], None]] = []
+        self._observers: list[tuple[Callable[[list[Applied]], None], Callable[[], bool]]] = []
         self.held: HoldQueue[Work] = HoldQueue(hold_limit_bytes)
         self.held_batches_committed = 0
         self.on_gap: Callable[[Gap], None] | None = None  # threads to reconcile after a drop
 
-    def add_observer(self, observer: Callable[[list[Applied]], None]) -> None:
+    def add_observer(
+        self, observer: Callable[[list[Applied]], None], wanted: Callable[[], bool] = lambda: True
+    ) -> None:
         """``observer(applied)`` sees the events of every committed batch (e.g. OTEL enrichment), on the loop.
 
-        The stream's deltas (committed as :class:`AppliedDeltas` groups) are not shown: a delta is
-        content, and no observer exports it; so a run of deltas never wakes the loop.
+        Only while ``wanted()`` (asked on the capture thread after each commit): an observer that is
+        off costs the loop no wake-up. The stream's deltas (committed as :class:`AppliedDeltas`
+        groups) are not shown: a delta is content, and no observer exports it.
         """
-        self._observers.append(observer)
+        self._observers.append((observer, wanted))
 
     @property
     def queued_frames(self) -> int:
@@ -254,18 +257,12 @@ class CapturePipeline:
 
     def _committed(self, applied: list[Applied | AppliedDeltas]) -> None:
         self.batches += 1
-        if not self._observers:
+        observers = [observer for observer, wanted in self._observers if wanted()]
+        if not observers:
             return
         events = [entry for entry in applied if isinstance(entry, Applied)]  # groups of deltas: no observer uses them
         if events:
-            self._thread.to_loop(self._observe, events)
-
-    def _observe(self, events: list[Applied]) -> None:
-        for observer in self._observers:
-            try:
-                observer(events)
-            except Exception:
-                log.exception("a capture observer failed")
+            self._thread.to_loop(_observe, observers, events)
 
     async def flush_held(self) -> bool:
         """Commit the held batches, oldest first (the storage works again). True when none is left.
@@ -403,3 +400,12 @@ class CapturePipeline:
         p50 = ordered[len(ordered) // 2]
         p99 = ordered[min(len(ordered) - 1, (len(ordered) * 99) // 100)]
         return p50, p99
+
+
+def _observe(observers: list[Callable[[list[Applied]], None]], events: list[Applied]) -> None:
+    """On the loop: a committed batch's events to the observers that wanted them."""
+    for observer in observers:
+        try:
+            observer(events)
+        except Exception:
+            log.exception("a capture observer failed")

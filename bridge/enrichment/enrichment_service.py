@@ -67,6 +67,10 @@ class EnrichmentService:
         self._said: tuple[Any, ...] | None = None
 
     # ------------------------------------------------------------ the observer
+    def observing(self) -> bool:
+        """Whether :meth:`observe` does anything now (export on): the pipeline asks before handing events over."""
+        return self._active and self.enricher is not None
+
     def observe(self, applied: Sequence[Applied]) -> None:
         """Pipeline observer (event loop): build spans/log records; never waits on disk or network."""
         if self._active and self.enricher is not None and applied:

@@ -224,7 +224,7 @@ async def _start_enrichment(app: App, tg: TaskGroup) -> None:
         receiver_endpoint=lambda: receiver.endpoint if receiver is not None else None,
     )
     if app.capture is not None:
-        app.capture.pipeline.add_observer(app.enrichment.observe)
+        app.capture.pipeline.add_observer(app.enrichment.observe, app.enrichment.observing)
     await app.enrichment.start(tg)
 
 

@@ -139,3 +139,38 @@ async def test_a_backlog_is_committed_in_bounded_transactions_in_order(
     assert pipeline.batches == -(-len(frames) // 10)
     assert pipeline.store.counts["accepted"] == len(once)
     assert pipeline.queued_frames == 0  # what was taken no longer counts against the sidecar reader's room
+
+
+async def test_observers_get_the_committed_non_delta_events_on_the_loop_only_while_they_want_them(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    from bridge.host.notify import Notifier
+
+    frames = notifications("shell")
+    notifier = Notifier()
+    notifier.attach(lambda data: None)
+    pipeline = CapturePipeline(
+        CaptureStore(Database(tmp_path / "c.db")), notifier.emit, lambda: True, notifier.emit_built
+    )
+    seen: list[tuple[str, list[str]]] = []
+    wanted = {"on": False}
+    pipeline.add_observer(
+        lambda applied: seen.append((threading.current_thread().name, [a.event.kind for a in applied])),
+        lambda: wanted["on"],
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pipeline.run)
+        pipeline.feed(frames[: len(frames) // 2])
+        await pipeline.drain()
+        await anyio.sleep(0.05)  # an observer is called soon after the commit, never before
+        assert seen == []  # off: nothing handed over
+        wanted["on"] = True
+        pipeline.feed(frames[len(frames) // 2 :])
+        await pipeline.drain()
+        await anyio.sleep(0.05)
+        tg.cancel_scope.cancel()
+    assert seen and {name for name, _ in seen} == {threading.current_thread().name}
+    kinds = [kind for _, batch in seen for kind in batch]
+    assert "turn_completed" in kinds and "delta" not in kinds
