@@ -7,7 +7,8 @@ beyond the read itself, ~35 % of a core at 1,000 frames/s. Here the loop puts an
 thread takes up to ``max_batch`` entries at a time, in order, and hands them to ``handle``. The loop
 hears back only when it waits: :meth:`IntakeThread.settled` (everything put so far is handled) and
 :meth:`IntakeThread.call` (a function run on the thread between two batches) are futures the thread
-settles through ``call_soon_threadsafe``; nothing else crosses back.
+settles through ``call_soon_threadsafe``, and ``handle`` itself sends the loop only what the loop must
+act on (:meth:`IntakeThread.to_loop`). Both wait for :meth:`IntakeThread.run` to have started the thread.
 
 One thread also keeps the store's connection, caches and ledger warm on one core. The thread lives as
 long as :meth:`IntakeThread.run`: cancelling that stops it after the batch it is in (a transaction is
