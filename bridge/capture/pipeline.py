@@ -37,7 +37,7 @@ from bridge.capture.live import METHOD, live_messages
 from bridge.capture.normalize import DELTA_DECODERS, NormalizeError, normalize
 from bridge.capture.rows import Applied
 from bridge.capture.store import CaptureStore
-from bridge.capture.worker import IntakeThread
+from bridge.capture.worker import IntakeStopped, IntakeThread
 from bridge.clock import iso_ms, now_iso
 from bridge.redact import redact_text
 from bridge.store.db import StorageUnavailable
@@ -193,7 +193,8 @@ class CapturePipeline:
 
         ``strict``: held batches (the store cannot be written) raise
         :class:`StorageUnavailable`, so a command that needs its events stored
-        answers -32040 instead of waiting for space.
+        answers -32040 instead of waiting for space. :class:`IntakeStopped` (-32002) when the
+        capture thread stopped (the bridge is shutting down) before it got to them.
         """
         await self._thread.settled()
         if strict and self.held:
@@ -220,7 +221,7 @@ class CapturePipeline:
                 if wake:
                     self._room_wanted = False
             if wake:
-                self._thread.to_loop(self._room.set)
+                self._thread.to_loop(self._open_room)
         failures = 0
         while True:
             if self.held:  # older batches wait for the store: keep the order
@@ -246,6 +247,12 @@ class CapturePipeline:
             self._committed(applied)
             return
 
+    def _open_room(self) -> None:
+        """On the loop: the reader may read again, unless a feed since the wake-up filled the queue anew."""
+        with self._frames_lock:
+            if not self._room_wanted:
+                self._room.set()
+
     def _hold(self, work: Work) -> None:
         size, units = work_size(work)
         dropped = self.held.push(work, size, units, work_threads)
@@ -270,7 +277,10 @@ class CapturePipeline:
         Then the threads of a gap (batches dropped past the bound) go to
         ``on_gap``, to be reconciled from a snapshot.
         """
-        flushed, gap = await self._thread.call(self._flush_held)
+        try:
+            flushed, gap = await self._thread.call(self._flush_held)
+        except IntakeStopped:  # the bridge is stopping: what is held stays held (and is logged at stop)
+            return False
         if gap is not None and gap.batches and self.on_gap is not None:
             try:
                 self.on_gap(gap)

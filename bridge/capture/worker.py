@@ -27,23 +27,38 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
+from bridge.errors import SHUTTING_DOWN, BridgeError
+
 T = TypeVar("T")
 E = TypeVar("E")
 
 log = logging.getLogger("bridge.capture")
 
 
-class _Call:
-    """A function to run on the thread in queue order, and the future that gets its outcome."""
+class IntakeStopped(BridgeError):
+    """The capture thread stopped (the bridge is shutting down) before it got to what was asked."""
 
-    __slots__ = ("done", "fn")
+    def __init__(self) -> None:
+        super().__init__(SHUTTING_DOWN, "The bridge is shutting down: the capture stopped before it got to this.")
+
+
+class _Call:
+    """A function to run on the thread in queue order, and the future that gets its outcome.
+
+    ``state`` (under the intake's lock): ``queued``, then ``begun`` on the thread, or ``abandoned``
+    (its caller was cancelled, or the thread stopped, first): an abandoned call is never run.
+    """
+
+    __slots__ = ("done", "fn", "state")
 
     def __init__(self, fn: Callable[[], Any], done: asyncio.Future[Any]) -> None:
         self.fn = fn
         self.done = done
+        self.state = "queued"
 
 
-_STOP = object()
+class _Stop:
+    """One run's stop token: a token left in the queue by an earlier run stops nothing."""
 
 
 class IntakeThread(Generic[E]):
@@ -54,10 +69,12 @@ class IntakeThread(Generic[E]):
         self.max_batch = max_batch
         self._handle = handle
         self._intake: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._lock = threading.Lock()  # the waiters, and the counts they compare
+        self._lock = threading.Lock()  # the waiters, the counts they compare, the calls' states
         self._put = 0  # entries put (counted by the putting side)
         self._handled = 0  # entries handled (counted by the thread)
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._calls: set[_Call] = set()  # queued, not begun
+        self._stopped = False  # a run's thread ended; waiting for it is pointless until the next run
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -75,7 +92,7 @@ class IntakeThread(Generic[E]):
         return self._put - self._handled
 
     async def settled(self) -> None:
-        """Wait until every entry put so far has been handled."""
+        """Wait until every entry put so far has been handled (:class:`IntakeStopped` if the thread stops first)."""
         target = self._put
         if self._handled >= target:
             return
@@ -83,6 +100,8 @@ class IntakeThread(Generic[E]):
         with self._lock:
             if self._handled >= target:
                 return
+            if self._stopped:
+                raise IntakeStopped
             self._waiters.append((target, done))
         try:
             await done
@@ -95,18 +114,28 @@ class IntakeThread(Generic[E]):
         """``fn()`` on the thread once the entries put before are handled; its result, or its exception here.
 
         A cancelled caller still waits for a call the thread has begun, so its outcome is never lost
-        half-way (like ``to_thread.run_sync`` without ``abandon_on_cancel``).
+        half-way (like ``to_thread.run_sync`` without ``abandon_on_cancel``); a call not begun yet is
+        abandoned and never runs. :class:`IntakeStopped` when the thread stops before it begins.
         """
-        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._intake.put(_Call(fn, done))
+        call = _Call(fn, asyncio.get_running_loop().create_future())
+        with self._lock:
+            if self._stopped:
+                raise IntakeStopped
+            self._calls.add(call)
+        self._intake.put(call)
         try:
-            return await asyncio.shield(done)
+            return await asyncio.shield(call.done)
         except asyncio.CancelledError:
-            if done.cancelled() or self._thread is None:
+            with self._lock:
+                begun = call.state == "begun"
+                if not begun:
+                    call.state = "abandoned"
+                    self._calls.discard(call)
+            if not begun or call.done.cancelled():
                 raise
             with anyio.CancelScope(shield=True):
-                await asyncio.wait((done,))
-            return done.result()  # type: ignore[no-any-return]
+                await asyncio.wait((call.done,))
+            return call.done.result()  # type: ignore[no-any-return]
 
     def to_loop(self, fn: Callable[..., object], *args: Any) -> None:
         """From the thread: run ``fn(*args)`` on the event loop soon (e.g. an observer)."""
@@ -125,36 +154,58 @@ class IntakeThread(Generic[E]):
             raise RuntimeError(f"the {self.name} thread runs already")
         loop = self._loop = asyncio.get_running_loop()
         ended: asyncio.Future[None] = loop.create_future()
+        token = _Stop()
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._main, args=(loop, ended), name=self.name, daemon=True)
+        with self._lock:
+            self._stopped = False
+        self._thread = threading.Thread(target=self._main, args=(loop, ended, token), name=self.name, daemon=True)
         self._thread.start()
         try:
             await anyio.sleep_forever()
         finally:
             self._stopping.set()
-            self._intake.put(_STOP)
+            self._intake.put(token)
             with anyio.CancelScope(shield=True):
                 await asyncio.wait((ended,))
             self._thread = None
 
     # ------------------------------------------------------------ the thread's side
-    def _main(self, loop: asyncio.AbstractEventLoop, ended: asyncio.Future[None]) -> None:
+    def _main(self, loop: asyncio.AbstractEventLoop, ended: asyncio.Future[None], token: _Stop) -> None:
         try:
-            self._take_until_stopped()
+            self._take_until_stopped(token)
+        except BaseException:
+            log.exception("the %s thread ended on an unexpected error", self.name)
+            raise
         finally:
+            self._stop_waiting()
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, ended, (True, None))
 
-    def _take_until_stopped(self) -> None:
+    def _stop_waiting(self) -> None:
+        """The thread ends: whoever waits for entries or calls it will not get to is told so now."""
+        with self._lock:
+            self._stopped = True
+            waiters, self._waiters = self._waiters, []
+            calls, self._calls = self._calls, set()
+            for call in calls:
+                call.state = "abandoned"
+        for _, done in waiters:
+            self._settle_on_loop(done, (False, IntakeStopped()))
+        for call in calls:
+            self._settle_on_loop(call.done, (False, IntakeStopped()))
+
+    def _take_until_stopped(self, token: _Stop) -> None:
         get, get_nowait, limit = self._intake.get, self._intake.get_nowait, self.max_batch
         stopping = self._stopping
         while not stopping.is_set():
             batch: list[E] = []
             item = get()
             while True:
-                if item is _STOP:
-                    return
-                if type(item) is _Call:
+                kind = type(item)
+                if kind is _Stop:
+                    if item is token:
+                        return
+                elif kind is _Call:
                     if batch:
                         self._handle_batch(batch)
                         batch = []
@@ -189,6 +240,11 @@ class IntakeThread(Generic[E]):
             self._settle_on_loop(done, (True, None))
 
     def _run_call(self, call: _Call) -> None:
+        with self._lock:
+            if call.state != "queued":  # abandoned: its caller was cancelled before it began
+                return
+            call.state = "begun"
+            self._calls.discard(call)
         try:
             outcome: tuple[bool, Any] = (True, call.fn())
         except BaseException as exc:  # handed to the awaiting task, which raises it

@@ -174,3 +174,20 @@ async def test_observers_get_the_committed_non_delta_events_on_the_loop_only_whi
     assert seen and {name for name, _ in seen} == {threading.current_thread().name}
     kinds = [kind for _, batch in seen for kind in batch]
     assert "turn_completed" in kinds and "delta" not in kinds
+
+
+async def test_a_room_wake_up_that_arrives_after_a_newer_feed_filled_the_queue_keeps_the_reader_waiting(
+    tmp_path: Path,
+) -> None:
+    """The thread's wake-up is a callback the loop runs later: by then a feed may have filled the queue
+    again, and the reader must keep waiting (the bound on memory holds)."""
+    from bridge.capture import pipeline as pipeline_module
+
+    frames = notifications("shell")
+    pipeline = CapturePipeline(CaptureStore(Database(tmp_path / "c.db")), lambda m, p: 0, lambda: True)
+    while pipeline.queued_frames <= pipeline_module.MAX_QUEUED_FRAMES:  # the thread is not running: all queue
+        pipeline.feed(frames)
+    pipeline._open_room()  # a wake-up sent when the thread took an earlier backlog, run only now
+    with anyio.move_on_after(0.2) as waited:
+        await pipeline.wait_for_room()
+    assert waited.cancelled_caught  # still no room

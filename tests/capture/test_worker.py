@@ -4,13 +4,13 @@ only what the loop waits for, and stops after the batch it is in."""
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import anyio
 import pytest
 
-from bridge.capture.worker import IntakeThread
+from bridge.capture.worker import IntakeStopped, IntakeThread
 
 
 class Recorder:
@@ -34,6 +34,7 @@ class Recorder:
 async def running(worker: IntakeThread[int]) -> AsyncIterator[None]:
     async with anyio.create_task_group() as tg:
         tg.start_soon(worker.run)
+        await anyio.sleep(0)  # run() has started its thread
         yield
         tg.cancel_scope.cancel()
 
@@ -160,3 +161,71 @@ async def test_a_back_off_ends_when_the_thread_is_told_to_stop() -> None:
             await anyio.sleep(0.1)
             tg.cancel_scope.cancel()
     assert woke == [True]
+
+
+async def test_a_call_queued_behind_the_batch_in_hand_does_not_hold_up_the_stop() -> None:
+    """Cancelled together (the bridge stopping), a caller whose call has not begun leaves at once, and
+    the call never runs; stopping still waits for the batch in hand."""
+    recorder = Recorder()
+    worker = IntakeThread(recorder, max_batch=1)
+    ran: list[bool] = []
+    with anyio.fail_after(9):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker.run)
+            await anyio.sleep(0)
+            recorder.gate.clear()
+            worker.put(1)
+            await anyio.to_thread.run_sync(recorder.entered.wait, 5)
+            tg.start_soon(worker.call, lambda: ran.append(True))
+            await anyio.sleep(0.05)
+            threading.Timer(0.2, recorder.gate.set).start()
+            tg.cancel_scope.cancel()
+    assert recorder.batches == [[1]] and ran == []
+
+
+async def test_whoever_still_waits_when_the_thread_stops_is_told_so() -> None:
+    recorder = Recorder()
+    worker = IntakeThread(recorder, max_batch=1)
+    outcomes: list[str] = []
+
+    async def wait_for(what: str, fn: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await fn()
+            outcomes.append(f"{what} done")
+        except IntakeStopped as exc:
+            assert exc.code == -32002
+            outcomes.append(f"{what} stopped")
+
+    async with anyio.create_task_group() as waiting, anyio.create_task_group() as running_group:
+        running_group.start_soon(worker.run)
+        await anyio.sleep(0)
+        recorder.gate.clear()
+        worker.put(1)
+        await anyio.to_thread.run_sync(recorder.entered.wait, 5)
+        worker.put(2)  # never handled: the thread stops after entry 1
+        waiting.start_soon(wait_for, "settled", worker.settled)
+        waiting.start_soon(wait_for, "call", lambda: worker.call(lambda: None))
+        await anyio.sleep(0.05)
+        threading.Timer(0.2, recorder.gate.set).start()
+        running_group.cancel_scope.cancel()
+    assert sorted(outcomes) == ["call stopped", "settled stopped"]
+    with pytest.raises(IntakeStopped):
+        await worker.settled()  # entry 2 waits for a run that is not there
+
+
+async def test_a_second_run_is_not_stopped_by_the_token_the_first_left_behind() -> None:
+    recorder = Recorder()
+    worker = IntakeThread(recorder, max_batch=10)
+    async with anyio.create_task_group() as tg:  # stopped while busy: its stop token stays queued
+        tg.start_soon(worker.run)
+        await anyio.sleep(0)
+        recorder.gate.clear()
+        worker.put(1)
+        await anyio.to_thread.run_sync(recorder.entered.wait, 5)
+        threading.Timer(0.2, recorder.gate.set).start()
+        tg.cancel_scope.cancel()
+    async with running(worker):
+        worker.put(2)
+        with anyio.fail_after(9):
+            await worker.settled()
+    assert [n for batch in recorder.batches for n in batch] == [1, 2]
