@@ -66,6 +66,20 @@ def test_the_manifest_describes_the_build_and_its_checksums_verify(frozen: Froze
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+def test_the_build_runs_no_start_up_hook_it_does_not_need(frozen: Frozen) -> None:
+    """Each of PyInstaller's runtime hooks for these modules imports them before the first answer."""
+    from PyInstaller.archive.readers import CArchiveReader
+
+    scripts = set(CArchiveReader(str(frozen.entry)).toc)
+    assert "pyiboot01_bootstrap" in scripts  # the listing is the executable's own
+    assert not scripts & {"pyi_rth_inspect", "pyi_rth_pkgutil", "pyi_rth_multiprocessing"}
+
+
+def test_anyio_finds_its_own_source_so_its_imports_stay_lazy(frozen: Frozen) -> None:
+    contents = frozen.folder / frozen.manifest["contentsDirectory"]
+    assert (contents / "anyio" / "__init__.py").is_file()
+
+
 def test_version_json_is_right(frozen: Frozen, tmp_path: Path, clean_tmp: Path) -> None:
     out = run(frozen, tmp_path, clean_tmp, "--version", "--json")
     assert out.returncode == 0, out.stderr
