@@ -24,7 +24,7 @@ from bridge.receiver.decode import Format, Signal
 from bridge.receiver.records import OtelRecord, extract
 from bridge.redact import has_secret_key, needs_redaction, redact, text_needs_redaction
 
-Row = tuple[Any, ...]  # an otel_records row, in COLUMNS order
+Row = tuple[Any, ...]  # an otel_records row in COLUMNS order, then its resource's JSON (stored once, by sink)
 _INT64_MAX = (1 << 63) - 1
 _json = msgspec.json.Encoder()
 
@@ -45,7 +45,6 @@ COLUMNS = (
     "scope_name",
     "body",
     "attributes",
-    "resource",
     "detail",
     "received_at_ms",
 )
@@ -57,7 +56,7 @@ class Prepared(msgspec.Struct):
     count: int  # records decoded (each a row when stored)
     rejected: int  # elements OTLP calls invalid (the answer's partial success)
     problems: str
-    rows: list[Row] = msgspec.field(default_factory=list)  # in COLUMNS order; empty when ingest is off
+    rows: list[Row] = msgspec.field(default_factory=list)  # see Row; empty when ingest is off
     baseline: list[tuple[int, OtelRecord]] = msgspec.field(default_factory=list)  # (row index, the baseline's part)
 
 
@@ -78,7 +77,7 @@ def _encode_clean_text(value: Any) -> str:
 
 
 def to_rows(records: Sequence[OtelRecord], received_at_ms: int, *, clean_text: bool = False) -> list[Row]:
-    """Redacted, encoded rows, one per record, in :data:`COLUMNS` order.
+    """Redacted, encoded rows, one per record: :data:`COLUMNS`, then the record's resource.
 
     ``clean_text``: the request's bytes were found to hold no text ``redact`` would mask
     (``text_needs_redaction``), so only secret keys are looked for. A resource shared by
@@ -111,9 +110,9 @@ def to_rows(records: Sequence[OtelRecord], received_at_ms: int, *, clean_text: b
             r.scope_name,
             None if r.body is None else encode(r.body),
             encode(r.attributes),
-            resource(r.resource),
             encode(r.detail),
             received_at_ms,
+            resource(r.resource),
         )
         for r in records
     ]

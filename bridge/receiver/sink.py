@@ -2,7 +2,8 @@
 
 A redelivered record hits the UNIQUE ``dedup_key`` and is counted as a
 duplicate instead of being stored twice. The rows come redacted and encoded
-from :mod:`bridge.receiver.prepare` (docs/protocol.md §7). Every function is
+from :mod:`bridge.receiver.prepare` (docs/protocol.md §7); a row's resource is
+stored once in ``otel_resources`` and the row names it by id. Every function is
 blocking: the decoder process runs them. The telemetry store is a file of its
 own (``<dataDir>/telemetry.sqlite3``), so these transactions never hold the
 write lock the stream's capture commits wait for; a request is still committed
@@ -20,34 +21,54 @@ from bridge.receiver.prepare import COLUMNS, Prepared, Row
 from bridge.receiver.records import OtelRecord
 from bridge.store.db import Database
 
-_INSERT = f"INSERT OR IGNORE INTO otel_records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
-
-_KEYS_PER_SELECT = 500  # under SQLite's host-parameter limit
+# `resource` is the column rows before telemetry migration 3 kept their resource in: '' in later rows.
+_INSERT = (
+    f"INSERT OR IGNORE INTO otel_records ({', '.join(COLUMNS)}, resource, resource_id) "
+    f"VALUES ({', '.join('?' for _ in COLUMNS)}, '', ?)"
+)
+_NEW_RESOURCE = "INSERT OR IGNORE INTO otel_resources (resource) VALUES (?)"
+_RESOURCE_ID = "SELECT id FROM otel_resources WHERE resource = ?"
 CHUNK_ROWS = 500  # rows per transaction: a usual request (an exporter's batch) is one
+
+
+def _with_resource_ids(conn: sqlite3.Connection, rows: Sequence[Row]) -> list[Row]:
+    """``rows`` with each resource's JSON (a row's last value) replaced by its ``otel_resources`` id.
+
+    A request usually has one resource for all its records, so this is two statements a chunk;
+    the ids are looked up in the transaction that uses them, so nothing cached can outlive a
+    rolled-back insert or a store replaced after damage.
+    """
+    ids: dict[str, int] = {}
+    for resource in {row[-1] for row in rows}:
+        conn.execute(_NEW_RESOURCE, (resource,))
+        ids[resource] = conn.execute(_RESOURCE_ID, (resource,)).fetchone()[0]
+    return [(*row[:-1], ids[row[-1]]) for row in rows]
 
 
 def store_new_rows(db: Database, rows: Sequence[Row]) -> list[int]:
     """Insert ``rows`` in one transaction; returns the indexes of the rows that were new (not redeliveries).
 
-    One ``SELECT`` finds the keys already stored, one ``executemany`` inserts the rest (a key twice in
-    one request is inserted once, the first time). Under the write lock nothing else inserts meanwhile.
+    Usually every row is new, and the count of rows the insert changed says so: nothing is looked up.
+    Otherwise the rows above the largest id before the insert are the new ones (an ``INTEGER PRIMARY
+    KEY`` without AUTOINCREMENT takes the largest id + 1, and under the write lock nothing else inserts
+    meanwhile). A key twice in one request is stored once, the first time.
     """
     if not rows:
         return []
-    first: dict[str, int] = {}
-    for i, row in enumerate(rows):
-        first.setdefault(row[0], i)
-    keys = list(first)
 
     def write(conn: sqlite3.Connection) -> list[int]:
-        stored: set[str] = set()
-        for at in range(0, len(keys), _KEYS_PER_SELECT):
-            chunk = keys[at : at + _KEYS_PER_SELECT]
-            marks = ",".join("?" * len(chunk))
-            query = f"SELECT dedup_key FROM otel_records WHERE dedup_key IN ({marks})"
-            stored.update(key for (key,) in conn.execute(query, chunk))
-        new = sorted(i for key, i in first.items() if key not in stored)
-        conn.executemany(_INSERT, [rows[i] for i in new])
+        (last,) = conn.execute("SELECT coalesce(max(id), 0) FROM otel_records").fetchone()
+        named = _with_resource_ids(conn, rows)
+        changes = conn.total_changes
+        conn.executemany(_INSERT, named)
+        if conn.total_changes - changes == len(rows):
+            return list(range(len(rows)))
+        fresh = {key for (key,) in conn.execute("SELECT dedup_key FROM otel_records WHERE id > ?", (last,))}
+        new: list[int] = []
+        for i, row in enumerate(rows):
+            if row[0] in fresh:
+                fresh.discard(row[0])  # a key's later copies in the request were ignored
+                new.append(i)
         return new
 
     return db.write(write)

@@ -175,4 +175,21 @@ TELEMETRY_MIGRATIONS: list[str] = [
     """
     DROP INDEX IF EXISTS otel_records_conversation;
     """,
+    # 3: a resource is stored once, in otel_resources, and a record names it by id: every record of a
+    #    request shares its resource, and repeating that JSON (~190 bytes) in each row was a sixth of the
+    #    bytes a telemetry flood wrote (docs/performance.md). Rows stored before this keep their resource
+    #    in `resource` (resource_id NULL); later rows have '' there. otel_records_full joins them back.
+    #    No REFERENCES clause: a foreign-key check would cost every insert a lookup the decoder does not need.
+    """
+    CREATE TABLE otel_resources (
+        id INTEGER PRIMARY KEY,
+        resource TEXT NOT NULL UNIQUE
+    );
+    ALTER TABLE otel_records ADD COLUMN resource_id INTEGER;
+    CREATE VIEW otel_records_full AS
+        SELECT r.id, r.dedup_key, r.signal, r.provider, r.name, r.conversation_id, r.turn_id, r.item_id,
+               r.call_id, r.sequence, r.trace_id, r.span_id, r.time_ns, r.service_name, r.scope_name, r.body,
+               r.attributes, coalesce(s.resource, r.resource) AS resource, r.detail, r.received_at_ms
+        FROM otel_records AS r LEFT JOIN otel_resources AS s ON s.id = r.resource_id;
+    """,
 ]

@@ -76,7 +76,7 @@ async def record_codex(tmp: Path) -> dict[str, Any]:
             )
             await host.call("stop_codex_app_server")  # codex flushes its last spans on the way out
             await anyio.sleep(3)
-            rows = store_rows(host, "SELECT * FROM otel_records ORDER BY time_ns, id", store=TELEMETRY)
+            rows = store_rows(host, "SELECT * FROM otel_records_full ORDER BY time_ns, id", store=TELEMETRY)
             stream = [
                 {"method": p["eventType"], "params": p["payload"], "emittedAtMs": p["emittedAtMs"]}
                 for m, p in host.notifications

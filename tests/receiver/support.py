@@ -49,12 +49,12 @@ class Running:
 
 
 def telemetry_rows(data_dir: Path, where: str = "1=1", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    """``otel_records`` rows of a data dir's telemetry store ([] before the first record was stored)."""
+    """``otel_records_full`` rows (with their resources) of a data dir's telemetry store ([] before any)."""
     path = DataDir(data_dir).telemetry
     if not path.exists():
         return []
     with contextlib.closing(sqlite3.connect(path, timeout=10)) as conn:
-        cur = conn.execute(f"SELECT * FROM otel_records WHERE {where} ORDER BY id", params)
+        cur = conn.execute(f"SELECT * FROM otel_records_full WHERE {where} ORDER BY id", params)
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 

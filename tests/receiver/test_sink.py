@@ -13,7 +13,7 @@ from bridge.receiver.decode import SIGNAL_BY_PATH, Format
 from bridge.redact import MASK
 from bridge.store.db import Database, StorageUnavailable
 from bridge.store.schema import TELEMETRY_MIGRATIONS
-from tests.receiver.payloads import claude_logs, codex_event, codex_logs
+from tests.receiver.payloads import SESSION, claude_event, claude_logs, codex_event, codex_logs, kv, logs_request
 
 LOGS = SIGNAL_BY_PATH["/v1/logs"]
 
@@ -149,8 +149,79 @@ def test_the_telemetry_store_keeps_only_the_index_it_reads_by(tmp_path: Path) ->
     assert "otel_records_conversation" in indexes(old)
     old.close()
     db = Database(path, migrations=TELEMETRY_MIGRATIONS)
-    assert db.schema_version == 2
+    assert db.schema_version == len(TELEMETRY_MIGRATIONS)
     kept = indexes(db)
     assert "otel_records_conversation" not in kept
     assert any(name.startswith("sqlite_autoindex_otel_records") for name in kept)  # dedup_key UNIQUE
     db.close()
+
+
+def _full(db: Database) -> list[dict[str, Any]]:
+    """``otel_records_full``: every row with its resource's JSON, wherever the row keeps it."""
+
+    def read(conn: Any) -> list[dict[str, Any]]:
+        cur = conn.execute("SELECT dedup_key, resource FROM otel_records_full ORDER BY id")
+        return [{"key": k, "resource": json.loads(r)} for k, r in cur.fetchall()]
+
+    return db.read(read)
+
+
+def test_a_resource_is_stored_once_and_every_record_names_it(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    ingest(db, claude_logs(1, 2, 3).SerializeToString())
+    ingest(db, claude_logs(4, 5).SerializeToString())  # the same exporter: the same resource
+    ingest(db, logs_request([claude_event(6)], service="claude-code-2").SerializeToString())
+
+    def read(conn: Any) -> tuple[list[Any], list[Any]]:
+        resources = conn.execute("SELECT id, resource FROM otel_resources ORDER BY id").fetchall()
+        rows = conn.execute("SELECT resource, resource_id FROM otel_records ORDER BY id").fetchall()
+        return resources, rows
+
+    resources, rows = db.read(read)
+    assert [json.loads(r) for _, r in resources] == [{"service.name": "claude-code"}, {"service.name": "claude-code-2"}]
+    first, second = (rid for rid, _ in resources)
+    assert rows == [("", first)] * 5 + [("", second)]  # the JSON is not repeated in the records
+    assert [r["resource"]["service.name"] for r in _full(db)] == ["claude-code"] * 5 + ["claude-code-2"]
+
+
+def test_a_resource_is_redacted_before_it_is_stored(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    request = claude_logs(1)
+    request.resource_logs[0].resource.attributes.append(kv("api_key", "sk-abcdefgh12345678"))
+    ingest(db, request.SerializeToString())
+    assert _full(db)[0]["resource"]["api_key"] == MASK
+
+    def stored(conn: Any) -> str:
+        return "".join(r for (r,) in conn.execute("SELECT resource FROM otel_resources"))
+
+    assert "sk-abcdefgh12345678" not in db.read(stored)
+
+
+def test_rows_stored_before_the_resources_table_keep_their_resource(tmp_path: Path) -> None:
+    """A store an earlier bridge wrote (resource inline in each row) reads the same through the view."""
+    path = tmp_path / "telemetry.sqlite3"
+    old = Database(path, migrations=TELEMETRY_MIGRATIONS[:2])
+
+    def earlier_row(conn: Any) -> None:
+        conn.execute(
+            "INSERT INTO otel_records (dedup_key, signal, provider, attributes, resource, detail, received_at_ms) "
+            "VALUES ('claude:old:1', 'log', 'claude_code', '{}', '{\"service.name\":\"claude-code\"}', '{}', 1)"
+        )
+
+    old.write(earlier_row)
+    old.close()
+    db = _db(tmp_path)
+    ingest(db, claude_logs(1).SerializeToString())
+    assert [(r["key"], r["resource"]) for r in _full(db)] == [
+        ("claude:old:1", {"service.name": "claude-code"}),
+        (f"claude:{SESSION}:1", {"service.name": "claude-code"}),
+    ]
+
+
+def test_a_request_mixing_stored_and_new_records_reports_exactly_the_new_ones(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    ingest(db, claude_logs(2, 4).SerializeToString())
+    _, done = ingest(db, claude_logs(1, 2, 3, 3, 4, 5).SerializeToString())  # 3 twice in the request
+    assert done.new == 3 and done.error is None
+    assert [r.sequence for r in done.baseline] == [1, 3, 5]  # the first 3 only; 2 and 4 were stored before
+    assert sorted(r["key"] for r in _stored(db)) == sorted(f"claude:{SESSION}:{n}" for n in range(1, 6))

@@ -3,6 +3,7 @@ the telemetry store, where the decoder process writes it, as well as in the main
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from bridge.config.paths import DataDir
@@ -22,10 +23,17 @@ def store_at(db: Database, received_at_ms: int, *sequences: int) -> None:
     assert sink.store(db, prepared).new == len(sequences)
 
 
+def older_bridges_row(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "INSERT INTO otel_records (dedup_key, signal, provider, attributes, resource, detail, received_at_ms) "
+        "VALUES ('claude:s:1', 'log', 'claude_code', '{}', '{}', '{}', 1000)"
+    )
+
+
 def test_the_newest_baseline_record_is_read_from_the_telemetry_store(tmp_path: Path) -> None:
     data = DataDir(tmp_path)
     main = Database(data.database)
-    store_at(main, 1_000, 1)  # what an older bridge stored in the main store
+    main.write(older_bridges_row)  # what an older bridge stored in the main store
     main.close()
     assert read_recorded(data, 0).last_baseline_ms == 1_000
     telemetry = Database(data.telemetry, migrations=TELEMETRY_MIGRATIONS)
