@@ -8,13 +8,16 @@ redelivery is stored once:
 | what | key |
 |---|---|
 | Claude Code log event | ``claude:{session.id}:{event.sequence}`` |
-| codex log event | ``codex:{conversation.id}:{event.name}:{event.timestamp}:{sha256(attributes, body, times)}`` |
+| codex log event | ``codex:{conversation.id}:{event.timestamp}:{event.name}:{sha256(attributes, body, times)}`` |
 | any span | ``span:{trace_id}:{span_id}`` (hex) |
 | any metric point | ``metric:{name}:{sha256(resource, scope, point attributes)}:{start}:{time}`` |
 | any other log record | ``log:{sha256(resource, scope, the whole record)}`` |
 
 The hashes are over a canonical JSON form of the decoded values, so the same
-record sent as protobuf or as OTLP/JSON gets the same key. Elements OTLP
+record sent as protobuf or as OTLP/JSON gets the same key. A codex key has its
+time before its name, so one conversation's keys sort in the order they arrive
+and the store's unique index grows at one end (each request then rewrites one
+of its pages instead of one per event name). Elements OTLP
 calls invalid (spans without proper ids, points of a nameless metric) are
 rejected and counted for the partial-success answer.
 """
@@ -217,7 +220,7 @@ def _log_record(record: Any, resource: dict[str, Any], service: str | None, scop
             # (codex logs one identical codex.sse_event per text delta, often within the same ms)
             times = [record.time_unix_nano, record.observed_time_unix_nano]
             digest = _digest({"attributes": attrs, "body": body, "times": times})
-            out.dedup_key = f"codex:{out.conversation_id}:{name or ''}:{stamp}:{digest}"
+            out.dedup_key = f"codex:{out.conversation_id}:{stamp}:{name or ''}:{digest}"
     if not out.dedup_key:
         whole = {
             "resource": resource,

@@ -45,7 +45,15 @@ def test_codex_records_identity() -> None:
     [record] = extract_logs(request).records
     assert record.provider == CODEX and record.name == "codex.agent_response"
     assert (record.conversation_id, record.turn_id, record.item_id) == (CONVERSATION, "t1", "msg_1")
-    assert record.dedup_key.startswith(f"codex:{CONVERSATION}:codex.agent_response:2026-11-27T22:58:55.466Z:")
+    assert record.dedup_key.startswith(f"codex:{CONVERSATION}:2026-11-27T22:58:55.466Z:codex.agent_response:")
+
+
+def test_one_conversations_codex_keys_sort_in_time_order_whatever_the_event() -> None:
+    """So the store's unique index grows at one end (docs/otel-receiver.md, Records and deduplication)."""
+    stamps = ["2026-11-27T22:58:55.466Z", "2026-11-27T22:58:55.467Z", "2026-11-27T22:58:56.001Z"]
+    names = ["codex.websocket_event", "codex.api_request", "codex.sse_event"]  # not in alphabetical order
+    in_order = keys(codex_logs(*(codex_event(name, stamp=stamp) for name, stamp in zip(names, stamps, strict=True))))
+    assert sorted(in_order) == in_order
 
 
 def test_codex_identical_records_collide_and_different_ones_never_do() -> None:
