@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
 from bridge.redact import MASK, redact, redact_text, secret_key
@@ -117,6 +118,30 @@ def test_escaped_json_never_passes_as_clean(raw: bytes) -> None:
     assert redact(msgspec.json.decode(raw)) != msgspec.json.decode(raw)  # it did need masking
 
 
+TEXTS = [
+    "plain words", "sk-abcdefgh12345678", "SK-ABCDEFGH12345678", "Bearer abc.def", "BEARER abc.def", "bearer x",
+    "eyJhbGciOi.eyJzdWIi.sig", "EYJ.a.b", "postgres://app:pw@db/x", "https://auth.example/login?code=9",
+    "HTTPS://AUTH.EXAMPLE/LOGIN?CODE=9", "a://b", "earer", "sk-", "ends with sk-abcdefgh",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_text_said_clean_is_text_redact_leaves_alone(text: str) -> None:
+    """The fast scan may be wrong only one way: whatever redact_text would mask is never called clean."""
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+    from bridge.redact import text_needs_redaction
+
+    protobuf = AnyValue(string_value=text).SerializeToString()
+    as_json = msgspec.json.encode({"v": text})
+    escaped = msgspec.json.encode({"v": text}).replace(b"/", b"\\/")  # as some encoders write slashes
+    if redact_text(text) != text:
+        assert text_needs_redaction(protobuf, json=False)
+        assert text_needs_redaction(as_json) and text_needs_redaction(escaped)
+    if text in ("plain words", "SK-ABCDEFGH12345678", "BEARER abc.def", "EYJ.a.b"):  # case matters to redact_text
+        assert redact_text(text) == text and not text_needs_redaction(protobuf, json=False)
+
+
 def test_terminal_escapes_alone_do_not_make_json_suspect() -> None:
     from bridge.redact import needs_redaction
 
@@ -126,9 +151,11 @@ def test_terminal_escapes_alone_do_not_make_json_suspect() -> None:
 def test_text_without_anything_to_mask_leaves_only_keys_to_check() -> None:
     from bridge.redact import has_secret_key, text_needs_redaction
 
-    assert not text_needs_redaction(b"\n\x05model\x12\x06gpt-5")  # protobuf bytes: strings as they are
-    for suspect in (b"sk-abcdefgh123", b"BEARER x", b"eyJhbGc", b"http://h/login?x=1", b'"http:\\/\\/h"'):
-        assert text_needs_redaction(b"\x12\x10" + suspect)
+    assert not text_needs_redaction(b"\n\x05model\x12\x06gpt-5", json=False)  # protobuf: strings as they are
+    for suspect in (b"sk-abcdefgh123", b"Bearer x", b"eyJhbGc", b"http://h/login?x=1"):
+        assert text_needs_redaction(b"\x12\x10" + suspect, json=False)
+    for suspect in (b'"http:\\/\\/h"', b'"http:/\\/h"', b'"\\u0073k-abcdefgh123"'):  # JSON escapes spell it too
+        assert text_needs_redaction(suspect)
     clean = {"model": "gpt-5", "nested": [{"inputTokens": 3}], "auth.env_codex_api_key_enabled": True}
     assert has_secret_key(clean) and redact(clean) != clean
     del clean["auth.env_codex_api_key_enabled"]

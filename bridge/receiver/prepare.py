@@ -131,7 +131,8 @@ def prepare(
     done = Prepared(len(records), extracted.rejected, extracted.error_message)
     if not storing or not records:
         return done
-    done.rows = to_rows(records, received_at_ms, clean_text=not text_needs_redaction(body))
+    clean_text = not text_needs_redaction(body, json=fmt is not Format.PROTOBUF)
+    done.rows = to_rows(records, received_at_ms, clean_text=clean_text)
     for index, record in enumerate(records):
         needed = mapping.for_baseline(record)
         if needed is not None:
