@@ -102,11 +102,9 @@ def text_needs_redaction(raw: bytes, *, json: bool = True) -> bool:
     they are: no lower-casing and no escapes to look for (a 100-record request is ~45 KB, scanned
     once a needle).
     """
-    if not json:
-        return _holds_any(raw, _TEXT_SUSPECT) or _holds_any(raw, _LITERAL_BYTES)
-    if _holds_any(raw, _JSON_TEXT_SUSPECT):
+    if _holds_any(raw, _JSON_TEXT_SUSPECT if json else _TEXT_SUSPECT):
         return True
-    if b"\\u00" in raw and _ESCAPED_ASCII.search(raw):
+    if json and b"\\u00" in raw and _ESCAPED_ASCII.search(raw):
         return True
     return _holds_any(raw, _LITERAL_BYTES)
 
