@@ -8,6 +8,7 @@ others.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import sys
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen = next((a for a in argv if not a.startswith("-")), None)
     if chosen is None and "--version" in argv and set(argv) <= {"--version", "--json"}:
         return print_version("--json" in argv)  # without importing every subcommand for the parser
+    if chosen == "serve":
+        gc.disable()  # from its first import on; serve turns the collector back on once it is ready (serve.run)
     parser = build_parser(chosen if chosen in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
     if args.version:

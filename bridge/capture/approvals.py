@@ -16,10 +16,8 @@ decision unknown to the bridge). Nothing is ever sent back to codex.
 
 from __future__ import annotations
 
-import hmac
 import itertools
 import logging
-import secrets
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -28,7 +26,7 @@ import anyio
 import msgspec
 from anyio.abc import TaskGroup
 
-from bridge import errors
+from bridge import errors, tokens
 from bridge.capture import codex_events as ce
 from bridge.clock import now_iso
 from bridge.errors import BridgeError
@@ -129,7 +127,7 @@ class ApprovalBroker:
         options = ["accept", "acceptForSession", "decline", "cancel"]
         command = getattr(p, "command", None)
         pending = Pending(
-            request_id=f"apr-{next(self._ids)}-{secrets.token_hex(4)}",
+            request_id=f"apr-{next(self._ids)}-{tokens.token_hex(4)}",
             codex_id=codex_id,
             generation=self.generation,
             kind=kind,
@@ -139,7 +137,7 @@ class ApprovalBroker:
             command=redact_text(command) if command else None,
             options=options,
             timeout_ms=self._timeout_ms(),
-            token=secrets.token_urlsafe(24),
+            token=tokens.token_urlsafe(24),
             permissions=getattr(p, "permissions", None),
             respond=respond,
         )
@@ -157,7 +155,7 @@ class ApprovalBroker:
             return
         command = getattr(p, "command", None)
         pending = Pending(
-            request_id=f"apr-{next(self._ids)}-{secrets.token_hex(4)}",
+            request_id=f"apr-{next(self._ids)}-{tokens.token_hex(4)}",
             codex_id=codex_id,
             generation=self.generation,
             kind=KINDS[method],
@@ -215,7 +213,7 @@ class ApprovalBroker:
                     f"No approval request {request_id}; list_pending_approvals shows those still waiting.",
                     reason="not_found",
                 )
-            if not hmac.compare_digest(done.token, token):
+            if not tokens.same(done.token, token):
                 raise _rejected("invalid_token", request_id)
             if done.decided_by == "system":
                 raise _rejected(
@@ -226,7 +224,7 @@ class ApprovalBroker:
             raise BridgeError(
                 errors.NOT_ALLOWED, f"Approval {request_id} belongs to the user's own codex client; it answers it."
             )
-        if not hmac.compare_digest(pending.token, token) or pending.thread_id != thread_id:
+        if not tokens.same(pending.token, token) or pending.thread_id != thread_id:
             raise _rejected("invalid_token", request_id)
         if pending.generation != self.generation:
             raise _rejected("stale", request_id, "the sidecar that asked has restarted")

@@ -59,8 +59,9 @@ def _early_signal(signum: int, frame: object) -> None:
 def run(args: argparse.Namespace) -> int:
     # Start-up (imports above all: pygls's lsprotocol builds ~1,000 classes) makes ~100,000 objects
     # that live as long as the process, and the cyclic collector would walk them again and again
-    # while the first status waits (~40 ms). It is off until the bridge is ready; then one
-    # collection frees the start-up's garbage, once the requests already sent are answered.
+    # while the first status waits (~40 ms). It is off until the bridge is ready (``bridge.cli`` turns
+    # it off before this module's imports); then one collection frees the start-up's garbage, once
+    # the requests already sent are answered.
     gc.disable()
     # Until the loop takes them over, a signal is remembered: the stop is the same bounded one.
     signal.signal(signal.SIGTERM, _early_signal)

@@ -8,11 +8,11 @@ never leaves this module except to the file, to the codex overrides and to
 
 from __future__ import annotations
 
-import hmac
 import os
 import re
-import secrets
 from pathlib import Path
+
+from bridge import tokens
 
 HEADER_NAME = "x-capture-bridge-key"
 _KEY_RE = re.compile(r"^[A-Za-z0-9_-]{32,256}$")
@@ -20,7 +20,7 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9_-]{32,256}$")
 
 def generate_key() -> str:
     """A fresh URL-safe key (256 bits): safe in HTTP headers and OTEL_EXPORTER_OTLP_HEADERS."""
-    return secrets.token_urlsafe(32)
+    return tokens.token_urlsafe(32)
 
 
 def load_or_create_key(path: Path) -> str:
@@ -53,4 +53,4 @@ def key_matches(presented: bytes | None, expected: str) -> bool:
     """Whether the presented header value is the key, in constant time."""
     if presented is None:
         return False
-    return hmac.compare_digest(presented.strip(), expected.encode("ascii"))
+    return tokens.same(presented.strip(), expected.encode("ascii"))

@@ -4,11 +4,12 @@ The ready time (docs/performance.md, "ready") is the time until the first
 ``get_capture_reliability_status`` is answered. Whatever no status needs is
 imported on first use or after that answer: the export's SDK, queue and HTTP
 sender only once an endpoint is configured, the WebSocket stack only in attach
-mode, the collector service on the first migration command, the OTEL mapping
-the protobuf decoders and the HTTP parser after the answer. These tests spawn the real bridge,
-record ``sys.modules`` the moment its reliability service computes the first
-status (a prelude wraps the method from outside), and check both what was
-loaded then and what the status says. No timing is asserted.
+mode, the collector service on the first migration command, OpenSSL with the
+first token checked, the OTEL mapping, the protobuf decoders and the HTTP parser
+after the answer. These tests spawn the real bridge, record ``sys.modules`` the
+moment its reliability service computes the first status (a prelude wraps the
+method from outside), and check both what was loaded then and what the status
+says. No timing is asserted.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ DEFERRED = (
     "bridge.receiver.intake",  # the request steps, the hand-off's messages, the records they carry
     "bridge.receiver.decoder_wire",
     "bridge.receiver.records",
+    "hmac",  # OpenSSL: with the first receiver key or approval token checked (bridge.tokens)
+    "_hashlib",
 )
 
 
