@@ -33,7 +33,7 @@ NOT_CAPTURED = frozenset(
 DELTA_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     method: msgspec.json.Decoder(ce.NOTIFICATIONS[method]) for method in DELTA_METHODS
 }
-_DECODERS: dict[str, msgspec.json.Decoder[Any]] = dict(DELTA_DECODERS)
+_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {}  # the other notifications', as they first come
 _THREAD_ID = msgspec.json.Decoder(ce.ThreadClosed)  # any params with a threadId
 
 
@@ -48,7 +48,7 @@ class NormalizeError(ValueError):
 
 
 def _decoder(method: str) -> msgspec.json.Decoder[Any] | None:
-    """The decoder of a known notification's params (made once, on first use); None for an unknown one."""
+    """A known non-delta notification's params decoder, made on its first use; None for an unknown method."""
     decoder = _DECODERS.get(method)
     if decoder is None:
         tp = ce.NOTIFICATIONS.get(method)

@@ -20,6 +20,7 @@ import sys
 
 import anyio
 
+from bridge import tokens
 from bridge.config.paths import DataDir, resolve_data_dir
 
 log = logging.getLogger("bridge.serve")
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             "cannot use data dir %s: %s", data_dir.root, exc.strerror or exc, extra={"dataDir": str(data_dir.root)}
         )
         return 1
-    run_id = os.urandom(16).hex()
+    run_id = tokens.token_hex(16)
     early.enable(out_fd, early_input.bridge_info(str(data_dir.root), run_id))
     _setup_logs()
     from bridge.config.store import ConfigStore
